@@ -1,0 +1,219 @@
+import inspect
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from vmpo_tune.evaluation import Evaluator
+from vmpo_tune.trainer import (
+    VMPOTrainer,
+    _eval_marks,
+    _evaluate_vectorized,
+    _extract_episode_returns,
+    _extract_final_observations,
+    _iter_final_info_entries,
+    _make_env,
+    _resolve_env_id,
+    find_wrapper,
+)
+
+DOCUMENTED = [
+    "env_id", "seed", "device", "policy_layer_sizes", "value_layer_sizes", "rollout_steps", "normalize_advantages",
+    "gamma", "advantage_estimator", "gae_lambda", "policy_lr", "value_lr", "topk_fraction", "temperature_init",
+    "temperature_lr", "epsilon_eta", "epsilon_mu", "epsilon_sigma", "alpha_lr", "max_grad_norm", "optimizer_type",
+    "sgd_momentum", "num_envs", "shared_encoder", "m_steps",
+]  # fmt: skip
+TINY = dict(policy_layer_sizes=(16,), value_layer_sizes=(16,))
+
+
+def chain_trainer(env_id, num_envs=2, steps=8, **kw):
+    return VMPOTrainer(env_id, 0, "cpu", rollout_steps=steps, num_envs=num_envs, gamma=0.5,
+                       advantage_estimator="dae", eval_episodes=2, **TINY, **kw)  # fmt: skip
+
+
+def collect(trainer):
+    """One rollout through the trainer's own collection and target code."""
+    from vmpo_tune.envs import action_scaler, make_vector_env
+    from vmpo_tune.rollout import RolloutBuffer
+
+    cfg = trainer.config
+    envs = make_vector_env(trainer.env_id, cfg.num_envs, cfg.seed)
+    try:
+        obs, _ = envs.reset(seed=0)
+        buf = RolloutBuffer(cfg.rollout_steps, cfg.num_envs, trainer.obs_dim, trainer.act_dim)
+        window = {"train/episode_return": []}
+        last = trainer._collect(envs, obs, buf, action_scaler(envs.single_action_space), window)
+        return buf, last, trainer._batch(buf, last), window
+    finally:
+        envs.close()
+
+
+def test_signature_matches_documented_api():
+    params = list(inspect.signature(VMPOTrainer).parameters.values())
+    assert [p.name for p in params[: len(DOCUMENTED)]] == DOCUMENTED
+    assert all(p.default is inspect.Parameter.empty for p in params[:6])
+    assert params[DOCUMENTED.index("num_envs")].default == 1
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[len(DOCUMENTED) :])
+
+
+def test_no_autoreset_noop_step_is_stored():
+    buf, _, _, window = collect(chain_trainer("VmpoTest/ChainTruncate-v0", steps=13))
+    counts, rewards, dones = buf.obs[..., 0], buf.rewards, buf.dones
+    assert (rewards > 0).all(), "a reward-0 transition is an autoreset no-op step"
+    for t in range(12):
+        expected = np.where(dones[t] > 0, 0.0, counts[t] + 1)
+        np.testing.assert_array_equal(counts[t + 1], expected)
+    np.testing.assert_array_equal(rewards, counts + 1)
+    assert window["train/episode_return"] == [15.0] * 4  # two episodes per env: 1+2+3+4+5
+
+
+def test_truncation_bootstraps_from_the_final_observation():
+    trainer = chain_trainer("VmpoTest/ChainTruncate-v0", num_envs=1, steps=6)
+    buf, last, batch, _ = collect(trainer)
+    value = trainer.agent.value
+    final = np.array([5.0, 1.0])  # the true final observation of the truncated episode
+    np.testing.assert_array_equal(buf.bootstrap_obs(), final[None])
+    # t=4 is the truncating step: target = r + gamma * V(final_obs), not V(reset obs)
+    assert batch.returns[4] == pytest.approx(5.0 + 0.5 * value(final), rel=1e-5)
+    assert batch.returns[3] == pytest.approx(4.0 + 0.5 * value(buf.obs[4, 0]), rel=1e-5)
+    assert batch.returns[5] == pytest.approx(1.0 + 0.5 * value(last[0]), rel=1e-5)
+
+
+def test_termination_bootstraps_from_nothing():
+    trainer = chain_trainer("VmpoTest/ChainTerminate-v0", num_envs=1, steps=6)
+    buf, _, batch, _ = collect(trainer)
+    assert buf.dones[3, 0] == 1 and len(buf.bootstrap_obs()) == 0
+    assert batch.returns[3] == pytest.approx(4.0)
+
+
+def test_discrete_action_space_is_a_clear_value_error():
+    with pytest.raises(ValueError, match="Discrete action space.*continuous"):
+        VMPOTrainer("VmpoTest/Discrete-v0", 0, "cpu", (8,), (8,), 4)
+
+
+def test_unknown_env_names_close_matches():
+    with pytest.raises(ValueError, match="unknown env id 'Hoper-v5'.*Hopper-v5"):
+        VMPOTrainer("Hoper-v5", 0, "cpu", (8,), (8,), 4)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only message")
+def test_cuda_request_without_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="no CUDA device"):
+        VMPOTrainer("InvertedPendulum-v5", 0, "cuda", (8,), (8,), 4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_trains_on_cuda_when_available():
+    trainer = VMPOTrainer("InvertedPendulum-v5", 0, "cuda", (16,), (16,), 64, eval_episodes=2)
+    result = trainer.train(128, None)
+    assert trainer.agent.policy.log_std.device.type == "cuda" and np.isfinite(result.final_return)
+
+
+def test_resolve_env_id():
+    assert _resolve_env_id("dm_control/cartpole/swingup") == "dm_control/cartpole-swingup-v0"
+    assert _resolve_env_id("Hopper-v5") == "Hopper-v5"
+
+
+def test_info_helpers_on_gymnasium_layouts():
+    infos = {
+        "final_obs": np.array([None, np.array([1.0, 2.0])], dtype=object),
+        "_final_obs": np.array([False, True]),
+        "final_info": {"x": np.array([0, 7]), "_x": np.array([False, True])},
+        "_final_info": np.array([False, True]),
+        "episode": {"r": np.array([0.0, 4.5]), "l": np.array([0, 3])},
+        "_episode": np.array([False, True]),
+    }
+    finals = _extract_final_observations(infos, 2)
+    assert finals[0] is None and finals[1].tolist() == [1.0, 2.0]
+    assert _iter_final_info_entries(infos) == [(1, {"x": 7})]
+    assert _extract_episode_returns(infos) == [(1, 4.5)]
+    legacy = {"final_info": [None, {"episode": {"r": np.array([2.0])}}]}
+    assert _extract_episode_returns(legacy) == [(1, 2.0)]
+    assert _extract_final_observations({}, 3) == [None, None, None]
+
+
+def test_find_wrapper():
+    env = _make_env("InvertedPendulum-v5", 0)()
+    try:
+        assert isinstance(find_wrapper(env, gym.wrappers.TimeLimit), gym.wrappers.TimeLimit)
+        assert find_wrapper(env, gym.wrappers.ClipAction) is None
+    finally:
+        env.close()
+
+
+def test_eval_marks():
+    assert _eval_marks(100, 30) == [30, 60, 90, 100]
+    assert _eval_marks(90, 30) == [30, 60, 90]
+    assert _eval_marks(10, 50) == [10]
+
+
+def test_evaluation_with_the_same_seed_is_identical_and_reports_raw_returns():
+    trainer = VMPOTrainer("InvertedPendulum-v5", 0, "cpu", (16,), (16,), 64, reward_scale=0.01, eval_episodes=3)
+    trainer.train(256, None)
+    ev = Evaluator("InvertedPendulum-v5", 3, seed=123)
+    try:
+        first, second = ev(trainer.agent), ev(trainer.agent)
+    finally:
+        ev.close()
+    assert first == second and len(first.returns) == 3
+    # InvertedPendulum-v5 pays 1 per step but 0 on the falling step: raw returns, reward_scale not applied
+    assert all(r in (n, n - 1) for r, n in zip(first.returns, first.lengths))
+    vec = gym.vector.SyncVectorEnv([lambda: gym.make("InvertedPendulum-v5") for _ in range(3)])
+    try:
+        assert _evaluate_vectorized(trainer.agent, vec, seed=123)["eval/return_mean"] == first.mean
+    finally:
+        vec.close()
+
+
+def test_callback_sees_every_evaluation_and_can_stop_training(tmp_path):
+    trainer = VMPOTrainer("InvertedPendulum-v5", 0, "cpu", (16,), (16,), 64, eval_interval=128, eval_episodes=2)
+    seen = []
+
+    def callback(steps, result):
+        seen.append(steps)
+        return steps >= 256
+
+    result = trainer.train(1024, tmp_path, callback=callback)
+    assert seen == [128, 256] and result.stopped_early and trainer.env_steps == 256
+    assert [p.env_steps for p in result.evaluations] == [128, 256]
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    rows = (tmp_path / "evaluations.csv").read_text().splitlines()
+    assert rows[0].startswith("env_steps,actual_steps,eval/return_mean") and len(rows) == 3
+
+
+def test_train_result_reports_final_and_best():
+    trainer = VMPOTrainer("InvertedPendulum-v5", 1, "cpu", (16,), (16,), 64, eval_interval=64, eval_episodes=2)
+    result = trainer.train(320, None)
+    means = [p.result.mean for p in result.evaluations]
+    assert len(means) == 5 and result.final_return == means[-1] and result.best_return == max(means)
+    assert result.env_steps == 320 and result.steps_per_second > 0
+
+
+def test_same_seed_trains_identically_and_resume_continues_from_the_checkpoint(tmp_path):
+    def run(out, total, resume=False):
+        t = VMPOTrainer("InvertedPendulum-v5", 3, "cpu", (16,), (16,), 64, eval_interval=128, eval_episodes=2)
+        return t, t.train(total, out, resume=resume)
+
+    _, a = run(tmp_path / "a", 256)
+    _, b = run(tmp_path / "b", 256)
+    assert [p.result for p in a.evaluations] == [p.result for p in b.evaluations]
+    t, c = run(tmp_path / "a", 512, resume=True)
+    assert [p.env_steps for p in c.evaluations] == [384, 512]  # nothing before 256 is repeated
+    assert t.env_steps == 512
+    rows = (tmp_path / "a" / "evaluations.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["128", "256", "384", "512"]
+
+
+def test_nan_rewards_fail_loudly():
+    class NaNReward(gym.Wrapper):
+        def step(self, action):
+            obs, _, term, trunc, info = self.env.step(action)
+            return obs, float("nan"), term, trunc, info
+
+    gym.register("VmpoTest/NaN-v0", entry_point=lambda: NaNReward(gym.make("InvertedPendulum-v5")))
+    trainer = VMPOTrainer("VmpoTest/NaN-v0", 0, "cpu", (8,), (8,), 16, eval_episodes=1)
+    before = [p.detach().clone() for p in trainer.agent.policy.parameters()]
+    with pytest.raises(ValueError, match="NaN or inf"):
+        trainer.train(64, None)
+    assert all(torch.equal(p, q) for p, q in zip(before, trainer.agent.policy.parameters()))

@@ -1,0 +1,337 @@
+"""VMPOAgent: acting, the V-MPO update (E-step, M-step, duals), checkpoints.
+
+The maths lives in :mod:`vmpo_tune.losses` and :mod:`vmpo_tune.targets`; this class
+orchestrates it. Conventions (see also :mod:`vmpo_tune.config`):
+
+* The policy loss is the decoupled Gaussian likelihood (mean with the rollout std, std
+  with the rollout mean), weighted by the top-k softmax weights ``psi``.
+* The trust region ``D_mu`` / ``D_sigma`` is taken over the full batch against the
+  rollout ("old") policy; with ``m_steps > 1`` the batch is reused ``m_steps`` times.
+* Temperature and multipliers are ``exp`` of log-parameters stepped by Adam, clamped to
+  ``[1e-8, 1e8]``, so they stay positive and finite.
+* Observation statistics change only in :meth:`update`, once per batch, after the
+  gradient steps, by exactly the batch size; :meth:`act` and :meth:`value` read them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Dict, Mapping, Tuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import metrics as M
+from ._signature import bind, config_signature, with_self
+from .config import OPTIMIZER_TYPES, VMPOConfig, field_names
+from .losses import (
+    decoupled_log_prob,
+    gaussian_kl_mean,
+    gaussian_kl_std,
+    multiplier_loss,
+    temperature_loss,
+    topk_mask,
+    topk_weights,
+)
+from .networks import LOG_STD_MAX, LOG_STD_MIN, DiagonalGaussianPolicy, layer_init
+
+__all__ = ["VMPOAgent", "DiagonalGaussianPolicy", "layer_init", "NonFiniteError", "BATCH_KEYS"]
+
+log = logging.getLogger(__name__)
+
+BATCH_KEYS = ("obs", "actions", "returns", "advantages", "old_means", "old_log_stds")
+_LOG_DUAL_MIN, _LOG_DUAL_MAX = math.log(1e-8), math.log(1e8)
+
+_SIGNATURE = config_signature(
+    configs=[VMPOConfig],
+    positional=("obs_dim", "act_dim", "device", *field_names(VMPOConfig)[:20]),
+    extra=[("seed", None)],
+    annotations={"obs_dim": int, "act_dim": int, "device": torch.device},
+)
+
+
+class NonFiniteError(FloatingPointError, ValueError):
+    """NaN or inf in a batch or a loss: the run diverged. Parameters are left as they were."""
+
+
+class _Duals(nn.Module):
+    """Log-parameters of the temperature eta and the KL multipliers alpha_mu, alpha_sigma."""
+
+    def __init__(self, temperature_init: float, alpha_init: float) -> None:
+        super().__init__()
+        self.log_temperature = nn.Parameter(torch.tensor(math.log(temperature_init)))
+        self.log_alpha_mu = nn.Parameter(torch.tensor(math.log(alpha_init)))
+        self.log_alpha_sigma = nn.Parameter(torch.tensor(math.log(alpha_init)))
+
+    @torch.no_grad()
+    def clamp_(self) -> None:
+        for p in self.parameters():
+            p.clamp_(_LOG_DUAL_MIN, _LOG_DUAL_MAX)
+
+
+class VMPOAgent:
+    """V-MPO for continuous actions with a diagonal Gaussian policy.
+
+    Takes the documented keyword arguments (see ``inspect.signature(VMPOAgent)``); their
+    defaults are those of :class:`~vmpo_tune.config.VMPOConfig`. ``seed`` (keyword-only)
+    seeds the network initialisation and the action noise of this agent alone, so several
+    agents in one process do not share a random stream.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        values = bind(_SIGNATURE, args, kwargs)
+        obs_dim, act_dim, device, seed = (values.pop(k) for k in ("obs_dim", "act_dim", "device", "seed"))
+        self._setup(int(obs_dim), int(act_dim), torch.device(device), VMPOConfig(**values), seed)
+
+    __init__.__signature__ = with_self(_SIGNATURE)  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_config(
+        cls, obs_dim: int, act_dim: int, config: VMPOConfig, device: torch.device | str = "cpu", seed: int | None = None
+    ) -> VMPOAgent:
+        agent = cls.__new__(cls)
+        agent._setup(obs_dim, act_dim, torch.device(device), config, seed)
+        return agent
+
+    def _setup(self, obs_dim: int, act_dim: int, device: torch.device, config: VMPOConfig, seed: int | None) -> None:
+        self.obs_dim, self.act_dim, self.device, self.config = obs_dim, act_dim, device, config
+        self.generator = torch.Generator(device=device)
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.generator.initial_seed()) % (2**63))
+            self.policy = DiagonalGaussianPolicy(
+                obs_dim,
+                act_dim,
+                config.policy_layer_sizes,
+                config.value_layer_sizes,
+                config.shared_encoder,
+                init_log_std=config.init_log_std,
+                obs_clip=config.obs_clip,
+            ).to(device)
+        self.duals = _Duals(config.temperature_init, config.alpha_init).to(device)
+        self.optimizer = self._build_optimizer(
+            [
+                {"params": self.policy.policy_parameters(), "lr": config.policy_lr},
+                {"params": self.policy.value_parameters(), "lr": config.value_lr},
+            ]
+        )
+        self.dual_optimizer = torch.optim.Adam(
+            [
+                {"params": [self.duals.log_temperature], "lr": config.temperature_lr},
+                {"params": [self.duals.log_alpha_mu, self.duals.log_alpha_sigma], "lr": config.alpha_lr},
+            ]
+        )
+
+    def _build_optimizer(self, params, lr: float | None = None) -> torch.optim.Optimizer:
+        """Optimiser of ``optimizer_type`` over ``params``; unknown types raise ``ValueError``."""
+        lr = self.config.policy_lr if lr is None else lr
+        kind = self.config.optimizer_type
+        if kind == "adam":
+            return torch.optim.Adam(params, lr=lr)
+        if kind == "adamw":
+            return torch.optim.AdamW(params, lr=lr)
+        if kind == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=self.config.sgd_momentum)
+        if kind == "rmsprop":
+            return torch.optim.RMSprop(params, lr=lr)
+        raise ValueError(f"unknown optimizer_type {kind!r}; valid: {', '.join(OPTIMIZER_TYPES)}")
+
+    # ------------------------------------------------------------------ acting
+
+    @property
+    def temperature(self) -> float:
+        return self.duals.log_temperature.exp().item()
+
+    @property
+    def alphas(self) -> Tuple[float, float]:
+        return self.duals.log_alpha_mu.exp().item(), self.duals.log_alpha_sigma.exp().item()
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=np.float32), device=self.device)
+
+    @torch.inference_mode()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> Tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+        """``(action, value, mean, log_std)`` for one observation or a batch; changes no statistics."""
+        x = self._obs_tensor(obs)
+        single = x.ndim == 1
+        if single:
+            x = x[None]
+        mean, log_std, value = self.policy.forward_all(x)
+        action, _ = self.policy.sample_action(mean, log_std, deterministic, generator=self.generator)
+        out = [t.cpu().numpy() for t in (action, value, mean, log_std)]
+        if single:
+            return out[0][0], float(out[1][0]), out[2][0], out[3][0]
+        return out[0], out[1], out[2], out[3]
+
+    @torch.inference_mode()
+    def sample(self, obs: np.ndarray, deterministic: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """Fast path for rollouts: ``(actions, means)`` for a batch; no value, no log-prob.
+
+        Draws the same noise as :meth:`act` for the same generator state.
+        """
+        mean = self.policy.mean_action(self._obs_tensor(obs))
+        if deterministic:
+            action = mean
+        else:
+            std = self.policy.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+            action = mean + torch.randn(mean.shape, generator=self.generator, device=mean.device) * std
+        return action.cpu().numpy(), mean.cpu().numpy()
+
+    @torch.inference_mode()
+    def value(self, obs: np.ndarray) -> float | np.ndarray:
+        """State value(s); a float for one observation, an array for a batch."""
+        x = self._obs_tensor(obs)
+        if x.ndim == 1:
+            return float(self.policy.get_value(x[None])[0])
+        return self.policy.get_value(x).cpu().numpy()
+
+    @torch.inference_mode()
+    def log_std(self) -> np.ndarray:
+        return self.policy.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).cpu().numpy()
+
+    # ------------------------------------------------------------------ learning
+
+    def _batch_tensors(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        missing = [k for k in BATCH_KEYS if k not in batch]
+        if missing:
+            raise KeyError(f"batch is missing {missing}; an update needs {', '.join(BATCH_KEYS)}")
+        out = {}
+        for key in BATCH_KEYS:
+            t = torch.as_tensor(np.array(batch[key], dtype=np.float32), device=self.device)
+            if not bool(torch.isfinite(t).all()):
+                raise NonFiniteError(
+                    f"batch[{key!r}] contains NaN or inf: the run diverged; lower the learning rates or "
+                    "check the environment's rewards (no parameter was changed)"
+                )
+            out[key] = t
+        n = out["obs"].shape[0]
+        out["obs"] = out["obs"].reshape(n, self.obs_dim)
+        for key in ("actions", "old_means", "old_log_stds"):
+            out[key] = out[key].reshape(n, self.act_dim)
+        for key in ("returns", "advantages"):
+            out[key] = out[key].reshape(n)
+        return out
+
+    def update(self, batch: Dict[str, Any]) -> Dict[str, float]:
+        """One V-MPO update on a batch (``m_steps`` gradient steps); returns namespaced metrics."""
+        b = self._batch_tensors(batch)
+        cfg = self.config
+        adv = b["advantages"]
+        if cfg.normalize_advantages and adv.numel() > 1:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        mask = topk_mask(adv, cfg.topk_fraction)
+        selected = adv[mask]
+        for _ in range(cfg.m_steps):
+            stats = self._m_step(b, adv, mask, selected)
+        with torch.no_grad():
+            mean, log_std = self.policy(b["obs"])
+            kl_mu = gaussian_kl_mean(mean, b["old_means"], b["old_log_stds"]).mean()
+            kl_sigma = gaussian_kl_std(log_std, b["old_log_stds"]).mean()
+            returns_var = b["returns"].var() if b["returns"].numel() > 1 else torch.tensor(0.0)
+        self.policy.obs_norm.update(b["obs"])
+        alpha_mu, alpha_sigma = self.alphas
+        stats.update(
+            {
+                M.KL_MEAN: float(kl_mu),
+                M.KL_STD: float(kl_sigma),
+                M.ETA: self.temperature,
+                M.ALPHA_MU: alpha_mu,
+                M.ALPHA_SIGMA: alpha_sigma,
+                M.TOPK: float(mask.sum()),
+                M.POLICY_STD: float(log_std.exp().mean()),
+                M.EXPLAINED_VARIANCE: float(1.0 - stats.pop("_residual_var") / returns_var)
+                if returns_var > 0
+                else float("nan"),
+            }
+        )
+        return stats
+
+    def _m_step(
+        self, b: Dict[str, torch.Tensor], adv: torch.Tensor, mask: torch.Tensor, selected: torch.Tensor
+    ) -> Dict[str, float]:
+        cfg = self.config
+        mean, log_std, value = self.policy.forward_all(b["obs"])
+        eta = self.duals.log_temperature.exp()
+        alpha_mu, alpha_sigma = self.duals.log_alpha_mu.exp(), self.duals.log_alpha_sigma.exp()
+
+        psi = topk_weights(adv, mask, eta.detach())
+        log_prob = decoupled_log_prob(mean, log_std, b["old_means"], b["old_log_stds"], b["actions"])
+        policy_loss = -(psi * log_prob).sum()
+        kl_mu = gaussian_kl_mean(mean, b["old_means"], b["old_log_stds"]).mean()
+        kl_sigma = gaussian_kl_std(log_std, b["old_log_stds"]).mean()
+        penalty = alpha_mu.detach() * kl_mu + alpha_sigma.detach() * kl_sigma
+        residual = value - b["returns"]
+        value_loss = 0.5 * residual.pow(2).mean()
+        eta_loss = temperature_loss(selected, eta, cfg.epsilon_eta)
+        alpha_loss = multiplier_loss(alpha_mu, cfg.epsilon_mu, kl_mu) + multiplier_loss(
+            alpha_sigma, cfg.epsilon_sigma, kl_sigma
+        )
+        total = policy_loss + penalty + value_loss + eta_loss + alpha_loss
+        if not math.isfinite(total.item()):
+            raise NonFiniteError(
+                f"the V-MPO loss became {total.item()} (policy {policy_loss.item():.3g}, value "
+                f"{value_loss.item():.3g}, eta {eta.item():.3g}): the run diverged; lower the learning rates"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.dual_optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self.policy.policy_parameters(), cfg.max_grad_norm)
+            nn.utils.clip_grad_norm_(self.policy.value_parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.dual_optimizer.step()
+        self.duals.clamp_()
+        with torch.no_grad():
+            selected_psi = psi[mask]
+            weights_kl = float((selected_psi * (selected_psi * selected_psi.numel()).log()).sum())
+        return {
+            M.LOSS_POLICY: policy_loss.item(),
+            M.LOSS_VALUE: value_loss.item(),
+            M.LOSS_TEMPERATURE: eta_loss.item(),
+            M.LOSS_ALPHA: alpha_loss.item(),
+            M.WEIGHTS_KL: weights_kl,
+            "_residual_var": float(residual.detach().var()) if residual.numel() > 1 else 0.0,
+        }
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything needed to resume exactly: networks, statistics, duals, optimisers, RNG."""
+        return {
+            "obs_dim": self.obs_dim,
+            "act_dim": self.act_dim,
+            "config": self.config.to_dict(),
+            "policy": self.policy.state_dict(),
+            "duals": self.duals.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "dual_optimizer": self.dual_optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if (state["obs_dim"], state["act_dim"]) != (self.obs_dim, self.act_dim):
+            raise ValueError(
+                f"checkpoint is for obs_dim={state['obs_dim']}, act_dim={state['act_dim']}; "
+                f"this agent has obs_dim={self.obs_dim}, act_dim={self.act_dim}"
+            )
+        self.policy.load_state_dict(state["policy"])
+        self.duals.load_state_dict(state["duals"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.dual_optimizer.load_state_dict(state["dual_optimizer"])
+        self.generator.set_state(state["generator"].cpu() if hasattr(state["generator"], "cpu") else state["generator"])
+
+    def save(self, path) -> None:
+        torch.save(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path, device: torch.device | str = "cpu") -> VMPOAgent:
+        """Rebuild an agent from :meth:`save` output (config included)."""
+        state = torch.load(path, map_location=device, weights_only=True)
+        agent = cls.from_config(state["obs_dim"], state["act_dim"], VMPOConfig.from_dict(state["config"]), device)
+        agent.load_state_dict(state)
+        return agent

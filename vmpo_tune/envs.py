@@ -1,0 +1,168 @@
+"""Environment creation and the one copy of vector-env info parsing.
+
+Training environments use Gymnasium's *same-step* autoreset: when an episode ends, the
+step returns the reset observation and the true final observation sits in
+``info["final_obs"]``. No no-op reset step ever reaches a rollout.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class EnvError(ValueError):
+    """An environment id that cannot be used (unknown, or a non-continuous action space)."""
+
+
+def _resolve_env_id(env_id: str) -> str:
+    """``dm_control/DOMAIN/TASK`` becomes ``dm_control/DOMAIN-TASK-v0``; other ids are unchanged."""
+    parts = env_id.split("/")
+    if len(parts) == 3 and parts[0] == "dm_control":
+        return f"dm_control/{parts[1]}-{parts[2]}-v0"
+    return env_id
+
+
+def check_env_id(env_id: str) -> str:
+    """Resolve an id and make sure it is registered; raises :class:`EnvError` naming close matches."""
+    resolved = _resolve_env_id(env_id)
+    if resolved.startswith("dm_control/"):
+        try:
+            import shimmy  # noqa: F401  (registers dm_control ids)
+        except ImportError as exc:
+            raise EnvError(f"env {env_id!r} needs dm_control support: pip install 'shimmy[dm-control]'") from exc
+    if resolved not in gym.registry:
+        import difflib
+
+        close = difflib.get_close_matches(resolved, list(gym.registry), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.envs.registry for valid ids"
+        raise EnvError(f"unknown env id {env_id!r}{hint}")
+    return resolved
+
+
+def check_continuous(env: gym.Env | gym.vector.VectorEnv, env_id: str) -> None:
+    """V-MPO here needs a ``Box`` action space; anything else is a ``ValueError``."""
+    space = getattr(env, "single_action_space", env.action_space)
+    if not isinstance(space, gym.spaces.Box):
+        raise EnvError(
+            f"env {env_id!r} has a {type(space).__name__} action space; vmpo-tune trains continuous (Box) "
+            "action spaces only: pick a continuous-control env such as Hopper-v5"
+        )
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise EnvError(f"env {env_id!r} needs a flat Box observation space, got {obs_space}")
+
+
+def _make_env(gym_id: str, seed: int) -> Callable[[], gym.Env]:
+    """A thunk creating one environment whose action space is seeded with ``seed``."""
+
+    def thunk() -> gym.Env:
+        env = gym.make(_resolve_env_id(gym_id))
+        env.action_space.seed(seed)
+        return env
+
+    return thunk
+
+
+def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVectorEnv:
+    """Synchronous vector env with same-step autoreset and episode statistics."""
+    resolved = check_env_id(env_id)
+    envs = gym.vector.SyncVectorEnv(
+        [_make_env(resolved, seed + i) for i in range(num_envs)],
+        autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+    )
+    try:
+        check_continuous(envs, env_id)
+    except EnvError:
+        envs.close()
+        raise
+    return gym.wrappers.vector.RecordEpisodeStatistics(envs)
+
+
+def make_eval_envs(env_id: str, n: int) -> list[gym.Env]:
+    """``n`` independent environments for parallel evaluation episodes."""
+    resolved = check_env_id(env_id)
+    envs = [gym.make(resolved) for _ in range(n)]
+    check_continuous(envs[0], env_id)
+    return envs
+
+
+def env_dims(env: gym.Env | gym.vector.VectorEnv) -> tuple[int, int]:
+    obs_space = getattr(env, "single_observation_space", env.observation_space)
+    act_space = getattr(env, "single_action_space", env.action_space)
+    return int(np.prod(obs_space.shape)), int(np.prod(act_space.shape))
+
+
+def action_scaler(space: gym.spaces.Box) -> Callable[[np.ndarray], np.ndarray]:
+    """Map policy outputs (clipped to [-1, 1]) onto the env's action bounds."""
+    low, high = space.low.astype(np.float64), space.high.astype(np.float64)
+    if np.all(low == -1.0) and np.all(high == 1.0):
+        return lambda a: np.clip(a, -1.0, 1.0)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        return lambda a: a
+    center, half = (high + low) / 2.0, (high - low) / 2.0
+    return lambda a: (center + half * np.clip(a, -1.0, 1.0)).astype(space.dtype)
+
+
+def find_wrapper(env: Any, wrapper_type: type) -> Any | None:
+    """The first wrapper of ``wrapper_type`` in ``env``'s chain, or None."""
+    while env is not None:
+        if isinstance(env, wrapper_type):
+            return env
+        env = getattr(env, "env", None)
+    return None
+
+
+def _iter_final_info_entries(infos) -> list[tuple[int, dict]]:
+    """Yield (env_index, final_info_dict) entries across possible final_info layouts.
+
+    Gymnasium 1.x puts a dict of arrays with a ``_final_info`` mask in ``infos``;
+    0.29 used an object array (or list) of per-env dicts.
+    """
+    if not infos or "final_info" not in infos:
+        return []
+    final = infos["final_info"]
+    if isinstance(final, dict):
+        mask = np.asarray(infos.get("_final_info", []), dtype=bool)
+        entries = []
+        for i in np.flatnonzero(mask):
+            entries.append((int(i), {k: v[i] for k, v in final.items() if not k.startswith("_") and _has(final, k, i)}))
+        return entries
+    return [(i, item) for i, item in enumerate(final) if item is not None]
+
+
+def _has(d: dict, key: str, i: int) -> bool:
+    mask = d.get(f"_{key}")
+    return True if mask is None else bool(np.asarray(mask)[i])
+
+
+def _extract_final_observations(infos, num_envs: int) -> list[np.ndarray | None]:
+    """Extract per-env terminal observations from vector-env info dict."""
+    out: list[np.ndarray | None] = [None] * num_envs
+    if infos and "final_obs" in infos:
+        mask = np.asarray(infos.get("_final_obs", np.ones(num_envs, dtype=bool)), dtype=bool)
+        for i in np.flatnonzero(mask):
+            out[int(i)] = np.asarray(infos["final_obs"][i])
+    elif infos and "final_observation" in infos:  # Gymnasium 0.29 layout
+        mask = np.asarray(infos.get("_final_observation", np.ones(num_envs, dtype=bool)), dtype=bool)
+        for i in np.flatnonzero(mask):
+            out[int(i)] = np.asarray(infos["final_observation"][i])
+    return out
+
+
+def _extract_episode_returns(infos) -> list[tuple[int, float]]:
+    """Extract per-env episode returns from vector-env info dict."""
+    if infos and "episode" in infos:
+        episode = infos["episode"]
+        mask = np.asarray(infos.get("_episode", np.ones(len(episode["r"]), dtype=bool)), dtype=bool)
+        return [(int(i), float(episode["r"][i])) for i in np.flatnonzero(mask)]
+    out = []
+    for i, entry in _iter_final_info_entries(infos):
+        if "episode" in entry:
+            out.append((i, float(np.asarray(entry["episode"]["r"]).reshape(-1)[0])))
+    return out

@@ -1,0 +1,177 @@
+"""Networks: orthogonal layer init, observation normaliser, diagonal Gaussian policy + value."""
+
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .losses import gaussian_log_prob
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+def layer_init(layer: nn.Linear, std: float = np.sqrt(2.0), bias_const: float = 0.0) -> nn.Linear:
+    """Orthogonal weights with gain ``std`` and constant bias (CleanRL's initialisation)."""
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.constant_(layer.bias, bias_const)
+    return layer
+
+
+class RunningNorm(nn.Module):
+    """Running mean / variance of observations, kept in buffers so checkpoints carry them.
+
+    Statistics change only through :meth:`update` (the agent calls it once per batch);
+    :meth:`forward` only reads them.
+    """
+
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.clip, self.eps = float(clip), float(eps)
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("_shift", torch.zeros(dim), persistent=False)
+        self.register_buffer("_scale", torch.ones(dim), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, _keys: module._refresh())
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        """Merge the statistics of a batch ``x`` of shape ``(B, dim)`` (Chan et al.)."""
+        x = x.reshape(-1, self.mean.numel()).to(torch.float64)
+        n = x.shape[0]
+        if n == 0:
+            return
+        batch_mean = x.mean(dim=0)
+        batch_var = x.var(dim=0, unbiased=False)
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * (n / total)
+        self.var.copy_((self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total) / total)
+        self.count.copy_(total)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        with torch.no_grad():
+            self._shift.copy_(self.mean.to(self._shift.dtype))
+            self._scale.copy_(torch.rsqrt(self.var + self.eps).to(self._scale.dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x - self._shift) * self._scale).clamp_(-self.clip, self.clip)
+
+
+class DiagonalGaussianPolicy(nn.Module):
+    """Gaussian policy with a state-independent log-std, plus a value function.
+
+    Observations are normalised inside the module (``obs_norm``), so the module alone maps
+    raw observations to actions. With ``shared_encoder`` the value head sits on the policy
+    trunk and ``value_layer_sizes`` is not used.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        policy_layer_sizes: Tuple[int, ...] = (256, 256),
+        value_layer_sizes: Tuple[int, ...] = (256, 256),
+        shared_encoder: bool = False,
+        *,
+        init_log_std: float = 0.0,
+        obs_clip: float = 10.0,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim, self.shared_encoder = obs_dim, act_dim, shared_encoder
+        self.obs_norm = RunningNorm(obs_dim, clip=obs_clip)
+        self.policy_trunk = self._build_mlp(obs_dim, tuple(policy_layer_sizes))
+        self.mean_head = layer_init(nn.Linear(policy_layer_sizes[-1], act_dim), std=0.01)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        if shared_encoder:
+            self.value_trunk = None
+            value_in = policy_layer_sizes[-1]
+        else:
+            self.value_trunk = self._build_mlp(obs_dim, tuple(value_layer_sizes))
+            value_in = value_layer_sizes[-1]
+        self.value_head = layer_init(nn.Linear(value_in, 1), std=1.0)
+
+    @staticmethod
+    def _build_mlp(input_dim: int, hidden_layer_sizes: Tuple[int, ...]) -> nn.Sequential:
+        layers: list[nn.Module] = []
+        for width in hidden_layer_sizes:
+            layers += [layer_init(nn.Linear(input_dim, width)), nn.Tanh()]
+            input_dim = width
+        return nn.Sequential(*layers)
+
+    def policy_logstd_parameters(self) -> list[nn.Parameter]:
+        return [self.log_std]
+
+    def policy_parameters(self) -> list[nn.Parameter]:
+        """Everything the policy loss trains (trunk, mean head, log-std)."""
+        return [*self.policy_trunk.parameters(), *self.mean_head.parameters(), self.log_std]
+
+    def value_parameters(self) -> list[nn.Parameter]:
+        """Everything only the value loss trains."""
+        trunk = [] if self.value_trunk is None else list(self.value_trunk.parameters())
+        return [*trunk, *self.value_head.parameters()]
+
+    def _mean_and_log_std(self, encoded_obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        mean = self.mean_head(encoded_obs)
+        log_std = self.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).expand_as(mean)
+        return mean, log_std
+
+    def get_policy_dist_params(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Internal helper to get raw distribution parameters."""
+        return self._mean_and_log_std(self.policy_trunk(self.obs_norm(obs)))
+
+    def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.get_policy_dist_params(obs)
+
+    def mean_action(self, obs: torch.Tensor) -> torch.Tensor:
+        """Policy mean through the functional ops, skipping module-call overhead.
+
+        Same arithmetic as :meth:`forward` (the rollout hot path: one call per env step);
+        inference only.
+        """
+        x = self.obs_norm(obs)
+        for layer in self.policy_trunk:
+            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.tanh(x)
+        return F.linear(x, self.mean_head.weight, self.mean_head.bias)
+
+    def get_value(self, obs: torch.Tensor) -> torch.Tensor:
+        x = self.obs_norm(obs)
+        trunk = self.policy_trunk if self.value_trunk is None else self.value_trunk
+        return self.value_head(trunk(x)).squeeze(-1)
+
+    def forward_all(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Mean, log-std and value in one pass (the trunk runs once when shared)."""
+        x = self.obs_norm(obs)
+        encoded = self.policy_trunk(x)
+        mean, log_std = self._mean_and_log_std(encoded)
+        value_features = encoded if self.value_trunk is None else self.value_trunk(x)
+        return mean, log_std, self.value_head(value_features).squeeze(-1)
+
+    def log_prob(self, mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        return gaussian_log_prob(mean, log_std, actions)
+
+    def sample_action(
+        self,
+        mean: torch.Tensor,
+        log_std: torch.Tensor,
+        deterministic: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """An action and its log-probability; the mean itself when ``deterministic``."""
+        if deterministic:
+            action = mean
+        else:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            action = mean + noise * torch.exp(log_std)
+        return action, self.log_prob(mean, log_std, action)
+
+
+def entropy(log_std: torch.Tensor) -> torch.Tensor:
+    """Entropy of a diagonal Gaussian, summed over the action dimension."""
+    return (log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum(dim=-1)
