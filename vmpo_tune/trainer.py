@@ -66,6 +66,9 @@ class EvalPoint:
     result: EvalResult
     train_metrics: Mapping[str, float]
     wall_time: float
+    """Seconds since the previous evaluation point (training and this evaluation)."""
+    eval_time: float
+    """Seconds this evaluation took."""
 
 
 @dataclass
@@ -188,11 +191,13 @@ class VMPOTrainer:
                     continue
                 mark = passed[-1] if passed else total_steps
                 marks = [m for m in marks if m > self.env_steps]
+                t_eval = time.perf_counter()
                 result = evaluator(self.agent)
+                t_eval = time.perf_counter() - t_eval
                 train_metrics = {k: float(np.nanmean(v)) for k, v in window.items() if v}
                 train_metrics[M.STEPS_PER_SECOND] = cfg.batch_size * len(window[M.ETA]) / (time.perf_counter() - t0)
                 window.clear()
-                point = EvalPoint(mark, self.env_steps, result, train_metrics, time.perf_counter() - t0)
+                point = EvalPoint(mark, self.env_steps, result, train_metrics, time.perf_counter() - t0, t_eval)
                 if not math.isfinite(result.mean):
                     raise FloatingPointError(f"evaluation return is {result.mean}: the run diverged")
                 best = self._record(out, point, best)

@@ -1,0 +1,20 @@
+"""Write one marked section of BENCHMARKS.md, leaving the others as they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADER = "# Benchmarks\n\nEvery number here comes from a script in `benchmarks/`; rerun it to refresh its section.\n"
+
+
+def write_section(path: Path, key: str, title: str, body: str) -> None:
+    start, end = f"<!-- {key}:start -->", f"<!-- {key}:end -->"
+    block = f"{start}\n## {title}\n\n{body}\n{end}"
+    text = path.read_text() if path.exists() else HEADER
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        after = rest.split(end, 1)[1]
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
