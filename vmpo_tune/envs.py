@@ -7,6 +7,7 @@ step returns the reset observation and the true final observation sits in
 
 from __future__ import annotations
 
+import importlib
 import logging
 from typing import Any, Callable
 
@@ -29,7 +30,19 @@ def _resolve_env_id(env_id: str) -> str:
 
 
 def check_env_id(env_id: str) -> str:
-    """Resolve an id and make sure it is registered; raises :class:`EnvError` naming close matches."""
+    """Resolve an id and make sure it is registered; raises :class:`EnvError` naming close matches.
+
+    Gymnasium's ``module:EnvId`` form is supported: the module is imported first (it
+    registers its envs), and the id is returned unchanged so every process imports it.
+    """
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise EnvError(f"cannot import {module!r} for env {env_id!r}: {exc}; check the module path") from None
+        check_env_id(name)
+        return env_id
     resolved = _resolve_env_id(env_id)
     if resolved.startswith("dm_control/"):
         try:

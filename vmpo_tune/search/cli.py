@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from ..errors import UserError
+from .factories import make_pruner, make_sampler
 from .objective import study_seeds
 from .progress import ProgressDisplay
 from .spec import PRUNERS, SAMPLERS, StudySpec, load_study
@@ -79,6 +80,8 @@ def search(args: argparse.Namespace) -> int:
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     spec = apply_overrides(load_study(args.study), args)
+    make_sampler(spec, args.sampler, seed=0)  # sampler / pruner options are checked before anything runs
+    make_pruner(spec, args.pruner)
     study_name = args.study_name or spec.name
     out = Path(args.out) if args.out else Path("runs") / study_name
     url = resolve_url(args.storage, out)

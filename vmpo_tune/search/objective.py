@@ -29,6 +29,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from .. import provenance
 from ..agent import NonFiniteError
 from ..errors import TrialFailed
+from ..stats import aggregate
 from ..trainer import CHECKPOINT_BEST, CHECKPOINT_LAST, EVAL_CSV, VMPOTrainer
 from .space import params_to_configs, sample_params
 from .spec import StudySpec
@@ -36,27 +37,6 @@ from .spec import StudySpec
 log = logging.getLogger(__name__)
 
 RESUME_ATTR = "resume_checkpoints"
-
-
-def aggregate(values: list[float], how: str) -> float:
-    """Aggregate per-seed values: mean, median, min, or the interquartile mean."""
-    x = np.sort(np.asarray(values, dtype=float))
-    if how == "mean":
-        return float(x.mean())
-    if how == "median":
-        return float(np.median(x))
-    if how == "min":
-        return float(x.min())
-    if how == "iqm":
-        return iqm(x)
-    raise ValueError(f"unknown aggregate {how!r}; valid: mean, median, min, iqm")
-
-
-def iqm(values) -> float:
-    """Interquartile mean: the mean of the middle half (``floor(n/4)`` dropped at each end)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    cut = len(x) // 4
-    return float(x[cut : len(x) - cut].mean())
 
 
 def study_seeds(spec: StudySpec) -> list[int]:

@@ -68,10 +68,10 @@ class ParamSpec:
         return f"{self.transform}_{self.name}" if self.transform else self.name
 
     def to_config_value(self, sampled: Any) -> Any:
-        return 1.0 - sampled if self.transform == "one_minus" else sampled
+        return round(1.0 - sampled, 12) if self.transform == "one_minus" else sampled
 
     def to_sampled_value(self, config_value: Any) -> Any:
-        return 1.0 - config_value if self.transform == "one_minus" else config_value
+        return round(1.0 - config_value, 12) if self.transform == "one_minus" else config_value
 
     def describe(self) -> dict:
         """JSON-friendly form, stored with the study to detect an incompatible rerun."""

@@ -19,6 +19,7 @@ import hashlib
 import logging
 import os
 import sqlite3
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -83,7 +84,7 @@ def prepare_sqlite(url: str, create_parent: bool) -> None:
             raise UserError(f"the folder {folder} of the SQLite storage does not exist; create it or pick another "
                             "--storage")  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+    if not _writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"the SQLite storage {path} is not writable (read-only folder or file); pick a writable "
                         "--storage or --out")  # fmt: skip
     try:
@@ -91,6 +92,15 @@ def prepare_sqlite(url: str, create_parent: bool) -> None:
             conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.Error as exc:
         raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
+
+
+def _writable(folder: Path) -> bool:
+    """Try it: ``os.access`` says yes to root even for an immutable or read-only-mounted folder."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vmpo-tune-write-test-"):
+            return True
+    except OSError:
+        return False
 
 
 def _engine_kwargs(parsed: URL) -> dict:

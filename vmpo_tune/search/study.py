@@ -72,8 +72,9 @@ def create_or_load(storage, spec: StudySpec, study_name: str, lock: BudgetLock) 
                                     skip_if_exists=True)  # fmt: skip
         elif stored != fingerprint:
             raise UserError(
-                f"study {study_name!r} in this storage was created with another env, budget, evaluation schedule or search space than "
-                f"{spec.path}; resume it with the same file, or start a new one with --study-name NAME"
+                f"study {study_name!r} in this storage was created with another env, budget, evaluation schedule "
+                f"or search space than {spec.path}; resume it with the same file, or start a new one with "
+                "--study-name NAME"
             )
     return study, created
 

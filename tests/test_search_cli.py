@@ -1,0 +1,119 @@
+"""End to end through the CLI, in subprocesses, against real SQLite files."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+
+from vmpo_tune.config import TrainConfig, VMPOConfig
+from vmpo_tune.search.space import default_params
+from vmpo_tune.search.spec import parse_study
+
+from .search_helpers import TOY_STUDY, cli, load, write_study
+
+
+def search(tmp_path, *args, study="toy.yaml", **kw):
+    return cli("vmpo_tune.search", "--study", study, "--out", "run", *args, cwd=tmp_path, **kw)
+
+
+def url(tmp_path):
+    return f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+
+
+def test_tiny_search_counts_values_and_attributes(tmp_path):
+    write_study(tmp_path)
+    proc = search(tmp_path, "--trials", "3", "--sampler", "random")
+    assert proc.returncode == 0, proc.stderr
+    study = load(url(tmp_path))
+    trials = study.get_trials()
+    assert len(trials) == 3 and all(t.state.is_finished() for t in trials)
+    first = trials[0]
+    spec = parse_study(TOY_STUDY, tmp_path / "toy.yaml", check_env=False)
+    assert first.params == default_params(spec) and first.user_attrs["enqueued"] == "default configuration"
+    assert first.state == optuna.trial.TrialState.COMPLETE
+    # the fresh policy survives every step of the toy env: 50 at both evaluation marks
+    assert first.intermediate_values == {256: 50.0, 512: 50.0} and first.value == 50.0
+    attrs = first.user_attrs
+    assert attrs["seeds"] == [0] and attrs["seed_returns"] == [50.0]
+    VMPOConfig.from_dict(attrs["config"]["agent"])
+    assert TrainConfig.from_dict(attrs["config"]["train"]).env_id == "tests.toy_envs:Survive-v0"
+    assert attrs["wall_time_s"] > 0 and attrs["env_steps_per_s"] > 0 and attrs["env_steps_trained"] == 512
+    assert {"torch", "optuna", "gymnasium", "python"} <= set(attrs["provenance"]["versions"])
+    assert "COMPLETE" in proc.stderr and "3/3 finished" in proc.stderr
+
+
+def test_pruned_and_failed_trials_do_not_stop_the_study_and_rerun_resumes(tmp_path):
+    write_study(tmp_path)
+    assert search(tmp_path, "--trials", "1").returncode == 0
+    study = load(url(tmp_path))
+    study.enqueue_trial({"policy_lr": 10.0, "reward_scale": 1.0, "epsilon_eta": 0.01})  # wrecks the policy
+    study.enqueue_trial({"policy_lr": 1e-4, "reward_scale": 1.0e39, "epsilon_eta": 0.01})  # inf returns
+    proc = search(tmp_path, "--trials", "4")
+    assert proc.returncode == 0, proc.stderr
+    trials = load(url(tmp_path)).get_trials()
+    assert [t.state.name for t in trials[:3]] == ["COMPLETE", "PRUNED", "FAIL"]
+    assert len(trials) == 4 and trials[3].state.is_finished()  # the study went on after the failure
+    pruned, failed = trials[1], trials[2]
+    assert list(pruned.intermediate_values) == [256] and pruned.intermediate_values[256] < 50
+    assert "NaN or inf" in failed.user_attrs["fail_reason"] and failed.intermediate_values == {}
+    assert "trial 1 PRUNED" in proc.stderr and "trial 2 FAIL" in proc.stderr
+
+
+def test_rerun_with_the_same_target_runs_nothing_more(tmp_path):
+    write_study(tmp_path)
+    assert search(tmp_path, "--trials", "2").returncode == 0
+    proc = search(tmp_path, "--trials", "2")
+    assert proc.returncode == 0 and "nothing to run" in proc.stderr
+    assert len(load(url(tmp_path)).trials) == 2
+
+
+@pytest.mark.slow
+def test_several_workers_share_one_sqlite_storage_with_an_exact_count(tmp_path):
+    write_study(tmp_path)
+    proc = search(tmp_path, "--trials", "9", "--workers", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert "locked" not in proc.stderr and "Traceback" not in proc.stderr
+    trials = load(url(tmp_path)).get_trials()
+    assert sorted(t.number for t in trials) == list(range(9))
+    assert all(t.state.is_finished() for t in trials)
+    assert {line.split()[1] for line in proc.stderr.splitlines() if " trial " in line and line.split()[1][0] == "w"} \
+        == {"w0", "w1", "w2"}  # fmt: skip
+
+
+def test_export_then_train_reproduces_the_trial_exactly(tmp_path):
+    write_study(tmp_path)
+    study_yaml = dict(TOY_STUDY, search_space={"epsilon_eta": {"low": 0.001, "high": 0.1, "log": True}},
+                      total_steps=768, env_id="InvertedPendulum-v5")  # fmt: skip
+    write_study(tmp_path, study_yaml)
+    assert search(tmp_path, "--trials", "2").returncode == 0
+    proc = cli("vmpo_tune.export", "--study", "toy", "--run-dir", "run", "--top", "2", "--out", "best.yaml",
+               cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    doc = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    study = load(url(tmp_path))
+    best = study.best_trial
+    run = doc["runs"][0]
+    assert run["trial"] == best.number and run["score"] == best.value and len(doc["runs"]) == 2
+    assert VMPOConfig.from_dict(run["agent"]) == VMPOConfig.from_dict(best.user_attrs["config"]["agent"])
+    assert doc["study"] == "toy" and doc["provenance"]["versions"]["optuna"] == optuna.__version__
+    proc = cli("vmpo_tune.train", "--config", "best.yaml", "--out", "again", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    results = yaml.safe_load((tmp_path / "again" / "results.yaml").read_text())
+    assert results["final_returns"] == [best.value]  # bit-for-bit the trial's final evaluation
+    proc = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "3", "--total-steps", "256", "--out", "three",
+               cwd=tmp_path)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results = yaml.safe_load((tmp_path / "three" / "results.yaml").read_text())
+    assert results["seeds"] == [0, 1, 2]
+    finals = results["final_returns"]
+    assert results["final"]["mean"] == pytest.approx(np.mean(finals))
+    assert results["final"]["std"] == pytest.approx(np.std(finals, ddof=1))
+    assert "IQM" in proc.stdout
+
+
+def test_export_of_a_missing_study_is_one_line(tmp_path):
+    proc = cli("vmpo_tune.export", "--study", "nothing", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "run a search first" in proc.stderr
+    assert not (tmp_path / "runs").exists()  # nothing was created

@@ -1,0 +1,121 @@
+"""Bad input is a one-line error naming the problem and the fix, exit 2, nothing lost."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import subprocess
+
+import pytest
+
+from .search_helpers import TOY_STUDY, cli, load, write_study
+
+
+def mutate(change):
+    data = copy.deepcopy(TOY_STUDY)
+    change(data)
+    return data
+
+
+CASES = {
+    "unknown top-level key": (lambda d: d.update(prunner={"name": "median"}), ["toy.yaml", "prunner", "valid:"]),
+    "unknown parameter": (lambda d: d["search_space"].update(polcy_lr={"low": 0.1, "high": 1.0}),
+                          ["search_space.polcy_lr", "unknown parameter"]),
+    "low >= high": (lambda d: d["search_space"].update(value_lr={"low": 0.01, "high": 0.001}),
+                    ["search_space.value_lr", "low (0.01) must be < high (0.001)"]),
+    "log with low <= 0": (lambda d: d["search_space"].update(value_lr={"low": 0.0, "high": 0.1, "log": True}),
+                          ["search_space.value_lr", "log scale needs low > 0"]),
+    "unknown env": (lambda d: d.update(env_id="Hoper-v5"), ["env_id", "unknown env id 'Hoper-v5'", "Hopper-v5"]),
+    "discrete actions": (lambda d: d.update(env_id="CartPole-v1"), ["env_id", "Discrete action space"]),
+    "unknown param key": (lambda d: d["search_space"]["epsilon_eta"].update(lg=True), ["epsilon_eta.lg"]),
+    "default outside range": (lambda d: d["search_space"]["epsilon_eta"].update(default=5.0),
+                              ["epsilon_eta.default", "outside the range"]),
+    "bad fixed agent key": (lambda d: d["agent"].update(m_stepz=3), ["agent.m_stepz", "unknown VMPOConfig field"]),
+    "bad fixed value": (lambda d: d["agent"].update(m_steps=0), ["agent", "m_steps must be a positive integer"]),
+    "unknown sampler": (lambda d: d.update(sampler={"name": "bayes"}), ["sampler.name", "tpe, random"]),
+    "unknown sampler option": (lambda d: d.update(sampler={"name": "tpe", "n_startup": 3}),
+                               ["sampler.n_startup", "TPESampler"]),
+    "condition on unknown": (lambda d: d["search_space"]["epsilon_eta"].update(when={"gae": True}),
+                             ["epsilon_eta.when"]),
+}  # fmt: skip
+
+
+def assert_one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_study_file_errors(tmp_path, case):
+    change, needles = CASES[case]
+    write_study(tmp_path, mutate(change))
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "run" / "study.db").exists()  # validated before anything ran
+
+
+def test_malformed_yaml_names_file_and_line(tmp_path):
+    (tmp_path / "toy.yaml").write_text("env_id: Hopper-v5\ntotal_steps: 100\nsearch_space:\n  x: [1, 2\n  y: 3\n")
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", cwd=tmp_path)
+    assert_one_line_error(proc, "toy.yaml:5", "malformed YAML")
+
+
+def test_unknown_study_lists_the_available_ones(tmp_path):
+    (tmp_path / "studies").mkdir()
+    write_study(tmp_path / "studies", name="alpha")
+    proc = cli("vmpo_tune.search", "--study", "alpah", cwd=tmp_path)
+    assert_one_line_error(proc, "unknown study 'alpah'", "alpha", "hopper")
+
+
+@pytest.mark.parametrize("flag,value", [("--trials", "0"), ("--trials", "-3"), ("--workers", "0")])
+def test_non_positive_counts_are_rejected(tmp_path, flag, value):
+    write_study(tmp_path)
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", flag, value, cwd=tmp_path)
+    assert proc.returncode == 2 and "must be a positive integer" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@contextlib.contextmanager
+def read_only_folder(path):
+    """A folder nobody can write to, root included (immutable flag), else a plain chmod."""
+    path.mkdir()
+    immutable = subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode == 0
+    if not immutable:
+        path.chmod(0o555)
+    try:
+        yield path
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(0o755)
+
+
+def test_sqlite_in_a_missing_or_read_only_folder(tmp_path):
+    write_study(tmp_path)
+    missing = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", f"sqlite:///{tmp_path}/no/such/s.db",
+                  cwd=tmp_path)  # fmt: skip
+    assert_one_line_error(missing, "does not exist", "--storage")
+    with read_only_folder(tmp_path / "ro") as ro:
+        proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", f"sqlite:///{ro}/s.db", cwd=tmp_path)
+        assert_one_line_error(proc, "not writable")
+        out = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", str(ro / "sub"), cwd=tmp_path)
+        assert_one_line_error(out, "cannot create the output folder")
+
+
+def test_existing_study_with_another_search_space_is_refused_and_kept(tmp_path):
+    write_study(tmp_path)
+    assert cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "run",
+               cwd=tmp_path).returncode == 0  # fmt: skip
+    write_study(tmp_path, mutate(lambda d: d["search_space"].pop("epsilon_eta")))
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "2", "--out", "run", cwd=tmp_path)
+    assert_one_line_error(proc, "another env, budget", "--study-name")
+    assert len(load(f"sqlite:///{tmp_path}/run/study.db").trials) == 1
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    write_study(tmp_path, mutate(lambda d: d.update(env_id="Hoper-v5")))
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--debug", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr

@@ -1,0 +1,130 @@
+"""``python -m vmpo_tune.train``: train from an exported run file, on one or several seeds.
+
+With the trial's own seed on CPU it reproduces the trial's final evaluation return
+exactly. ``--seeds N`` trains N seeds (the trial's first, then new ones; ``--fresh``
+skips the trial's) and reports the mean, standard deviation and interquartile mean:
+the confirmation stage a single-seed search score needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .config import TrainConfig, VMPOConfig
+from .errors import UserError
+from .stats import iqm
+from .trainer import VMPOTrainer
+
+log = logging.getLogger("vmpo_tune.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m vmpo_tune.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("--config", required=True, help="run file written by python -m vmpo_tune.export")
+    p.add_argument("--rank", type=positive_int, default=1, help="which exported run to train (default 1, the best)")
+    p.add_argument("--seeds", type=positive_int, help="number of seeds (default: the trial's own seeds)")
+    p.add_argument("--fresh", action="store_true", help="use seeds the search never trained on")
+    p.add_argument("--total-steps", type=positive_int, help="env steps per seed (default: the trial's budget)")
+    p.add_argument("--device", help="torch device (default: the run file's)")
+    p.add_argument("--out", help="output folder (default runs/train/<study>-trial<N>)")
+    add_common_flags(p)
+    return p
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFile:
+    study: str
+    trial: int
+    score: float
+    seeds: tuple[int, ...]
+    total_steps: int
+    agent: VMPOConfig
+    train: TrainConfig
+
+
+def load_run(path: str, rank: int = 1) -> RunFile:
+    """Read one run of an exported file into typed configs (errors name the file and key)."""
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"run file {path} does not exist; write one with python -m vmpo_tune.export") from None
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
+        raise UserError(f"{path}:{line}: malformed YAML: {exc.problem}") from None
+    runs = doc.get("runs") if isinstance(doc, dict) else None
+    if not isinstance(runs, list) or not runs:
+        raise UserError(f"{path}: runs: missing; this is not a file written by python -m vmpo_tune.export")
+    if rank > len(runs):
+        raise UserError(f"{path}: has {len(runs)} run(s); --rank {rank} is out of range")
+    run: dict[str, Any] = runs[rank - 1]
+    try:
+        agent = VMPOConfig.from_dict(run["agent"])
+        train = TrainConfig.from_dict(run["train"])
+        return RunFile(str(doc.get("study", "run")), int(run["trial"]), float(run["score"]),
+                       tuple(int(s) for s in run["seeds"]), int(run["total_steps"]), agent, train)  # fmt: skip
+    except KeyError as exc:
+        raise UserError(f"{path}: runs[{rank - 1}].{exc.args[0]}: missing") from None
+    except (ValueError, TypeError) as exc:
+        raise UserError(f"{path}: runs[{rank - 1}]: {exc}") from None
+
+
+def pick_seeds(trial_seeds: tuple[int, ...], n: int | None, fresh: bool) -> list[int]:
+    if n is None and not fresh:
+        return list(trial_seeds)
+    n = n or len(trial_seeds)
+    start = max(trial_seeds, default=-1) + 1
+    pool = [] if fresh else list(trial_seeds)
+    return (pool + list(range(start, start + n)))[:n]
+
+
+def summarize(returns: list[float]) -> dict[str, float]:
+    x = np.asarray(returns, dtype=float)
+    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "iqm": iqm(x),
+            "min": float(x.min()), "max": float(x.max())}  # fmt: skip
+
+
+def train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(1)  # one thread: the same arithmetic as a search worker, so results reproduce
+    run = load_run(args.config, args.rank)
+    total = args.total_steps or run.total_steps
+    seeds = pick_seeds(run.seeds, args.seeds, args.fresh)
+    out = Path(args.out or Path("runs") / "train" / f"{run.study}-trial{run.trial}")
+    train_cfg = run.train if args.device is None else dataclasses.replace(run.train, device=args.device)
+    log.info("training trial %d of %s (search score %.1f) on seeds %s for %s steps each", run.trial, run.study,
+             run.score, seeds, f"{total:,}")  # fmt: skip
+    finals, bests = [], []
+    for seed in seeds:
+        trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(train_cfg, seed=seed))
+        result = trainer.train(total, out / f"seed_{seed}")
+        finals.append(result.final_return)
+        bests.append(result.best_return)
+        print(f"seed {seed}: final {result.final_return:.1f}, best {result.best_return:.1f} "
+              f"({result.steps_per_second:,.0f} steps/s)")  # fmt: skip
+    stats = summarize(finals)
+    report = {"study": run.study, "trial": run.trial, "search_score": run.score, "seeds": seeds, "total_steps": total,
+              "final_returns": finals, "best_returns": bests, "final": stats}  # fmt: skip
+    (out / "results.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
+    print(f"final return over {len(seeds)} seed(s): mean {stats['mean']:.1f}, std {stats['std']:.1f}, "
+          f"IQM {stats['iqm']:.1f} (search score {run.score:.1f}); results in {out}")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args)
+    return run_cli(lambda: train(args), args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
