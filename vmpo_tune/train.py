@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rank", type=positive_int, default=1, help="which exported run to train (default 1, the best)")
     p.add_argument("--seeds", type=positive_int, help="number of seeds (default: the trial's own seeds)")
     p.add_argument("--fresh", action="store_true", help="use seeds the search never trained on")
+    p.add_argument("--first-seed", type=int, help="train seeds FIRST_SEED, FIRST_SEED + 1, ... instead")
     p.add_argument("--total-steps", type=positive_int, help="env steps per seed (default: the trial's budget)")
     p.add_argument("--device", help="torch device (default: the run file's)")
     p.add_argument("--out", help="output folder (default runs/train/<study>-trial<N>)")
@@ -98,7 +99,12 @@ def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one thread: the same arithmetic as a search worker, so results reproduce
     run = load_run(args.config, args.rank)
     total = args.total_steps or run.total_steps
-    seeds = pick_seeds(run.seeds, args.seeds, args.fresh)
+    if args.first_seed is not None:
+        if args.first_seed < 0:
+            raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
+        seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 1)))
+    else:
+        seeds = pick_seeds(run.seeds, args.seeds, args.fresh)
     out = Path(args.out or Path("runs") / "train" / f"{run.study}-trial{run.trial}")
     train_cfg = run.train if args.device is None else dataclasses.replace(run.train, device=args.device)
     log.info("training trial %d of %s (search score %.1f) on seeds %s for %s steps each", run.trial, run.study,

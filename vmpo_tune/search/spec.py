@@ -74,8 +74,9 @@ class ParamSpec:
         return round(1.0 - config_value, 12) if self.transform == "one_minus" else config_value
 
     def describe(self) -> dict:
-        """JSON-friendly form, stored with the study to detect an incompatible rerun."""
-        return {k: v for k, v in self.__dict__.items() if v not in (None, (), False) or k == "name"}
+        """JSON-friendly form of what defines the space (the default only seeds the first trial)."""
+        items = self.__dict__.items()
+        return {k: v for k, v in items if (v not in (None, (), False) or k == "name") and k != "default"}
 
 
 @dataclass(frozen=True)
