@@ -48,3 +48,72 @@ gym.register("VmpoTest/Discrete-v0", entry_point="gymnasium.envs.classic_control
 @pytest.fixture
 def tiny_agent_kwargs():
     return dict(policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), seed=0)
+
+
+# ---------------------------------------------------------------------------- database servers
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+MYSQL_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
+
+
+def _server_or_skip(name: str, admin_url: str, how_to_start: str):
+    """An admin engine for a loopback server; unreachable fails in CI and skips elsewhere."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except Exception as exc:
+        engine.dispose()
+        message = f"{name} is not reachable at {admin_url} ({type(exc).__name__}); start it: {how_to_start}"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return engine
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database on the loopback server, dropped afterwards."""
+    import uuid
+
+    import sqlalchemy
+
+    engine = _server_or_skip("PostgreSQL", PG_ADMIN, "bash scripts/services")
+    name = f"vmpo_test_{uuid.uuid4().hex[:10]}"
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_admin():
+    engine = _server_or_skip("MariaDB", MYSQL_ADMIN, "bash scripts/services")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def mysql_url(mysql_admin):
+    """A fresh MariaDB database, and a user ``vmpo_<id>`` with password ``pw-<id>`` on it."""
+    import uuid
+
+    import sqlalchemy
+
+    tag = uuid.uuid4().hex[:10]
+    name, user, password = f"vmpo_test_{tag}", f"vmpo_{tag}", f"pw-{tag}"
+    with mysql_admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        for host in ("localhost", "127.0.0.1"):
+            conn.execute(sqlalchemy.text(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"))
+            conn.execute(sqlalchemy.text(f"GRANT ALL ON {name}.* TO '{user}'@'{host}'"))
+    yield {"url": f"mysql+pymysql://{user}:{password}@127.0.0.1:3306/{name}", "user": user, "password": password,
+           "database": name}  # fmt: skip
+    with mysql_admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
+        for host in ("localhost", "127.0.0.1"):
+            conn.execute(sqlalchemy.text(f"DROP USER IF EXISTS '{user}'@'{host}'"))

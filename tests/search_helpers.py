@@ -47,3 +47,47 @@ def load(url: str, name: str = "toy") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 
 
+
+
+def spawn(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """Start ``python -m module args`` in the background (stdout/stderr to files in ``cwd``)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
+    out = open(cwd / "proc.out", "ab")  # noqa: SIM115 (closed by the caller's process end)
+    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, stdout=out,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__name__}")
+
+
+def running_with_values(url: str, n: int, min_values: int = 1, name: str = "toy"):
+    """The RUNNING trials of the study once ``n`` of them report ``min_values`` evaluations."""
+
+    def check():
+        try:
+            study = optuna.load_study(study_name=name, storage=url)
+        except Exception:
+            return None
+        running = [t for t in study.get_trials(deepcopy=False)
+                   if t.state == optuna.trial.TrialState.RUNNING and len(t.intermediate_values) >= min_values]
+        return running if len(running) >= n else None  # fmt: skip
+
+    return check
+
+
+LONG_TOY = {
+    **TOY_STUDY,
+    "total_steps": 24_000,
+    "evaluation": {"interval": 2_000, "episodes": 1},
+    "search_space": {"epsilon_eta": {"low": 0.001, "high": 0.1, "log": True, "default": 0.01}},
+}

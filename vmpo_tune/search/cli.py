@@ -15,7 +15,15 @@ from .factories import make_pruner, make_sampler
 from .objective import study_seeds
 from .progress import ProgressDisplay
 from .spec import PRUNERS, SAMPLERS, StudySpec, load_study
-from .storage import ENV_STORAGE, BudgetLock, open_storage, redact_url, resolve_url
+from .storage import (
+    ENV_STORAGE,
+    GRACE_PERIOD,
+    HEARTBEAT_INTERVAL,
+    BudgetLock,
+    open_storage,
+    redact_url,
+    resolve_url,
+)
 from .study import counts, create_or_load
 from .worker import ProgressSlot, WorkerPool, WorkerSettings, quiet_library_noise, run_worker
 
@@ -58,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for the default storage and per-trial files (default runs/<study>)")
     p.add_argument("--artifact-dir", help="Optuna artifact store folder (default <out>/artifacts); share it "
                    "between machines so retried trials can resume from checkpoints")  # fmt: skip
+    p.add_argument("--heartbeat-interval", type=positive_int, default=HEARTBEAT_INTERVAL,
+                   help=f"seconds between a running trial's heartbeats (default {HEARTBEAT_INTERVAL})")
+    p.add_argument("--grace-period", type=positive_int, default=GRACE_PERIOD,
+                   help=f"seconds without heartbeat after which a trial counts as dead, is failed and retried "
+                   f"(default {GRACE_PERIOD})")  # fmt: skip
     add_common_flags(p)
     return p
 
@@ -77,6 +90,9 @@ def apply_overrides(spec: StudySpec, args: argparse.Namespace) -> StudySpec:
 def search(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if args.grace_period <= args.heartbeat_interval:
+        raise UserError(f"--grace-period ({args.grace_period} s) must be longer than --heartbeat-interval "
+                        f"({args.heartbeat_interval} s)")  # fmt: skip
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     spec = apply_overrides(load_study(args.study), args)
@@ -105,7 +121,8 @@ def search(args: argparse.Namespace) -> int:
             artifact_dir=str(Path(args.artifact_dir) if args.artifact_dir else out / "artifacts"),
             device=args.device, sampler=args.sampler, pruner=args.pruner,
             sampler_seed=spec.seed + 1000 * len(study.trials), timeout=args.timeout,
-            log_level=logging.getLogger().level,
+            log_level=logging.getLogger().level, heartbeat_interval=args.heartbeat_interval,
+            grace_period=args.grace_period,
         )  # fmt: skip
         display = ProgressDisplay(study, args.trials, spec.total_steps)
         stopped_by = _run_in_process(settings, display) if args.workers == 1 else _run_pool(settings, args.workers,

@@ -117,24 +117,26 @@ class Objective:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _resume_id(self, trial: optuna.Trial, seed: int) -> str:
-        return f"resume-{trial.study.study_name}-{trial.number}-seed{seed}"
-
     def _save_resume_checkpoints(self, trial: optuna.Trial, trainers, dirs) -> None:
+        """Write each seed's checkpoint under a new id, record them, then drop the previous ones.
+
+        Ids carry the env steps, so the recorded set is always consistent, even if the process
+        dies between two writes.
+        """
         if self.artifact_store is None:
             return
-        inherited = dict(trial.user_attrs.get(RESUME_ATTR) or {})
+        previous = dict(trial.user_attrs.get(RESUME_ATTR) or {})
         record = {}
         for trainer, d in zip(trainers, dirs):
             seed = trainer.config.seed
-            artifact_id = self._resume_id(trial, seed)
+            artifact_id = f"resume-{trial.study.study_name}-{trial.number}-seed{seed}-{trainer.env_steps}"
             with open(d / CHECKPOINT_LAST, "rb") as f:
                 self.artifact_store.write(artifact_id, f)
             record[str(seed)] = {"artifact_id": artifact_id, "env_steps": trainer.env_steps}
         trial.set_user_attr(RESUME_ATTR, record)
-        for entry in inherited.values():
-            if entry["artifact_id"] not in {r["artifact_id"] for r in record.values()}:
-                self._remove(entry["artifact_id"])
+        current = {r["artifact_id"] for r in record.values()}
+        cleanup_resume_checkpoints(self.artifact_store, {k: v for k, v in previous.items()
+                                                         if v["artifact_id"] not in current})  # fmt: skip
 
     def _restore(self, trial: optuna.Trial, trainers, dirs) -> int:
         """Load the checkpoints a retried trial inherited; returns the env steps it resumes from."""
@@ -147,22 +149,24 @@ class Objective:
         steps = set()
         for trainer, d in zip(trainers, dirs):
             entry = entries.get(str(trainer.config.seed))
-            if entry is None:
+            try:
+                if entry is None:
+                    raise FileNotFoundError(f"no checkpoint recorded for seed {trainer.config.seed}")
+                d.mkdir(parents=True, exist_ok=True)
+                with self.artifact_store.open_reader(entry["artifact_id"]) as src, open(d / CHECKPOINT_LAST,
+                                                                                        "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except Exception as exc:  # e.g. an artifact folder that is not shared between machines
+                log.warning("trial %d cannot resume (%s); it starts over. Share --artifact-dir between "
+                            "machines to resume retried trials", trial.number, exc)  # fmt: skip
+                for folder in dirs:
+                    shutil.rmtree(folder, ignore_errors=True)
                 return 0
-            d.mkdir(parents=True, exist_ok=True)
-            with self.artifact_store.open_reader(entry["artifact_id"]) as src, open(d / CHECKPOINT_LAST, "wb") as dst:
-                shutil.copyfileobj(src, dst)
             steps.add(int(entry["env_steps"]))
         resumed = min(steps)
         trial.set_user_attr("resumed_from_env_steps", resumed)
         log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, resumed)
         return resumed
-
-    def _remove(self, artifact_id: str) -> None:
-        try:
-            self.artifact_store.remove(artifact_id)
-        except Exception:  # already gone (another attempt cleaned up)
-            log.debug("artifact %s was already removed", artifact_id)
 
     def _finish(self, trial: optuna.Trial, trainers, dirs) -> None:
         """Upload the best checkpoint and curve of each seed; drop resume checkpoints."""

@@ -349,6 +349,8 @@ def _param(name: str, entry: Any, err: _Errors) -> ParamSpec:
     common = dict(name=name, default=entry.get("default"), when=tuple(sorted(when.items())), transform=transform)
     if "choices" in entry:
         return ParamSpec(kind="categorical", choices=_choices(entry, key, err), **common)
+    if common["default"] is not None:  # YAML 1.1 reads 1e-3 as a string
+        common["default"] = _number(common["default"], f"{key}.default", err)
     return ParamSpec(**_numeric(entry, key, err), **common)
 
 

@@ -119,13 +119,26 @@ def retry_callback() -> RetryHeartbeatStaleTrialCallback:
     return RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY, inherit_intermediate_values=True)
 
 
-def open_storage(url: str, heartbeat: bool = True, create_parent: bool = False) -> RDBStorage:
-    """An RDB storage; connection problems become a one-line :class:`UserError`."""
+def open_storage(
+    url: str,
+    heartbeat: bool = True,
+    create_parent: bool = False,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL,
+    grace_period: int = GRACE_PERIOD,
+) -> RDBStorage:
+    """An RDB storage; connection problems become a one-line :class:`UserError`.
+
+    With ``heartbeat`` the storage records trial heartbeats every ``heartbeat_interval``
+    seconds and fails (then retries) trials silent for more than ``grace_period`` seconds.
+    """
     parsed = parse_url(url)
     prepare_sqlite(url, create_parent)
     kwargs = {}
     if heartbeat:
-        kwargs = dict(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+        if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
+            raise UserError(f"need heartbeat interval >= 1 s and grace period > interval, got {heartbeat_interval} s "
+                            f"and {grace_period} s")  # fmt: skip
+        kwargs = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=retry_callback())  # fmt: skip
     try:
         return RDBStorage(url, engine_kwargs=_engine_kwargs(parsed), **kwargs)

@@ -36,7 +36,7 @@ from ..errors import TrialFailed, UserError
 from .factories import make_pruner, make_sampler
 from .objective import RESUME_ATTR, Objective, cleanup_resume_checkpoints
 from .spec import StudySpec
-from .storage import BudgetLock, open_storage, retry_callback
+from .storage import GRACE_PERIOD, HEARTBEAT_INTERVAL, BudgetLock, open_storage, retry_callback
 from .study import reserve_trial
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class WorkerSettings:
     timeout: float | None = None
     worker_index: int = 0
     log_level: int = logging.INFO
+    heartbeat_interval: int = HEARTBEAT_INTERVAL
+    grace_period: int = GRACE_PERIOD
 
 
 class SignalStopper:
@@ -146,7 +148,8 @@ def run_worker(settings: WorkerSettings, slot: ProgressSlot | None = None, insta
     stopper = SignalStopper()
     if install_signals:
         stopper.install()
-    storage = open_storage(settings.storage_url, heartbeat=True)
+    storage = open_storage(settings.storage_url, heartbeat=True, heartbeat_interval=settings.heartbeat_interval,
+                           grace_period=settings.grace_period)  # fmt: skip
     lock = BudgetLock(settings.storage_url, settings.study_name)
     store = None
     if settings.artifact_dir:
