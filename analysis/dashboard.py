@@ -11,6 +11,7 @@ serve each complete trial's best checkpoint and learning-curve CSV.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Iterable
 
@@ -32,12 +33,7 @@ def dashboard_argv(storage_url: str, artifact_dir: Path | str | None = None, hos
 def dashboard_command(storage_url: str, artifact_dir: Path | str | None = None, host: str = DEFAULT_HOST,
                       port: int = DEFAULT_PORT) -> str:  # fmt: skip
     """The same command as one line to show people; any password in the URL is replaced by ``***``."""
-    argv = dashboard_argv(redact_url(storage_url), artifact_dir, host, port)
-    return " ".join(_quote(a) for a in argv)
-
-
-def _quote(arg: str) -> str:
-    return arg if all(c.isalnum() or c in "/:._-=@+" for c in arg) else "'" + arg.replace("'", "'\\''") + "'"
+    return shlex.join(dashboard_argv(redact_url(storage_url), artifact_dir, host, port))
 
 
 def _steps(n: object) -> str:

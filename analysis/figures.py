@@ -90,6 +90,7 @@ def importance_bars(importances: dict[str, float]) -> go.Figure:
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))  # fmt: skip
     fig.update_layout(title="Parameter importances", xaxis_title="importance (share of the total)",
                       height=max(300, 60 + 40 * len(names)), **LAYOUT)  # fmt: skip
+    fig.update_yaxes(automargin=True)
     return fig
 
 
@@ -136,6 +137,7 @@ def throughput(trials: Sequence[FrozenTrial], retried: set[int]) -> go.Figure:
                              legendgroup=label, marker_color=colour, showlegend=False,
                              hovertemplate="trial %{x}: %{y:,.0f} steps/s<extra></extra>"), row=2, col=1)  # fmt: skip
         shown.add(label)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=[t.number for t in measured])
     fig.update_xaxes(title_text="trial", row=2, col=1)
     fig.update_layout(title="Wall time and throughput", barmode="group", height=560, legend_title="state", **LAYOUT)
     return fig

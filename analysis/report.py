@@ -164,8 +164,7 @@ def plot_section(title: str, build: Callable[[], go.Figure], intro: str = "") ->
 
 
 def summary_section(ctx: Context) -> str:
-    spec = ctx.spec
-    best = ctx.best
+    spec, best, artifacts = ctx.spec, ctx.best, ctx.run_dir / "artifacts"
     objective = ""
     if spec:
         objective = (f"maximise the {spec.get('objective', 'final')} evaluation return, {spec.get('aggregate', 'mean')}"
@@ -179,7 +178,7 @@ def summary_section(ctx: Context) -> str:
         ("trials", esc(ctx.state_summary())),
         ("best", esc(f"trial {best.number}: {best.value:.4g}") if best else ""),
         ("storage", f"<code>{esc(redact_url(ctx.url))}</code>"),
-        ("live view", f"<code>{esc(dashboard_command(ctx.url, ctx.run_dir / 'artifacts'))}</code>"),
+        ("live view", f"<code>{esc(dashboard_command(ctx.url, artifacts if artifacts.is_dir() else None))}</code>"),
         ("generated", esc(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))),
     ]
     parts = [f"<h1>Study {esc(ctx.study.study_name)}</h1>", kv_table(rows)]
@@ -233,8 +232,10 @@ def best_section(ctx: Context) -> str:
     ]
     parts += [kv_table(rows), "<h3>Parameters</h3>", pre(dict(best.params))]
     config = attrs.get("config")
-    parts += ["<h3>Complete configuration</h3>",
-              pre(config) if config else note(f"Trial {best.number} has no stored config (made by another tool?).")]
+    parts += [
+        "<h3>Complete configuration</h3>",
+        pre(config) if config else note(f"Trial {best.number} has no stored config (made by another tool?)."),
+    ]
     parts += ["<h3>Artifacts</h3>", artifacts_html(ctx, best)]
     if attrs.get("provenance"):
         parts += ["<h3>Provenance</h3>", pre(redacted(attrs["provenance"]))]

@@ -91,7 +91,8 @@ def trials_table(trials: Iterable[FrozenTrial]) -> pd.DataFrame:
     trials = sorted(trials, key=lambda t: t.number)
     retried = retried_numbers(trials)
     rows = [trial_row(t, retried) for t in trials]
-    extra = sorted({k for r in rows for k in r if k not in BASE_COLUMNS}, key=lambda k: (not k.startswith("params."), k))
+    extra = {k for r in rows for k in r if k not in BASE_COLUMNS}
+    extra = sorted(extra, key=lambda k: (not k.startswith("params."), k))
     frame = pd.DataFrame(rows, columns=BASE_COLUMNS + extra)
     for column in ("number", "n_reports"):
         frame[column] = frame[column].astype("int64")

@@ -42,6 +42,10 @@ def test_tiny_search_counts_values_and_attributes(tmp_path):
     assert attrs["wall_time_s"] > 0 and attrs["env_steps_per_s"] > 0 and attrs["env_steps_trained"] == 512
     assert {"torch", "optuna", "gymnasium", "python"} <= set(attrs["provenance"]["versions"])
     assert "COMPLETE" in proc.stderr and "3/3 finished" in proc.stderr
+    # finished trials keep their best checkpoint and curve as artifacts, no resume checkpoints
+    assert all(t.user_attrs["resume_checkpoints"] == {} for t in trials)
+    stored = list((tmp_path / "run" / "artifacts").iterdir())
+    assert stored and not any(p.name.startswith("resume-") for p in stored)
 
 
 def test_pruned_and_failed_trials_do_not_stop_the_study_and_rerun_resumes(tmp_path):
@@ -59,6 +63,8 @@ def test_pruned_and_failed_trials_do_not_stop_the_study_and_rerun_resumes(tmp_pa
     assert list(pruned.intermediate_values) == [256] and pruned.intermediate_values[256] < 50
     assert "NaN or inf" in failed.user_attrs["fail_reason"] and failed.intermediate_values == {}
     assert "trial 1 PRUNED" in proc.stderr and "trial 2 FAIL" in proc.stderr
+    assert pruned.user_attrs["resume_checkpoints"] == {}
+    assert not any(p.name.startswith("resume-") for p in (tmp_path / "run" / "artifacts").iterdir())
 
 
 def test_rerun_with_the_same_target_runs_nothing_more(tmp_path):
@@ -117,3 +123,24 @@ def test_export_of_a_missing_study_is_one_line(tmp_path):
     proc = cli("vmpo_tune.export", "--study", "nothing", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "run a search first" in proc.stderr
     assert not (tmp_path / "runs").exists()  # nothing was created
+
+
+def test_several_seeds_per_trial_report_their_mean_at_each_evaluation(tmp_path):
+    import csv
+
+    data = dict(TOY_STUDY, seeds_per_trial=2, aggregate="min", seed=5,
+                search_space={"policy_lr": {"choices": [1.0e-4, 10.0], "default": 10.0}})  # fmt: skip
+    write_study(tmp_path, data)
+    proc = search(tmp_path, "--trials", "1", "--pruner", "none")
+    assert proc.returncode == 0, proc.stderr
+    trial = load(url(tmp_path)).trials[0]
+    assert trial.user_attrs["seeds"] == [5, 6]
+    curves = {}
+    for seed in (5, 6):
+        with open(tmp_path / "run" / "trials" / "00000" / f"seed_{seed}" / "evaluations.csv") as f:
+            curves[seed] = {int(r["env_steps"]): float(r["eval/return_mean"]) for r in csv.DictReader(f)}
+    assert set(curves[5]) == set(curves[6]) == set(trial.intermediate_values) == {256, 512}
+    for step, value in trial.intermediate_values.items():
+        assert value == pytest.approx((curves[5][step] + curves[6][step]) / 2)
+    assert trial.user_attrs["seed_returns"] == [curves[5][512], curves[6][512]]
+    assert trial.value == min(curves[5][512], curves[6][512])  # the study's aggregate

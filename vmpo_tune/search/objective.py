@@ -184,6 +184,7 @@ class Objective:
             for name in (CHECKPOINT_LAST, CHECKPOINT_BEST):  # they live in the artifact store now
                 (d / name).unlink(missing_ok=True)
         cleanup_resume_checkpoints(self.artifact_store, trial.user_attrs.get(RESUME_ATTR))
+        trial.set_user_attr(RESUME_ATTR, {})
 
 
 def cleanup_resume_checkpoints(store: FileSystemArtifactStore | None, record) -> None:

@@ -67,6 +67,7 @@ def create_or_load(storage, spec: StudySpec, study_name: str, lock: BudgetLock) 
             study.set_user_attr(SPEC_ATTR, {"name": spec.name, "env_id": spec.env_id, "description": spec.description,
                                             "total_steps": spec.total_steps, "seeds_per_trial": spec.seeds_per_trial,
                                             "aggregate": spec.aggregate, "objective": spec.objective})  # fmt: skip
+            _save_dashboard_note(study, spec)
             if not study.trials:
                 study.enqueue_trial(default_params(spec), user_attrs={DEFAULT_TRIAL_ATTR: "default configuration"},
                                     skip_if_exists=True)  # fmt: skip
@@ -77,6 +78,17 @@ def create_or_load(storage, spec: StudySpec, study_name: str, lock: BudgetLock) 
                 "--study-name NAME"
             )
     return study, created
+
+
+def _save_dashboard_note(study: optuna.Study, spec: StudySpec) -> None:
+    """The study's note in optuna-dashboard (what it tunes, env, budget), when the dashboard is installed."""
+    try:
+        from optuna_dashboard import save_note
+    except ImportError:  # the optional [dashboard] extra
+        return
+    from analysis.dashboard import study_note
+
+    save_note(study, study_note(study.user_attrs[SPEC_ATTR], params=[p.optuna_name for p in spec.space]))
 
 
 def reserve_trial(study: optuna.Study, lock: BudgetLock, n_trials: int) -> optuna.Trial | None:

@@ -198,13 +198,21 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, st
         except Exception as exc:  # a bug or an environment error: the study goes on
             log.debug("trial %d raised", trial.number, exc_info=True)
             reason = f"{type(exc).__name__}: {exc}"
+    if not interrupted and state != TrialState.COMPLETE:  # nothing will resume it: drop its checkpoints
+        _drop_resume_checkpoints(trial, store)
     _tell(study, trial, state, value, reason)
     frozen = study._storage.get_trial(trial._trial_id)
     if interrupted:
         retry_callback()(study, frozen)  # queued again; a rerun resumes it from its checkpoint
-    elif state != TrialState.COMPLETE:
-        cleanup_resume_checkpoints(store, frozen.user_attrs.get(RESUME_ATTR))
     _log_outcome(frozen, reason, time.perf_counter() - start)
+
+
+def _drop_resume_checkpoints(trial: optuna.Trial, store) -> None:
+    try:
+        cleanup_resume_checkpoints(store, trial.user_attrs.get(RESUME_ATTR))
+        trial.set_user_attr(RESUME_ATTR, {})
+    except Exception as exc:  # the trial may already be finished by another worker
+        log.debug("could not drop the resume checkpoints of trial %d: %s", trial.number, exc)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, reason: str | None) -> None:
