@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -29,7 +28,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from vmpo_tune.search.storage import redact_url
+from vmpo_tune.provenance import redact
 from vmpo_tune.search.study import retried_numbers
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,11 @@ BASE_COLUMNS = [
     "number", "state", "value", "datetime_start", "datetime_complete", "duration_s",
     "retried", "retry_of", "n_reports", "last_step", "last_intermediate",
 ]  # fmt: skip
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
 
 
 def redact_text(text: str) -> str:
     """``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL.sub(lambda m: redact_url(m.group(0)), text)
+    return redact(text)
 
 
 def flatten(value: Any, prefix: str) -> dict[str, Any]:

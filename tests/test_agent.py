@@ -163,7 +163,7 @@ def test_without_normalisation_scaling_matters(tiny_agent_kwargs):
     assert not all(torch.allclose(p, q) for p, q in zip(params_of(a), params_of(b)))
 
 
-@pytest.mark.parametrize("key", ["obs", "advantages", "returns", "actions"])
+@pytest.mark.parametrize("key", ["obs", "advantages", "returns", "actions", "old_means", "old_log_stds"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
 def test_non_finite_batch_raises_and_leaves_parameters_untouched(key, bad, tiny_agent_kwargs):
     agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", **tiny_agent_kwargs)
@@ -176,6 +176,30 @@ def test_non_finite_batch_raises_and_leaves_parameters_untouched(key, bad, tiny_
     for p, q in zip(before, params_of(agent)):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
     assert float(agent.policy.obs_norm.count) == 0 and opt_state == agent.optimizer.state_dict()
+
+
+def test_divergence_in_a_later_m_step_undoes_the_earlier_ones(tiny_agent_kwargs):
+    """A value step of 1e30 makes the second M-step's loss infinite: nothing of the update may stay."""
+    agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", m_steps=3, value_lr=1e30, **tiny_agent_kwargs)
+    batch = make_batch(agent=agent)
+    before = params_of(agent)
+    with pytest.raises(NonFiniteError, match="diverged"):
+        agent.update(batch)
+    for p, q in zip(before, params_of(agent)):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert agent.optimizer.state_dict()["state"] == {} and float(agent.policy.obs_norm.count) == 0
+
+
+@pytest.mark.parametrize("spread,eta_rises", [(50.0, True), (1e-3, False)])
+def test_agent_update_moves_eta_toward_its_constraint(spread, eta_rises, tiny_agent_kwargs):
+    """Through the agent: concentrated weights (KL(psi || uniform) > eps_eta) raise eta, flat ones lower it."""
+    agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", normalize_advantages=False, epsilon_eta=0.01, temperature_lr=0.1,
+                      **tiny_agent_kwargs)  # fmt: skip
+    batch = make_batch(agent=agent)
+    batch["advantages"] = spread * np.linspace(-1.0, 1.0, len(batch["advantages"]))
+    metrics = agent.update(batch)
+    assert (metrics["vmpo/eta"] > 1.0) == eta_rises
+    assert (metrics["vmpo/weights_kl"] > 0.01) == eta_rises
 
 
 def test_duals_stay_positive_and_finite_under_extreme_steps(tiny_agent_kwargs):

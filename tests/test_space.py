@@ -100,10 +100,15 @@ def test_every_sampler_builds_and_samples(sampler):
 def test_every_pruner_builds_with_env_step_resources(pruner):
     spec = spec_with(total_steps=1000, pruner={"name": "none"})
     built = make_pruner(spec, pruner)  # another name than the study's: that pruner's defaults
-    if pruner == "hyperband":
-        assert built._max_resource == 1000 and built._min_resource == 256
-    if pruner == "median":
-        assert built._n_warmup_steps == 1000 // 3
+    expected = {
+        "median": (optuna.pruners.MedianPruner, {"_n_warmup_steps": 1000 // 3, "_n_startup_trials": 5}),
+        "hyperband": (optuna.pruners.HyperbandPruner, {"_min_resource": 256, "_max_resource": 1000}),
+        "halving": (optuna.pruners.SuccessiveHalvingPruner, {"_min_resource": 256, "_reduction_factor": 3}),
+        "wilcoxon": (optuna.pruners.WilcoxonPruner, {"_p_threshold": 0.1, "_n_startup_steps": 2}),
+        "none": (optuna.pruners.NopPruner, {}),
+    }[pruner]
+    assert isinstance(built, expected[0])
+    assert {k: getattr(built, k) for k in expected[1]} == expected[1]
 
 
 def test_sampler_option_errors_name_the_option():

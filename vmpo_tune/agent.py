@@ -15,6 +15,7 @@ orchestrates it. Conventions (see also :mod:`vmpo_tune.config`):
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any, Dict, Mapping, Tuple
@@ -226,8 +227,14 @@ class VMPOAgent:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         mask = topk_mask(adv, cfg.topk_fraction)
         selected = adv[mask]
-        for _ in range(cfg.m_steps):
-            stats = self._m_step(b, adv, mask, selected)
+        snapshot = self._snapshot() if cfg.m_steps > 1 else None
+        try:
+            for _ in range(cfg.m_steps):
+                stats = self._m_step(b, adv, mask, selected)
+        except NonFiniteError:
+            if snapshot is not None:
+                self._restore(snapshot)  # a later M-step diverged: undo the earlier ones too
+            raise
         with torch.no_grad():
             mean, log_std = self.policy(b["obs"])
             kl_mu = gaussian_kl_mean(mean, b["old_means"], b["old_log_stds"]).mean()
@@ -280,15 +287,17 @@ class VMPOAgent:
         self.optimizer.zero_grad(set_to_none=True)
         self.dual_optimizer.zero_grad(set_to_none=True)
         total.backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(self.policy.policy_parameters(), cfg.max_grad_norm)
-            nn.utils.clip_grad_norm_(self.policy.value_parameters(), cfg.max_grad_norm)
+        clip = cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
+        norms = [nn.utils.clip_grad_norm_(group, clip) for group in (self.policy.policy_parameters(),
+                                                                     self.policy.value_parameters())]  # fmt: skip
+        if not all(math.isfinite(n.item()) for n in norms):
+            raise NonFiniteError("a gradient became NaN or inf: the run diverged; lower the learning rates")
         self.optimizer.step()
         self.dual_optimizer.step()
         self.duals.clamp_()
         with torch.no_grad():
             selected_psi = psi[mask]
-            weights_kl = float((selected_psi * (selected_psi * selected_psi.numel()).log()).sum())
+            weights_kl = float(torch.xlogy(selected_psi, selected_psi * selected_psi.numel()).sum())
         return {
             M.LOSS_POLICY: policy_loss.item(),
             M.LOSS_VALUE: value_loss.item(),
@@ -297,6 +306,17 @@ class VMPOAgent:
             M.WEIGHTS_KL: weights_kl,
             "_residual_var": float(residual.detach().var()) if residual.numel() > 1 else 0.0,
         }
+
+    def _snapshot(self) -> Dict[str, Any]:
+        return copy.deepcopy({"policy": self.policy.state_dict(), "duals": self.duals.state_dict(),
+                              "optimizer": self.optimizer.state_dict(),
+                              "dual_optimizer": self.dual_optimizer.state_dict()})  # fmt: skip
+
+    def _restore(self, snapshot: Mapping[str, Any]) -> None:
+        self.policy.load_state_dict(snapshot["policy"])
+        self.duals.load_state_dict(snapshot["duals"])
+        self.optimizer.load_state_dict(snapshot["optimizer"])
+        self.dual_optimizer.load_state_dict(snapshot["dual_optimizer"])
 
     # ------------------------------------------------------------------ checkpoints
 

@@ -83,7 +83,7 @@ class VMPOConfig(_DictRoundTrip):
     alpha_lr: float = 1e-4
     """Adam step size of log(alpha_mu) and log(alpha_sigma)."""
     max_grad_norm: float = 10.0
-    """Global gradient-norm clip of the network parameters (0 disables)."""
+    """Gradient-norm clip, applied to the policy and the value parameters separately (0 disables)."""
     optimizer_type: str = "adam"
     """Optimiser of the network parameters: adam, adamw, sgd or rmsprop."""
     sgd_momentum: float = 0.9

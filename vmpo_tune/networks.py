@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Tuple
 
 import numpy as np
@@ -171,7 +170,3 @@ class DiagonalGaussianPolicy(nn.Module):
             action = mean + noise * torch.exp(log_std)
         return action, self.log_prob(mean, log_std, action)
 
-
-def entropy(log_std: torch.Tensor) -> torch.Tensor:
-    """Entropy of a diagonal Gaussian, summed over the action dimension."""
-    return (log_std + 0.5 * (1.0 + math.log(2.0 * math.pi))).sum(dim=-1)

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -125,6 +125,7 @@ class VMPOTrainer:
             probe.close()
         self.agent = VMPOAgent.from_config(self.obs_dim, self.act_dim, agent_config, device, seed=train_config.seed)
         self.env_steps = 0
+        self._best_return = -math.inf
 
     # ------------------------------------------------------------------ public
 
@@ -170,6 +171,8 @@ class VMPOTrainer:
         if resume and out is not None and (out / CHECKPOINT_LAST).exists():
             best = self.load_checkpoint(out / CHECKPOINT_LAST)
             log.info("resumed from %s at %d env steps", out / CHECKPOINT_LAST, self.env_steps)
+        elif self.env_steps > 0:
+            best = self._best_return
         marks = [m for m in _eval_marks(total_steps, cfg.eval_interval) if m > self.env_steps]
         envs = make_vector_env(self.env_id, cfg.num_envs, cfg.seed)
         evaluator = Evaluator(self.env_id, cfg.eval_episodes, cfg.resolved_eval_seed)
@@ -284,7 +287,12 @@ class VMPOTrainer:
         state = torch.load(path, map_location=self.agent.device, weights_only=True)
         self.agent.load_state_dict(state["agent"])
         self.env_steps = int(state["env_steps"])
-        return float(state["best_return"])
+        self._best_return = float(state["best_return"])
+        return self._best_return
+
+    def reset(self) -> None:
+        """A fresh agent at step 0 (same configs and seed)."""
+        self._setup(self.agent_config, self.config)
 
 
 def summarize(
@@ -325,7 +333,3 @@ def _append_csv(path: Path, row: Dict[str, Any]) -> None:
             writer.writeheader()
         writer.writerow(row)
 
-
-def trainer_signature() -> Tuple[str, ...]:
-    """Parameter names of ``VMPOTrainer`` in order (for docs and tests)."""
-    return tuple(_SIGNATURE.parameters)

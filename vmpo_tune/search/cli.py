@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
+import socket
 import sys
 import threading
+import zlib
 from pathlib import Path
 
 from ..cli_common import add_common_flags, configure_logging, positive_int, run_cli
@@ -90,9 +93,6 @@ def apply_overrides(spec: StudySpec, args: argparse.Namespace) -> StudySpec:
 def search(args: argparse.Namespace) -> int:
     if args.timeout is not None and args.timeout <= 0:
         raise UserError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    if args.grace_period <= args.heartbeat_interval:
-        raise UserError(f"--grace-period ({args.grace_period} s) must be longer than --heartbeat-interval "
-                        f"({args.heartbeat_interval} s)")  # fmt: skip
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     spec = apply_overrides(load_study(args.study), args)
@@ -102,7 +102,9 @@ def search(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / study_name
     url = resolve_url(args.storage, out)
     _make_out(out)
-    storage = open_storage(url, heartbeat=False, create_parent=url.startswith("sqlite:///") and not args.storage)
+    # heartbeat settings let this process fail the trials of dead workers before it counts the budget
+    storage = open_storage(url, heartbeat=True, create_parent=url.startswith("sqlite:///") and not args.storage,
+                           heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period)  # fmt: skip
     lock = BudgetLock(url, study_name)
     try:
         study, created = create_or_load(storage, spec, study_name, lock)
@@ -116,17 +118,14 @@ def search(args: argparse.Namespace) -> int:
             _summary(study, where)
             return 0
         log.info("%d finished so far; target %d; %d worker process(es)", c["finished"], args.trials, args.workers)
-        settings = WorkerSettings(
-            spec=spec, study_name=study_name, storage_url=url, n_trials=args.trials, out_dir=str(out),
-            artifact_dir=str(Path(args.artifact_dir) if args.artifact_dir else out / "artifacts"),
-            device=args.device, sampler=args.sampler, pruner=args.pruner,
-            sampler_seed=spec.seed + 1000 * len(study.trials), timeout=args.timeout,
-            log_level=logging.getLogger().level, heartbeat_interval=args.heartbeat_interval,
-            grace_period=args.grace_period,
-        )  # fmt: skip
+        # distinct per run, machine and worker: machines started together must not propose the same points
+        run_seed = spec.seed + 1000 * len(study.trials) + zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode())
+        settings = _worker_settings(args, spec, study_name, url, out, sampler_seed=run_seed % 2**31)
         display = ProgressDisplay(study, args.trials, spec.total_steps)
-        stopped_by = _run_in_process(settings, display) if args.workers == 1 else _run_pool(settings, args.workers,
-                                                                                            display)  # fmt: skip
+        if args.workers == 1:
+            stopped_by, died = _run_in_process(settings, display), []
+        else:
+            stopped_by, died = _run_pool(settings, args.workers, display)
         _summary(study, where)
     finally:
         lock.close()
@@ -134,7 +133,22 @@ def search(args: argparse.Namespace) -> int:
         log.warning("stopped by %s; running trials were marked FAIL and queued again: rerun the same command to "
                     "resume", stopped_by)  # fmt: skip
         return 130 if stopped_by == "SIGINT" else 143
+    if died:
+        log.error("%d worker process(es) died (exit codes %s); their trials are retried once their heartbeat is "
+                  "stale: rerun the same command to finish the budget", len(died), died)  # fmt: skip
+        return 1
     return 0
+
+
+def _worker_settings(args: argparse.Namespace, spec: StudySpec, study_name: str, url: str, out: Path,
+                     sampler_seed: int) -> WorkerSettings:  # fmt: skip
+    return WorkerSettings(
+        spec=spec, study_name=study_name, storage_url=url, n_trials=args.trials, out_dir=str(out),
+        artifact_dir=str(Path(args.artifact_dir) if args.artifact_dir else out / "artifacts"),
+        device=args.device, sampler=args.sampler, pruner=args.pruner, sampler_seed=sampler_seed,
+        timeout=args.timeout, log_level=logging.getLogger().level, heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+    )  # fmt: skip
 
 
 def _make_out(out: Path) -> None:
@@ -163,7 +177,8 @@ def _run_in_process(settings: WorkerSettings, display: ProgressDisplay) -> str |
         display.close()
 
 
-def _run_pool(settings: WorkerSettings, workers: int, display: ProgressDisplay) -> str | None:
+def _run_pool(settings: WorkerSettings, workers: int, display: ProgressDisplay) -> tuple[str | None, list[int]]:
+    """Run the worker processes; returns the signal that stopped them (if any) and abnormal exit codes."""
     pool = WorkerPool(settings, workers)
     pool.start()
     try:
@@ -175,9 +190,11 @@ def _run_pool(settings: WorkerSettings, workers: int, display: ProgressDisplay) 
         codes = pool.join()
         display.update([], force=True)
         display.close()
-    if any(code == 2 for code in codes):
+    if 2 in codes:
         raise UserError("a worker stopped on an error (see above)")
-    return pool.signal_name or next(({130: "SIGINT", 143: "SIGTERM"}[c] for c in codes if c in (130, 143)), None)
+    by_signal = {130: "SIGINT", 143: "SIGTERM"}
+    stopped_by = pool.signal_name or next((by_signal[c] for c in codes if c in by_signal), None)
+    return stopped_by, [c for c in codes if c not in (0, *by_signal)]
 
 
 def _summary(study, where: str) -> None:

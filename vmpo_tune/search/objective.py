@@ -37,6 +37,7 @@ from .spec import StudySpec
 log = logging.getLogger(__name__)
 
 RESUME_ATTR = "resume_checkpoints"
+RESUME_FILES = (CHECKPOINT_LAST, CHECKPOINT_BEST, EVAL_CSV)
 
 
 def study_seeds(spec: StudySpec) -> list[int]:
@@ -61,16 +62,20 @@ class Objective:
         params = sample_params(trial, spec)
         agent_cfg, train_cfg = params_to_configs(spec, params, device=self.device)
         seeds = list(trial.user_attrs.get("seeds") or study_seeds(spec))
+        if trial.user_attrs.get("fail_reason") is not None:  # inherited from the attempt this one retries
+            trial.set_user_attr("fail_reason", None)
         trial.set_user_attr("seeds", seeds)
         trial.set_user_attr("config", {"agent": agent_cfg.to_dict(), "train": train_cfg.to_dict(),
                                        "total_steps": spec.total_steps})  # fmt: skip
         trial.set_user_attr("provenance", provenance.record())
         trainers = [VMPOTrainer.from_configs(agent_cfg, dataclasses.replace(train_cfg, seed=s)) for s in seeds]
         dirs = [self.out_dir / "trials" / f"{trial.number:05d}" / f"seed_{s}" for s in seeds]
-        resumed = self._restore(trial, trainers, dirs)
+        history = self._restore(trial, trainers, dirs)
+        resumed = trainers[0].env_steps
+        trial.set_user_attr("resumed_from_env_steps", resumed)
         start = time.perf_counter()
         try:
-            finals = self._train(trial, trainers, dirs, resumed)
+            finals = self._train(trial, trainers, dirs, history)
         finally:
             trained = sum(t.env_steps for t in trainers) - resumed * len(trainers)
             wall = time.perf_counter() - start
@@ -84,7 +89,9 @@ class Objective:
 
     # ------------------------------------------------------------------ training
 
-    def _train(self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path], resumed: int) -> list[float]:
+    def _train(self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path],
+               history: list[list[float]]) -> list[float]:  # fmt: skip
+        """Advance the seeds in lockstep; ``history`` holds each seed's evaluations so far (resumed ones too)."""
         spec = self.spec
         report = self.on_progress
 
@@ -92,9 +99,9 @@ class Objective:
             if report is not None:
                 report(trial.number, steps)
 
-        runs = [t.iterate(spec.total_steps, d, resume=resumed > 0, on_update=progress if i == 0 else None)
+        # a restored trainer already holds its checkpoint and continues from its env steps
+        runs = [t.iterate(spec.total_steps, d, on_update=progress if i == 0 else None)
                 for i, (t, d) in enumerate(zip(trainers, dirs))]  # fmt: skip
-        history: list[list[float]] = [[] for _ in trainers]
         try:
             for points in zip(*runs):
                 for h, p in zip(history, points):
@@ -102,7 +109,7 @@ class Objective:
                 mark = points[0].env_steps
                 value = float(np.mean([p.result.mean for p in points]))
                 trial.report(value, mark)
-                self._save_resume_checkpoints(trial, trainers, dirs)
+                self._save_resume_checkpoints(trial, trainers, dirs, history)
                 if trial.should_prune():
                     raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")
         except (NonFiniteError, FloatingPointError) as exc:
@@ -110,63 +117,66 @@ class Objective:
         finally:
             for run in runs:
                 run.close()
-        if any(not h for h in history):  # resumed after the last evaluation: use what the checkpoint knew
-            raise TrialFailed("nothing left to train after resuming; the checkpoint already reached total_steps")
         pick = (lambda h: h[-1]) if spec.objective == "final" else max
         return [float(pick(h)) for h in history]
 
     # ------------------------------------------------------------------ checkpoints
+    # A resume record, per seed: {"env_steps": n, "history": [evaluation means], "files": {name: artifact id}}
+    # holding last.pt, best.pt and evaluations.csv as they were at that evaluation.
 
-    def _save_resume_checkpoints(self, trial: optuna.Trial, trainers, dirs) -> None:
-        """Write each seed's checkpoint under a new id, record them, then drop the previous ones.
+    def _save_resume_checkpoints(self, trial: optuna.Trial, trainers, dirs, history) -> None:
+        """Write each seed's files under new ids, record them, then drop the previous ones.
 
         Ids carry the env steps, so the recorded set is always consistent, even if the process
         dies between two writes.
         """
         if self.artifact_store is None:
             return
-        previous = dict(trial.user_attrs.get(RESUME_ATTR) or {})
+        previous = trial.user_attrs.get(RESUME_ATTR) or {}
         record = {}
-        for trainer, d in zip(trainers, dirs):
-            seed = trainer.config.seed
-            artifact_id = f"resume-{trial.study.study_name}-{trial.number}-seed{seed}-{trainer.env_steps}"
-            with open(d / CHECKPOINT_LAST, "rb") as f:
-                self.artifact_store.write(artifact_id, f)
-            record[str(seed)] = {"artifact_id": artifact_id, "env_steps": trainer.env_steps}
+        for trainer, d, h in zip(trainers, dirs, history):
+            seed, files = trainer.config.seed, {}
+            prefix = f"resume-{trial.study.study_name}-{trial.number}-seed{seed}-{trainer.env_steps}"
+            for name in RESUME_FILES:
+                if (d / name).exists():
+                    files[name] = f"{prefix}-{name}"
+                    with open(d / name, "rb") as f:
+                        self.artifact_store.write(files[name], f)
+            record[str(seed)] = {"env_steps": trainer.env_steps, "history": list(h), "files": files}
         trial.set_user_attr(RESUME_ATTR, record)
-        current = {r["artifact_id"] for r in record.values()}
-        cleanup_resume_checkpoints(self.artifact_store, {k: v for k, v in previous.items()
-                                                         if v["artifact_id"] not in current})  # fmt: skip
+        current = {i for r in record.values() for i in r["files"].values()}
+        stale = {k: {"files": {n: i for n, i in v["files"].items() if i not in current}} for k, v in previous.items()}
+        cleanup_resume_checkpoints(self.artifact_store, stale)
 
-    def _restore(self, trial: optuna.Trial, trainers, dirs) -> int:
-        """Load the checkpoints a retried trial inherited; returns the env steps it resumes from."""
+    def _restore(self, trial: optuna.Trial, trainers, dirs) -> list[list[float]]:
+        """Bring back the files a retried trial inherited; returns each seed's evaluation history.
+
+        The trainers then resume from ``last.pt``; a fresh trial starts from clean folders.
+        """
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)  # never read another attempt's files
         entries = trial.user_attrs.get(RESUME_ATTR) or {}
         if not entries or self.artifact_store is None:
-            for d in dirs:
-                if d.exists():
-                    shutil.rmtree(d)  # a fresh trial never reads another attempt's files
-            return 0
-        steps = set()
-        for trainer, d in zip(trainers, dirs):
-            entry = entries.get(str(trainer.config.seed))
-            try:
-                if entry is None:
-                    raise FileNotFoundError(f"no checkpoint recorded for seed {trainer.config.seed}")
-                d.mkdir(parents=True, exist_ok=True)
-                with self.artifact_store.open_reader(entry["artifact_id"]) as src, open(d / CHECKPOINT_LAST,
-                                                                                        "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-            except Exception as exc:  # e.g. an artifact folder that is not shared between machines
-                log.warning("trial %d cannot resume (%s); it starts over. Share --artifact-dir between "
-                            "machines to resume retried trials", trial.number, exc)  # fmt: skip
-                for folder in dirs:
-                    shutil.rmtree(folder, ignore_errors=True)
-                return 0
-            steps.add(int(entry["env_steps"]))
-        resumed = min(steps)
-        trial.set_user_attr("resumed_from_env_steps", resumed)
-        log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, resumed)
-        return resumed
+            return [[] for _ in trainers]
+        try:
+            histories = []
+            for trainer, d in zip(trainers, dirs):
+                entry = entries[str(trainer.config.seed)]
+                d.mkdir(parents=True)
+                for name, artifact_id in entry["files"].items():
+                    with self.artifact_store.open_reader(artifact_id) as src, open(d / name, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                trainer.load_checkpoint(d / CHECKPOINT_LAST)
+                histories.append(list(entry["history"]))
+        except Exception as exc:  # e.g. an artifact folder that is not shared between machines
+            log.warning("trial %d cannot resume (%s); it starts over. Share --artifact-dir between machines to "
+                        "resume retried trials", trial.number, exc)  # fmt: skip
+            for trainer, d in zip(trainers, dirs):
+                shutil.rmtree(d, ignore_errors=True)
+                trainer.reset()
+            return [[] for _ in trainers]
+        log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, trainers[0].env_steps)
+        return histories
 
     def _finish(self, trial: optuna.Trial, trainers, dirs) -> None:
         """Upload the best checkpoint and curve of each seed; drop resume checkpoints."""
@@ -188,10 +198,12 @@ class Objective:
 
 
 def cleanup_resume_checkpoints(store: FileSystemArtifactStore | None, record) -> None:
+    """Remove every file of a resume record from the artifact store (missing ones are fine)."""
     if store is None or not record:
         return
     for entry in record.values():
-        try:
-            store.remove(entry["artifact_id"])
-        except Exception:
-            log.debug("resume checkpoint %s was already removed", entry["artifact_id"])
+        for artifact_id in entry.get("files", {}).values():
+            try:
+                store.remove(artifact_id)
+            except Exception:
+                log.debug("resume file %s was already removed", artifact_id)

@@ -25,8 +25,8 @@ OBJECTIVES = ("final", "best")
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
 PRUNERS = ("median", "hyperband", "halving", "wilcoxon", "none")
 TRANSFORMS = ("one_minus",)
-# Fields a study may not set: they belong to the run, not to the configuration.
-RESERVED = ("env_id", "seed", "device", "eval_interval", "eval_episodes")
+# Fields a study may not set: they belong to the run (or the search needs them), not to the configuration.
+RESERVED = ("env_id", "seed", "device", "eval_interval", "eval_episodes", "checkpoints")
 TUNABLE = tuple(n for n in (*field_names(VMPOConfig), *field_names(TrainConfig)) if n not in RESERVED)
 
 TOP_KEYS = {
@@ -99,8 +99,10 @@ class StudySpec:
     pruner: Mapping[str, Any] = field(default_factory=lambda: {"name": "median"})
 
     def fingerprint(self) -> dict:
-        """What must not change between runs of one stored study."""
-        return {"env_id": self.env_id, "total_steps": self.total_steps, "eval_interval": self.eval_interval,
+        """Everything that changes what a trial's value means; it must not change within one stored study."""
+        keys = ("env_id", "total_steps", "eval_interval", "eval_episodes", "seeds_per_trial", "seed", "aggregate",
+                "objective")  # fmt: skip
+        return {**{k: getattr(self, k) for k in keys}, "agent": dict(self.agent), "train": dict(self.train),
                 "space": [p.describe() for p in self.space]}  # fmt: skip
 
 

@@ -136,8 +136,8 @@ def open_storage(
     kwargs = {}
     if heartbeat:
         if heartbeat_interval < 1 or grace_period <= heartbeat_interval:
-            raise UserError(f"need heartbeat interval >= 1 s and grace period > interval, got {heartbeat_interval} s "
-                            f"and {grace_period} s")  # fmt: skip
+            raise UserError(f"the grace period ({grace_period} s) must be longer than the heartbeat interval "
+                            f"({heartbeat_interval} s); fix --grace-period / --heartbeat-interval")  # fmt: skip
         kwargs = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=retry_callback())  # fmt: skip
     try:

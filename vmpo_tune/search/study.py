@@ -60,6 +60,7 @@ def create_or_load(storage, spec: StudySpec, study_name: str, lock: BudgetLock) 
                         "vmpo-tune maximises the return: pick another --study-name or --storage")  # fmt: skip
     fingerprint = json.dumps(spec.fingerprint(), sort_keys=True)
     with lock.hold():
+        fail_stale_trials(study)  # a worker that died: its trial is failed and queued before anyone counts
         stored = study.user_attrs.get(FINGERPRINT_ATTR)
         created = stored is None
         if created:
@@ -73,9 +74,9 @@ def create_or_load(storage, spec: StudySpec, study_name: str, lock: BudgetLock) 
                                     skip_if_exists=True)  # fmt: skip
         elif stored != fingerprint:
             raise UserError(
-                f"study {study_name!r} in this storage was created with another env, budget, evaluation schedule "
-                f"or search space than {spec.path}; resume it with the same file, or start a new one with "
-                "--study-name NAME"
+                f"study {study_name!r} in this storage was created with another env, budget, evaluation, seeds, "
+                f"fixed values or search space than {spec.path} and the given overrides; resume it with the same "
+                "file and flags, or start a new one with --study-name NAME"
             )
     return study, created
 
@@ -91,13 +92,26 @@ def _save_dashboard_note(study: optuna.Study, spec: StudySpec) -> None:
     save_note(study, study_note(study.user_attrs[SPEC_ATTR], params=[p.optuna_name for p in spec.space]))
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and queue for retry) RUNNING trials whose heartbeat is older than the grace period."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def reserve_trial(study: optuna.Study, lock: BudgetLock, n_trials: int) -> optuna.Trial | None:
-    """A new (or waiting) trial if the budget allows, else None; atomic across workers."""
+    """A new (or waiting) trial if the budget allows, else None; atomic across workers.
+
+    The trial's first heartbeat is recorded before the lock is released: a trial with no
+    heartbeat row would never be found stale if its worker died right away.
+    """
     with lock.hold():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
+        fail_stale_trials(study)
         c = counts(study.get_trials(deepcopy=False))
         if c["waiting"] == 0 and c["used"] >= n_trials:
             return None
-        return study.ask()
+        trial = study.ask()
+        storage = study._storage  # an RDBStorage, possibly behind Optuna's caching wrapper
+        if getattr(storage, "get_heartbeat_interval", lambda: None)():
+            storage.record_heartbeat(trial._trial_id)
+        return trial

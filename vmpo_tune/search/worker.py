@@ -200,9 +200,9 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, st
             reason = f"{type(exc).__name__}: {exc}"
     if not interrupted and state != TrialState.COMPLETE:  # nothing will resume it: drop its checkpoints
         _drop_resume_checkpoints(trial, store)
-    _tell(study, trial, state, value, reason)
+    told = _tell(study, trial, state, value, reason)
     frozen = study._storage.get_trial(trial._trial_id)
-    if interrupted:
+    if interrupted and told:  # (if another worker failed it as stale, it queued the retry already)
         retry_callback()(study, frozen)  # queued again; a rerun resumes it from its checkpoint
     _log_outcome(frozen, reason, time.perf_counter() - start)
 
@@ -215,13 +215,16 @@ def _drop_resume_checkpoints(trial: optuna.Trial, store) -> None:
         log.debug("could not drop the resume checkpoints of trial %d: %s", trial.number, exc)
 
 
-def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, reason: str | None) -> None:
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, reason: str | None) -> bool:
+    """Store the outcome; False if another worker had already failed the trial as stale."""
     try:
         if reason is not None and state == TrialState.FAIL:
             trial.set_user_attr("fail_reason", reason)
         study.tell(trial, value, state=state)
+        return True
     except optuna.exceptions.UpdateFinishedTrialError:
         log.warning("trial %d was already finished by another worker (its heartbeat went stale)", trial.number)
+        return False
 
 
 def _log_outcome(trial, reason: str | None, wall: float) -> None:
