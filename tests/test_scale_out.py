@@ -106,11 +106,12 @@ def test_sigint_mid_trial_fails_it_queues_it_and_a_rerun_resumes_from_the_checkp
     try:
         wait_for(running_with_values(url, 1, min_values=2))
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
+        code = proc.wait(timeout=60)
     finally:
         proc.kill()
     study = load(url)
-    assert states(study) == ["FAIL", "WAITING"]  # nothing stuck in RUNNING; the retry is queued
+    log = (tmp_path / "proc.out").read_text()
+    assert code == 130 and states(study) == ["FAIL", "WAITING"], (code, states(study), log)  # retry queued
     failed, retry = study.trials
     assert failed.user_attrs["fail_reason"] == "interrupted by SIGINT"
     assert retry.params == failed.params and retry.system_attrs["failed_trial"] == 0
@@ -136,14 +137,15 @@ def test_sigterm_to_a_pool_fails_every_running_trial(tmp_path):
     try:
         wait_for(running_with_values(url, 2), timeout=90)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
+        code = proc.wait(timeout=60)
     finally:
         proc.kill()
     study = load(url)
-    assert "RUNNING" not in states(study)
+    log = (tmp_path / "proc.out").read_text()
+    assert code == 143 and "RUNNING" not in states(study), (code, states(study), log)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert len(failed) == 2 and all(t.user_attrs["fail_reason"] == "interrupted by SIGTERM" for t in failed)
-    assert states(study).count("WAITING") == 2
+    assert len(failed) == 2 and all(t.user_attrs["fail_reason"] == "interrupted by SIGTERM" for t in failed), log
+    assert states(study).count("WAITING") == 2, (states(study), log)
 
 
 @pytest.mark.server
