@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import html
+import importlib.util
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -23,6 +24,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import optuna
+
+
+def _require_extras() -> None:
+    """The report needs the [analysis] extra; say so in one line instead of a traceback."""
+    missing = [name for name in ("pandas", "plotly") if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"error: the report needs {', '.join(missing)}: pip install -e '.[analysis]'", file=sys.stderr)
+        raise SystemExit(2)
+
+
+_require_extras()
+
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
