@@ -74,8 +74,9 @@ def running_with_values(url: str, n: int, min_values: int = 1, name: str = "toy"
     """The RUNNING trials of the study once ``n`` of them report ``min_values`` evaluations."""
 
     def check():
-        try:
-            study = optuna.load_study(study_name=name, storage=url)
+        try:  # read only: never create the schema under the feet of the process being watched
+            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
+            study = optuna.load_study(study_name=name, storage=storage)
         except Exception:
             return None
         running = [t for t in study.get_trials(deepcopy=False)

@@ -79,7 +79,7 @@ def test_eta_moves_in_the_direction_of_its_constraint(spread, eta_rises):
     opt = torch.optim.SGD([log_eta], lr=0.1)
     temperature_loss(sel, log_eta.exp(), 0.01).backward()
     opt.step()
-    assert (float(log_eta) > 0) == eta_rises
+    assert (log_eta.item() > 0) == eta_rises
 
 
 @pytest.mark.parametrize("kl,alpha_rises", [(0.5, True), (0.001, False)])
@@ -88,7 +88,7 @@ def test_alpha_moves_in_the_direction_of_its_constraint(kl, alpha_rises):
     opt = torch.optim.SGD([log_alpha], lr=0.1)
     multiplier_loss(log_alpha.exp(), 0.01, torch.tensor(kl)).backward()
     opt.step()
-    assert (float(log_alpha) > 0) == alpha_rises
+    assert (log_alpha.item() > 0) == alpha_rises
 
 
 def test_kl_mean_formula_for_a_known_shift():

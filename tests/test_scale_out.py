@@ -174,3 +174,31 @@ def test_a_killed_workers_trial_is_failed_retried_elsewhere_and_resumes(tmp_path
     resumed = retry.user_attrs["resumed_from_env_steps"]
     assert resumed >= 6_000 and retry.user_attrs["env_steps_trained"] == 24_000 - resumed  # not repeated
     assert len(trials) == 2  # the retried failure is not counted against --trials 1: only its retry ran
+
+
+OPEN_STORAGE = "import sys; from vmpo_tune.search.storage import open_storage as o; o(sys.argv[1], heartbeat=False)"
+
+
+def _open_together(url: str, n: int) -> list:
+    import subprocess
+    import sys
+
+    from .search_helpers import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORAGE, url], env=env, stderr=subprocess.PIPE, text=True)
+             for _ in range(n)]  # fmt: skip
+    return [(p.wait(timeout=60), p.stderr.read()) for p in procs]
+
+
+def test_processes_starting_together_on_a_fresh_sqlite_file_all_succeed(tmp_path):
+    """They race to switch to WAL and to create Optuna's tables; nobody may lose."""
+    for round_ in range(5):
+        results = _open_together(f"sqlite:///{tmp_path / f'fresh{round_}.db'}", 3)
+        assert all(code == 0 for code, _ in results), results
+
+
+@pytest.mark.server
+def test_processes_starting_together_on_a_fresh_postgresql_database_all_succeed(pg_url):
+    results = _open_together(pg_url, 4)
+    assert all(code == 0 for code, _ in results), results

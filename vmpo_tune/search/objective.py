@@ -16,6 +16,7 @@ checkpoints and uploads its best checkpoint and learning curve as Optuna artifac
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import shutil
 import time
@@ -53,9 +54,11 @@ class Objective:
         device: str = "cpu",
         artifact_store: FileSystemArtifactStore | None = None,
         on_progress: Callable[[int, int], None] | None = None,
+        interrupt_check: Callable[[], None] | None = None,
     ) -> None:
         self.spec, self.out_dir, self.device = spec, Path(out_dir), device
         self.artifact_store, self.on_progress = artifact_store, on_progress
+        self.interrupt_check = interrupt_check
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
@@ -93,14 +96,16 @@ class Objective:
                history: list[list[float]]) -> list[float]:  # fmt: skip
         """Advance the seeds in lockstep; ``history`` holds each seed's evaluations so far (resumed ones too)."""
         spec = self.spec
-        report = self.on_progress
+        report, check = self.on_progress, self.interrupt_check
 
-        def progress(steps: int, _metrics) -> None:
-            if report is not None:
+        def progress(steps: int, _metrics, first: bool) -> None:
+            if check is not None:
+                check()  # between two updates: a safe point to stop at
+            if first and report is not None:
                 report(trial.number, steps)
 
         # a restored trainer already holds its checkpoint and continues from its env steps
-        runs = [t.iterate(spec.total_steps, d, on_update=progress if i == 0 else None)
+        runs = [t.iterate(spec.total_steps, d, on_update=functools.partial(progress, first=i == 0))
                 for i, (t, d) in enumerate(zip(trainers, dirs))]  # fmt: skip
         try:
             for points in zip(*runs):

@@ -20,6 +20,7 @@ import logging
 import os
 import sqlite3
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -87,11 +88,24 @@ def prepare_sqlite(url: str, create_parent: bool) -> None:
     if not _writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"the SQLite storage {path} is not writable (read-only folder or file); pick a writable "
                         "--storage or --out")  # fmt: skip
-    try:
-        with sqlite3.connect(path, timeout=60) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
+    _enable_wal(path)
+
+
+def _enable_wal(path: Path, attempts: int = 50) -> None:
+    """Write-ahead logging: readers never block the writer. Switching needs a moment alone with the
+    file (SQLite answers "locked" at once, without waiting), so retry while other processes use it."""
+    for attempt in range(attempts):
+        try:
+            with sqlite3.connect(path, timeout=60) as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
+            time.sleep(0.05 * (attempt + 1))
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
 
 
 def _writable(folder: Path) -> bool:
@@ -141,7 +155,7 @@ def open_storage(
         kwargs = dict(heartbeat_interval=heartbeat_interval, grace_period=grace_period,
                       heartbeat_stale_trial_callback=retry_callback())  # fmt: skip
     try:
-        return RDBStorage(url, engine_kwargs=_engine_kwargs(parsed), **kwargs)
+        return _create_rdb_storage(url, _engine_kwargs(parsed), kwargs)
     except UserError:
         raise
     except ModuleNotFoundError as exc:
@@ -150,6 +164,28 @@ def open_storage(
                         f"pip install 'vmpo-tune[{extra}]'") from None  # fmt: skip
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise connection_error(url, exc) from None
+
+
+def _create_rdb_storage(url: str, engine_kwargs: dict, kwargs: dict, attempts: int = 5) -> RDBStorage:
+    """``RDBStorage(...)``, retried when another process is creating the same schema right now.
+
+    Several workers or machines starting on a fresh database race to create Optuna's
+    tables and its schema-version row; the loser sees "already exists" / "duplicate key" /
+    a unique-constraint error and simply tries again.
+    """
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            text = str(exc).lower()
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or any(
+                word in text for word in ("already exists", "duplicate", "unique constraint")
+            )
+            if attempt == attempts - 1 or not racing:
+                raise
+            log.debug("schema being created by another process (%s); retrying", text.splitlines()[0])
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def connection_error(url: str, exc: BaseException) -> UserError:

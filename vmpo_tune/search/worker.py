@@ -22,10 +22,8 @@ import signal
 import threading
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import torch
@@ -43,7 +41,7 @@ log = logging.getLogger(__name__)
 
 
 class Interrupted(BaseException):
-    """Raised inside a running trial by SIGINT / SIGTERM (a BaseException: nothing swallows it)."""
+    """Raised in a running trial after SIGINT / SIGTERM (a BaseException: nothing swallows it)."""
 
 
 @dataclass(frozen=True)
@@ -66,34 +64,30 @@ class WorkerSettings:
 
 
 class SignalStopper:
-    """First signal: stop (and interrupt a running trial); later signals: ignored."""
+    """Records the first SIGINT / SIGTERM; the training loop asks :meth:`check` between updates.
+
+    Nothing is raised from the signal handler itself: an exception thrown at an arbitrary
+    bytecode could land inside a database call and leave a transaction (and SQLite's write
+    lock) open. The trial stops at the next update boundary instead (well under a second).
+    """
 
     def __init__(self) -> None:
         self.stopping = False
         self.signal_name: str | None = None
-        self._in_trial = False
 
     def install(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum, _frame) -> None:
-        if self.stopping:
-            return
-        self.stopping = True
-        self.signal_name = signal.Signals(signum).name
-        if self._in_trial:
-            raise Interrupted(self.signal_name)
+        if not self.stopping:
+            self.stopping = True
+            self.signal_name = signal.Signals(signum).name
 
-    @contextmanager
-    def trial_running(self) -> Iterator[None]:
+    def check(self) -> None:
+        """Raise :class:`Interrupted` once a signal has arrived."""
         if self.stopping:
             raise Interrupted(self.signal_name)
-        self._in_trial = True
-        try:
-            yield
-        finally:
-            self._in_trial = False
 
 
 class Heartbeat:
@@ -162,7 +156,8 @@ def run_worker(settings: WorkerSettings, slot: ProgressSlot | None = None, insta
             sampler=make_sampler(spec, settings.sampler, seed=settings.sampler_seed + settings.worker_index),
             pruner=make_pruner(spec, settings.pruner),
         )
-        objective = Objective(spec, Path(settings.out_dir), settings.device, store, on_progress=slot.set)
+        objective = Objective(spec, Path(settings.out_dir), settings.device, store, on_progress=slot.set,
+                              interrupt_check=stopper.check)  # fmt: skip
         deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
         while not stopper.stopping and (deadline is None or time.monotonic() < deadline):
             trial = reserve_trial(study, lock, settings.n_trials)
@@ -184,8 +179,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective, st
     start = time.perf_counter()
     with Heartbeat(study._storage, trial._trial_id):
         try:
-            with stopper.trial_running():
-                value = objective(trial)
+            stopper.check()  # a signal that came while this trial was being reserved
+            value = objective(trial)
             state = TrialState.COMPLETE
         except optuna.TrialPruned as exc:
             state, reason = TrialState.PRUNED, str(exc)
