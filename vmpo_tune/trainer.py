@@ -256,7 +256,7 @@ class VMPOTrainer:
             m.get(M.KL_MEAN, float("nan")), m.get(M.KL_STD, float("nan")),
         )  # fmt: skip
         improved = point.result.mean > best
-        best = max(best, point.result.mean)
+        best = self._best_return = max(best, point.result.mean)
         if out is None:
             return best
         row = {"env_steps": point.env_steps, "actual_steps": point.actual_steps, **point.result.as_metrics(),
