@@ -37,8 +37,8 @@ def write_study(folder: Path, data: dict | None = None, name: str = "toy") -> Pa
 
 def cli(module: str, *args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
     """Run ``python -m module args`` like a user would; returns the CompletedProcess."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    full_env.pop("VMPO_TUNE_STORAGE", None) if env is None or "VMPO_TUNE_STORAGE" not in env else None
+    base = {k: v for k, v in os.environ.items() if k != "VMPO_TUNE_STORAGE"}  # only what a test asks for
+    full_env = {**base, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
 

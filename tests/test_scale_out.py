@@ -98,19 +98,24 @@ def test_study_files_are_read_with_a_safe_loader(tmp_path):
     assert proc.returncode == 2 and "evil.yaml:1" in proc.stderr and not (tmp_path / "pwned").exists()
 
 
+def signal_mid_trial(tmp_path, args, url, sig, running: int, min_values: int) -> tuple[int, str]:
+    """Start a search, send ``sig`` once ``running`` trials have evaluated; its exit code and log."""
+    proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
+    try:
+        wait_for(running_with_values(url, running, min_values=min_values), timeout=90)
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    return code, (tmp_path / "proc.out").read_text()
+
+
 def test_sigint_mid_trial_fails_it_queues_it_and_a_rerun_resumes_from_the_checkpoint(tmp_path):
     write_study(tmp_path, LONG_TOY)
     args = ("--study", "toy.yaml", "--out", "run", "--trials", "1")
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
-    proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
-    try:
-        wait_for(running_with_values(url, 1, min_values=2))
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(timeout=60)
-    finally:
-        proc.kill()
+    code, log = signal_mid_trial(tmp_path, args, url, signal.SIGINT, running=1, min_values=2)
     study = load(url)
-    log = (tmp_path / "proc.out").read_text()
     assert code == 130 and states(study) == ["FAIL", "WAITING"], (code, states(study), log)  # retry queued
     failed, retry = study.trials
     assert failed.user_attrs["fail_reason"] == "interrupted by SIGINT"
@@ -132,16 +137,9 @@ def test_sigint_mid_trial_fails_it_queues_it_and_a_rerun_resumes_from_the_checkp
 def test_sigterm_to_a_pool_fails_every_running_trial(tmp_path):
     write_study(tmp_path, LONG_TOY)
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
-    proc = spawn("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "4", "--workers", "2",
-                 cwd=tmp_path)  # fmt: skip
-    try:
-        wait_for(running_with_values(url, 2), timeout=90)
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-    finally:
-        proc.kill()
+    args = ("--study", "toy.yaml", "--out", "run", "--trials", "4", "--workers", "2")
+    code, log = signal_mid_trial(tmp_path, args, url, signal.SIGTERM, running=2, min_values=1)
     study = load(url)
-    log = (tmp_path / "proc.out").read_text()
     assert code == 143 and "RUNNING" not in states(study), (code, states(study), log)
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 2 and all(t.user_attrs["fail_reason"] == "interrupted by SIGTERM" for t in failed), log
