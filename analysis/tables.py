@@ -28,20 +28,24 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from vmpo_tune.provenance import redact
-from vmpo_tune.search.study import retried_numbers
+from vmpo_tune.records import retried_numbers
+from vmpo_tune.redaction import redact
 
 log = logging.getLogger(__name__)
 
 BASE_COLUMNS = [
-    "number", "state", "value", "datetime_start", "datetime_complete", "duration_s",
-    "retried", "retry_of", "n_reports", "last_step", "last_intermediate",
-]  # fmt: skip
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return redact(text)
+    "number",
+    "state",
+    "value",
+    "datetime_start",
+    "datetime_complete",
+    "duration_s",
+    "retried",
+    "retry_of",
+    "n_reports",
+    "last_step",
+    "last_intermediate",
+]
 
 
 def flatten(value: Any, prefix: str) -> dict[str, Any]:
@@ -52,9 +56,9 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
             out.update(flatten(item, f"{prefix}.{key}"))
         return out
     if isinstance(value, (list, tuple)):
-        return {prefix: redact_text(json.dumps(value, default=str))}
+        return {prefix: redact(json.dumps(value, default=str))}
     if isinstance(value, str):
-        return {prefix: redact_text(value)}
+        return {prefix: redact(value)}
     return {prefix: value}
 
 

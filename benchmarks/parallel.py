@@ -25,7 +25,8 @@ import optuna
 import torch
 
 from vmpo_tune.search.objective import Objective
-from vmpo_tune.search.spec import load_study
+from vmpo_tune.search.runner import TrialRunner
+from vmpo_tune.search.spec import load_spec
 
 try:
     from benchmarks._report import write_section
@@ -37,9 +38,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_cli(study: str, trials: int, workers: int, steps: int, folder: Path) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "vmpo_tune.search", "--study", study, "--trials", str(trials),
-                    "--workers", str(workers), "--total-steps", str(steps), "--pruner", "none", "--out",
-                    str(folder), "-q"], check=True, cwd=ROOT, stdin=subprocess.DEVNULL)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vmpo_tune.search",
+            "--study",
+            study,
+            "--trials",
+            str(trials),
+            "--workers",
+            str(workers),
+            "--total-steps",
+            str(steps),
+            "--pruner",
+            "none",
+            "--out",
+            str(folder),
+            "-q",
+        ],
+        check=True,
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -47,11 +68,12 @@ def run_threads(study: str, trials: int, jobs: int, steps: int, folder: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     torch.set_num_threads(1)
-    spec = dataclasses.replace(load_study(study), total_steps=steps)
-    objective = Objective(spec, folder)
+    spec = dataclasses.replace(load_spec(study), total_steps=steps)
+    objective = Objective(spec, TrialRunner(folder))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    s = optuna.create_study(direction="maximize", storage=f"sqlite:///{folder / 'threads.db'}",
-                            pruner=optuna.pruners.NopPruner())  # fmt: skip
+    s = optuna.create_study(
+        direction="maximize", storage=f"sqlite:///{folder / 'threads.db'}", pruner=optuna.pruners.NopPruner()
+    )
     s.optimize(objective, n_trials=trials, n_jobs=jobs)
     return time.perf_counter() - start
 
@@ -71,11 +93,15 @@ def main() -> None:
         base = Path(tmp)
         runs = [
             ("1 process (baseline)", lambda: run_cli(args.study, args.trials, 1, args.steps, base / "one")),
-            (f"{args.workers} worker processes (`--workers {args.workers}`)",
-             lambda: run_cli(args.study, args.trials, args.workers, args.steps, base / "procs")),
-            (f"{args.workers} threads (`study.optimize(n_jobs={args.workers})`)",
-             lambda: run_threads(args.study, args.trials, args.workers, args.steps, base / "threads")),
-        ]  # fmt: skip
+            (
+                f"{args.workers} worker processes (`--workers {args.workers}`)",
+                lambda: run_cli(args.study, args.trials, args.workers, args.steps, base / "procs"),
+            ),
+            (
+                f"{args.workers} threads (`study.optimize(n_jobs={args.workers})`)",
+                lambda: run_threads(args.study, args.trials, args.workers, args.steps, base / "threads"),
+            ),
+        ]
         for name, fn in runs:
             wall = fn()
             rows.append((name, wall))
@@ -94,8 +120,9 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     if not args.no_write:
-        write_section(ROOT / args.out, f"parallel-{args.workers}",
-                      f"Parallel search ({args.study}, {args.workers} workers)", text)  # fmt: skip
+        write_section(
+            ROOT / args.out, f"parallel-{args.workers}", f"Parallel search ({args.study}, {args.workers} workers)", text
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,12 @@ except ImportError:  # pragma: no cover
 
 
 def raw_rate(env_id: str, num_envs: int, steps: int, seed: int) -> float:
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP})  # fmt: skip
+    envs = gym.make_vec(
+        env_id,
+        num_envs=num_envs,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+    )
     try:
         envs.reset(seed=seed)
         envs.action_space.seed(seed)
@@ -74,8 +78,16 @@ def main() -> None:
             evals.append(share)
             print(f"{n} envs, repeat {r}: raw {raws[-1]:,.0f}/s, trainer {rate:,.0f}/s ({share:.0%} evaluating)")
         ratios = [t / w for t, w in zip(trains, raws)]
-        rows.append((n, statistics.median(raws), statistics.median(trains), statistics.median(ratios),
-                     min(ratios), statistics.median(evals)))  # fmt: skip
+        rows.append(
+            (
+                n,
+                statistics.median(raws),
+                statistics.median(trains),
+                statistics.median(ratios),
+                min(ratios),
+                statistics.median(evals),
+            )
+        )
     lines = [
         f"`python benchmarks/throughput.py --env {args.env} --steps {args.steps} --repeats {args.repeats}` "
         f"on {platform.machine()} ({torch.get_num_threads()} torch thread), {time.strftime('%Y-%m-%d')}.",

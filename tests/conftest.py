@@ -111,8 +111,12 @@ def mysql_url(mysql_admin):
         for host in ("localhost", "127.0.0.1"):
             conn.execute(sqlalchemy.text(f"CREATE USER '{user}'@'{host}' IDENTIFIED BY '{password}'"))
             conn.execute(sqlalchemy.text(f"GRANT ALL ON {name}.* TO '{user}'@'{host}'"))
-    yield {"url": f"mysql+pymysql://{user}:{password}@127.0.0.1:3306/{name}", "user": user, "password": password,
-           "database": name}  # fmt: skip
+    yield {
+        "url": f"mysql+pymysql://{user}:{password}@127.0.0.1:3306/{name}",
+        "user": user,
+        "password": password,
+        "database": name,
+    }
     with mysql_admin.connect() as conn:
         conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
         for host in ("localhost", "127.0.0.1"):

@@ -39,22 +39,33 @@ def cli(module: str, *args: str, cwd: Path, timeout: float = 300, env: dict | No
     """Run ``python -m module args`` like a user would; returns the CompletedProcess."""
     base = {k: v for k, v in os.environ.items() if k != "VMPO_TUNE_STORAGE"}  # only what a test asks for
     full_env = {**base, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def load(url: str, name: str = "toy") -> optuna.Study:
     return optuna.load_study(study_name=name, storage=url)
 
 
-
-
 def spawn(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
     """Start ``python -m module args`` in the background (stdout/stderr to files in ``cwd``)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1", **(env or {})}
     out = open(cwd / "proc.out", "ab")  # noqa: SIM115 (closed by the caller's process end)
-    return subprocess.Popen([sys.executable, "-m", module, *args], cwd=cwd, env=full_env, stdout=out,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):
@@ -79,9 +90,12 @@ def running_with_values(url: str, n: int, min_values: int = 1, name: str = "toy"
             study = optuna.load_study(study_name=name, storage=storage)
         except Exception:
             return None
-        running = [t for t in study.get_trials(deepcopy=False)
-                   if t.state == optuna.trial.TrialState.RUNNING and len(t.intermediate_values) >= min_values]
-        return running if len(running) >= n else None  # fmt: skip
+        running = [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state == optuna.trial.TrialState.RUNNING and len(t.intermediate_values) >= min_values
+        ]
+        return running if len(running) >= n else None
 
     return check
 

@@ -32,7 +32,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from analysis.dashboard import dashboard_argv
-from vmpo_tune.search.study import SPEC_ATTR
+from vmpo_tune.records import STUDY_INFO as SPEC_ATTR
 
 from .search_helpers import TOY_STUDY, cli, write_study
 
@@ -105,12 +105,27 @@ SPACE = {"policy_lr": CategoricalDistribution([1.0e-4, 10.0]), "epsilon_eta": Fl
 def make_unfinished_study(path: Path, name: str = "stalled") -> optuna.Study:
     """A PRUNED trial with a learning curve and a FAIL trial with a reason (and a password in its command)."""
     study = optuna.create_study(storage=sqlite_url(path), study_name=name, direction="maximize")
-    study.set_user_attr(SPEC_ATTR, {"name": name, "env_id": "tests.toy_envs:Survive-v0", "description": "stalled",
-                                    "total_steps": 512, "seeds_per_trial": 1, "aggregate": "mean",
-                                    "objective": "final"})  # fmt: skip
-    study.add_trial(create_trial(state=TrialState.PRUNED, params={"policy_lr": 10.0, "epsilon_eta": 0.01},
-                                 distributions=SPACE, intermediate_values={256: 3.0},
-                                 user_attrs={"wall_time_s": 0.5, "env_steps_per_s": 512.0}))  # fmt: skip
+    study.set_user_attr(
+        SPEC_ATTR,
+        {
+            "name": name,
+            "env_id": "tests.toy_envs:Survive-v0",
+            "description": "stalled",
+            "total_steps": 512,
+            "seeds_per_trial": 1,
+            "aggregate": "mean",
+            "objective": "final",
+        },
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"policy_lr": 10.0, "epsilon_eta": 0.01},
+            distributions=SPACE,
+            intermediate_values={256: 3.0},
+            user_attrs={"wall_time_s": 0.5, "env_steps_per_s": 512.0},
+        )
+    )
     study.add_trial(
         create_trial(
             state=TrialState.FAIL,

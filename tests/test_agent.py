@@ -9,14 +9,30 @@ from vmpo_tune.config import VMPOConfig
 
 # The documented VMPOAgent signature (shared/seeds/agent_api.md), checked name by name.
 DOCUMENTED = [
-    ("obs_dim", inspect.Parameter.empty), ("act_dim", inspect.Parameter.empty), ("device", inspect.Parameter.empty),
-    ("policy_layer_sizes", (256, 256)), ("value_layer_sizes", (256, 256)), ("normalize_advantages", True),
-    ("gamma", 0.99), ("advantage_estimator", "returns"), ("gae_lambda", 0.95), ("policy_lr", 0.0005),
-    ("value_lr", 0.001), ("topk_fraction", 0.5), ("temperature_init", 1.0), ("temperature_lr", 0.0001),
-    ("epsilon_eta", 0.1), ("epsilon_mu", 0.01), ("epsilon_sigma", 0.01), ("alpha_lr", 0.0001),
-    ("max_grad_norm", 10.0), ("optimizer_type", "adam"), ("sgd_momentum", 0.9), ("shared_encoder", False),
+    ("obs_dim", inspect.Parameter.empty),
+    ("act_dim", inspect.Parameter.empty),
+    ("device", inspect.Parameter.empty),
+    ("policy_layer_sizes", (256, 256)),
+    ("value_layer_sizes", (256, 256)),
+    ("normalize_advantages", True),
+    ("gamma", 0.99),
+    ("advantage_estimator", "returns"),
+    ("gae_lambda", 0.95),
+    ("policy_lr", 0.0005),
+    ("value_lr", 0.001),
+    ("topk_fraction", 0.5),
+    ("temperature_init", 1.0),
+    ("temperature_lr", 0.0001),
+    ("epsilon_eta", 0.1),
+    ("epsilon_mu", 0.01),
+    ("epsilon_sigma", 0.01),
+    ("alpha_lr", 0.0001),
+    ("max_grad_norm", 10.0),
+    ("optimizer_type", "adam"),
+    ("sgd_momentum", 0.9),
+    ("shared_encoder", False),
     ("m_steps", 1),
-]  # fmt: skip
+]
 
 OBS_DIM, ACT_DIM = 5, 2
 
@@ -50,10 +66,21 @@ def test_signature_matches_documented_api():
 
 def test_positional_and_keyword_construction_agree():
     a = VMPOAgent(OBS_DIM, ACT_DIM, torch.device("cpu"), (16,), (16,), False, 0.9, seed=3)
-    b = VMPOAgent(obs_dim=OBS_DIM, act_dim=ACT_DIM, device="cpu", policy_layer_sizes=[16], value_layer_sizes=[16],
-                  normalize_advantages=False, gamma=0.9, seed=3)  # fmt: skip
-    assert a.config == b.config == VMPOConfig(policy_layer_sizes=(16,), value_layer_sizes=(16,),
-                                              normalize_advantages=False, gamma=0.9)  # fmt: skip
+    b = VMPOAgent(
+        obs_dim=OBS_DIM,
+        act_dim=ACT_DIM,
+        device="cpu",
+        policy_layer_sizes=[16],
+        value_layer_sizes=[16],
+        normalize_advantages=False,
+        gamma=0.9,
+        seed=3,
+    )
+    assert (
+        a.config
+        == b.config
+        == VMPOConfig(policy_layer_sizes=(16,), value_layer_sizes=(16,), normalize_advantages=False, gamma=0.9)
+    )
     for p, q in zip(a.policy.parameters(), b.policy.parameters()):
         torch.testing.assert_close(p, q)
 
@@ -131,8 +158,19 @@ def test_updates_move_the_mean_toward_good_actions(tiny_agent_kwargs):
 
 
 def _realised_kl(eps_mu, m_steps=40):
-    agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), seed=0,
-                      m_steps=m_steps, policy_lr=3e-3, epsilon_mu=eps_mu, alpha_lr=0.3, epsilon_sigma=1e-3)  # fmt: skip
+    agent = VMPOAgent(
+        OBS_DIM,
+        ACT_DIM,
+        "cpu",
+        policy_layer_sizes=(32, 32),
+        value_layer_sizes=(32, 32),
+        seed=0,
+        m_steps=m_steps,
+        policy_lr=3e-3,
+        epsilon_mu=eps_mu,
+        alpha_lr=0.3,
+        epsilon_sigma=1e-3,
+    )
     return agent.update(make_batch(n=256, agent=agent, good_action=1.0))["kl/mean"]
 
 
@@ -193,8 +231,9 @@ def test_divergence_in_a_later_m_step_undoes_the_earlier_ones(tiny_agent_kwargs)
 @pytest.mark.parametrize("spread,eta_rises", [(50.0, True), (1e-3, False)])
 def test_agent_update_moves_eta_toward_its_constraint(spread, eta_rises, tiny_agent_kwargs):
     """Through the agent: concentrated weights (KL(psi || uniform) > eps_eta) raise eta, flat ones lower it."""
-    agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", normalize_advantages=False, epsilon_eta=0.01, temperature_lr=0.1,
-                      **tiny_agent_kwargs)  # fmt: skip
+    agent = VMPOAgent(
+        OBS_DIM, ACT_DIM, "cpu", normalize_advantages=False, epsilon_eta=0.01, temperature_lr=0.1, **tiny_agent_kwargs
+    )
     batch = make_batch(agent=agent)
     batch["advantages"] = spread * np.linspace(-1.0, 1.0, len(batch["advantages"]))
     metrics = agent.update(batch)
@@ -241,3 +280,44 @@ def test_value_head_gets_no_gradient_from_the_policy_loss(shared, tiny_agent_kwa
     agent.update(batch)
     torch.testing.assert_close(agent.policy.value_head.weight, head, rtol=0, atol=0)
     assert not torch.equal(agent.policy.policy_trunk[0].weight, trunk)  # the policy did learn
+
+
+def test_constructor_is_explicit_and_its_defaults_are_the_configs():
+    """No *args / **kwargs: editors and help() see every parameter; each default is VMPOConfig's."""
+    params = inspect.signature(VMPOAgent.__init__).parameters
+    assert not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values())
+    defaults = VMPOConfig()
+    for name in VMPOConfig.__dataclass_fields__:
+        assert params[name].default == getattr(defaults, name), name
+    assert params["seed"].default is None and params["seed"].kind is inspect.Parameter.KEYWORD_ONLY
+
+
+def test_global_torch_seed_makes_the_agent_reproducible(tiny_agent_kwargs):
+    kwargs = {k: v for k, v in tiny_agent_kwargs.items() if k != "seed"}
+    torch.manual_seed(123)
+    a = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", **kwargs)
+    torch.manual_seed(123)
+    b = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", **kwargs)
+    c = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", **kwargs)  # the global stream moved on: another initialisation
+    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert not all(torch.equal(p, q) for p, q in zip(a.policy.parameters(), c.policy.parameters()))
+    obs = make_batch(seed=2)["obs"]
+    np.testing.assert_array_equal(a.act(obs)[0], b.act(obs)[0])  # the action noise follows too
+    explicit = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", seed=5, **kwargs)
+    torch.manual_seed(999)
+    again = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", seed=5, **kwargs)  # seed= still wins over the global state
+    for p, q in zip(explicit.policy.parameters(), again.policy.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_lr_factor_scales_both_step_sizes(tiny_agent_kwargs):
+    agent = VMPOAgent(OBS_DIM, ACT_DIM, "cpu", policy_lr=1e-3, value_lr=2e-3, **tiny_agent_kwargs)
+    agent.set_lr_factor(0.25)
+    assert [g["lr"] for g in agent.optimizer.param_groups] == [pytest.approx(2.5e-4), pytest.approx(5e-4)]
+    assert agent.config.policy_lr == 1e-3  # the configuration itself never changes
+
+
+def test_booleans_are_strict():
+    with pytest.raises(ValueError, match="normalize_advantages must be true or false"):
+        VMPOConfig(normalize_advantages="false")

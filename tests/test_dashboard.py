@@ -9,8 +9,10 @@ import math
 import pytest
 from optuna.trial import TrialState
 
-from analysis.dashboard import dashboard_argv, dashboard_command, study_note
-from vmpo_tune.search.study import SPEC_ATTR
+from analysis.dashboard import dashboard_argv, dashboard_command
+from vmpo_tune.notes import study_note
+from vmpo_tune.records import STUDY_INFO as SPEC_ATTR
+from vmpo_tune.records import StudyInfo
 
 from .study_fixture import N_TRIALS, NAME, WRECKED, get, get_json, running_dashboard, shared_tiny_study
 
@@ -83,37 +85,56 @@ def test_dashboard_lists_and_serves_the_artifacts(dashboard, detail, tiny_study)
 
 
 def test_dashboard_shows_the_study_note(detail, tiny_study):
-    spec = tiny_study.load().user_attrs[SPEC_ATTR]
+    info = StudyInfo.from_attrs(tiny_study.load().user_attrs[SPEC_ATTR])
     body = detail["note"]["body"]
-    assert body == study_note(spec, params=list(WRECKED))  # saved by the search when it created the study
+    assert body == study_note(info)  # saved by the search when it created the study
     assert "`tests.toy_envs:Survive-v0`" in body and "512 env steps on each of 1 seed(s)" in body
+    assert all(f"`{name}`" in body for name in WRECKED)  # the searched parameters
 
 
 def test_study_note_says_what_is_tuned_env_and_budget():
-    spec = {"name": "hopper", "env_id": "Hopper-v5", "description": "V-MPO on Hopper", "total_steps": 1_000_000,
-            "seeds_per_trial": 3, "aggregate": "iqm", "objective": "best"}  # fmt: skip
-    note = study_note(spec, params=["policy_lr", "epsilon_eta"], n_trials=50)
+    info = StudyInfo(
+        name="hopper",
+        env_id="Hopper-v5",
+        description="V-MPO on Hopper",
+        total_steps=1_000_000,
+        seeds_per_trial=3,
+        aggregate="iqm",
+        objective="best",
+        seed=5,
+        search_space=[
+            {"name": "policy_lr", "optuna_name": "policy_lr"},
+            {"name": "gamma", "optuna_name": "one_minus_gamma"},
+        ],
+    )
+    note = study_note(info, n_trials=50)
     assert note.splitlines() == [
         "## hopper",
         "",
         "V-MPO on Hopper",
         "",
-        "- **Tunes:** V-MPO hyperparameters: `policy_lr`, `epsilon_eta`",
+        "- **Tunes:** V-MPO hyperparameters: `policy_lr`, `one_minus_gamma`",
         "- **Environment:** `Hopper-v5`",
-        "- **Budget per trial:** 1,000,000 env steps on each of 3 seed(s)",
+        "- **Budget per trial:** 1,000,000 env steps on each of 3 seed(s) (tuning seeds [5, 6, 7])",
         "- **Trials:** 50",
-        "- **Objective:** maximise the best evaluation return, iqm over the seeds",
+        "- **Objective:** maximise the best evaluation return, iqm over the 3 tuning seed(s)",
         "",
         "Intermediate values are evaluation returns reported at env-step marks; each complete trial's best "
         "checkpoint and learning curve are its artifacts.",
     ]
-    assert study_note({}).startswith("## study\n")  # a study made by another tool still gets a note
+    assert study_note(StudyInfo()).startswith("## study\n")  # a study made by another tool still gets a note
 
 
 def test_dashboard_command_for_the_default_storage():
     assert dashboard_argv("sqlite:///runs/hopper/study.db", "runs/hopper/artifacts") == [
-        "optuna-dashboard", "sqlite:///runs/hopper/study.db", "--artifact-dir", "runs/hopper/artifacts",
-        "--host", "127.0.0.1", "--port", "8080",
-    ]  # fmt: skip
+        "optuna-dashboard",
+        "sqlite:///runs/hopper/study.db",
+        "--artifact-dir",
+        "runs/hopper/artifacts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8080",
+    ]
     shown = dashboard_command("postgresql://me:hunter2@db:5432/optuna")
     assert shown == "optuna-dashboard 'postgresql://me:***@db:5432/optuna' --host 127.0.0.1 --port 8080"

@@ -4,15 +4,14 @@ import dataclasses
 
 import pytest
 
-from vmpo_tune.search.space import default_params, params_to_configs
-from vmpo_tune.search.spec import load_study
+from vmpo_tune.search.spec import default_params, load_spec, params_to_configs
 from vmpo_tune.trainer import VMPOTrainer
 
 
 @pytest.mark.slow
 def test_inverted_pendulum_reaches_950_in_two_of_three_seeds():
     """The configuration is the documented default of studies/invertedpendulum.yaml."""
-    spec = load_study("invertedpendulum")
+    spec = load_spec("invertedpendulum")
     agent, train = params_to_configs(spec, default_params(spec))
     assert train.num_envs == 1
     reached = {}

@@ -25,8 +25,20 @@ def states(study):
 @pytest.mark.slow
 def test_eight_workers_on_postgresql_finish_exactly_the_budget(tmp_path, pg_url):
     write_study(tmp_path)
-    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "13", "--workers", "8",
-               "--storage", pg_url, cwd=tmp_path)  # fmt: skip
+    proc = cli(
+        "vmpo_tune.search",
+        "--study",
+        "toy.yaml",
+        "--out",
+        "run",
+        "--trials",
+        "13",
+        "--workers",
+        "8",
+        "--storage",
+        pg_url,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "rror" not in proc.stderr.replace("error=", "")
     trials = load(pg_url).get_trials()
@@ -40,19 +52,41 @@ def test_eight_workers_on_postgresql_finish_exactly_the_budget(tmp_path, pg_url)
 def test_mariadb_storage_from_the_environment_and_no_password_anywhere(tmp_path, mysql_url):
     write_study(tmp_path)
     env = {"VMPO_TUNE_STORAGE": mysql_url["url"]}
-    from_env = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "3", "--workers", "2",
-                   cwd=tmp_path, env=env)  # fmt: skip
+    from_env = cli(
+        "vmpo_tune.search",
+        "--study",
+        "toy.yaml",
+        "--out",
+        "run",
+        "--trials",
+        "3",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+        env=env,
+    )
     assert from_env.returncode == 0, from_env.stderr
     assert mysql_url["password"] not in from_env.stderr + from_env.stdout
     study = load(mysql_url["url"])
     assert len(study.trials) == 3 and all(t.state.is_finished() for t in study.trials)
     assert not (tmp_path / "run" / "study.db").exists()  # the environment's storage was used
     # a password on the command line is redacted everywhere it could travel
-    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "4", "--storage",
-               mysql_url["url"], cwd=tmp_path)  # fmt: skip
+    proc = cli(
+        "vmpo_tune.search",
+        "--study",
+        "toy.yaml",
+        "--out",
+        "run",
+        "--trials",
+        "4",
+        "--storage",
+        mysql_url["url"],
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
-    exported = cli("vmpo_tune.export", "--study", "toy", "--storage", mysql_url["url"], "--out", "best.yaml",
-                   cwd=tmp_path)  # fmt: skip
+    exported = cli(
+        "vmpo_tune.export", "--study", "toy", "--storage", mysql_url["url"], "--out", "best.yaml", cwd=tmp_path
+    )
     assert exported.returncode == 0, exported.stderr
     password = mysql_url["password"]
     attrs = json.dumps([t.user_attrs for t in load(mysql_url["url"]).trials])
@@ -128,7 +162,7 @@ def test_sigint_mid_trial_fails_it_queues_it_and_a_rerun_resumes_from_the_checkp
     assert resumed >= 4_000 and retry.user_attrs["env_steps_trained"] == 24_000 - resumed
     assert set(failed.intermediate_values) <= set(retry.intermediate_values)
     assert max(retry.intermediate_values) == 24_000 and retry.value == retry.intermediate_values[24_000]
-    assert retry.user_attrs["fail_reason"] is None  # the retry completed: no inherited failure reason
+    assert retry.user_attrs.get("fail_reason") is None  # the retry completed: no inherited failure reason
     curve = (tmp_path / "run" / "trials" / "00001" / "seed_0" / "evaluations.csv").read_text().splitlines()
     assert [int(r.split(",")[0]) for r in curve[1:]] == list(range(2_000, 24_001, 2_000))  # one whole curve
 
@@ -170,11 +204,13 @@ def test_a_killed_workers_trial_is_failed_retried_elsewhere_and_resumes(tmp_path
     assert retry.params == dead.params
     assert all(retry.intermediate_values[s] == v for s, v in dead.intermediate_values.items())  # inherited
     resumed = retry.user_attrs["resumed_from_env_steps"]
-    assert resumed >= 6_000 and retry.user_attrs["env_steps_trained"] == 24_000 - resumed  # not repeated
+    # the kill may land between reporting the third evaluation and storing its resume state: the second's
+    assert resumed >= 4_000 and retry.user_attrs["env_steps_trained"] == 24_000 - resumed  # not repeated
+    assert retry.user_attrs["resume_exact"] is True
     assert len(trials) == 2  # the retried failure is not counted against --trials 1: only its retry ran
 
 
-OPEN_STORAGE = "import sys; from vmpo_tune.search.storage import open_storage as o; o(sys.argv[1], heartbeat=False)"
+OPEN_STORAGE = "import sys; from vmpo_tune.storage import open_storage as o; o(sys.argv[1])"
 
 
 def _open_together(url: str, n: int) -> list:
@@ -184,8 +220,10 @@ def _open_together(url: str, n: int) -> list:
     from .search_helpers import ROOT
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
-    procs = [subprocess.Popen([sys.executable, "-c", OPEN_STORAGE, url], env=env, stderr=subprocess.PIPE, text=True)
-             for _ in range(n)]  # fmt: skip
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPEN_STORAGE, url], env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(n)
+    ]
     return [(p.wait(timeout=60), p.stderr.read()) for p in procs]
 
 

@@ -8,8 +8,7 @@ import pytest
 import yaml
 
 from vmpo_tune.config import TrainConfig, VMPOConfig
-from vmpo_tune.search.space import default_params
-from vmpo_tune.search.spec import parse_study
+from vmpo_tune.search.spec import default_params, parse_spec
 
 from .search_helpers import TOY_STUDY, cli, load, write_study
 
@@ -30,7 +29,7 @@ def test_tiny_search_counts_values_and_attributes(tmp_path):
     trials = study.get_trials()
     assert len(trials) == 3 and all(t.state.is_finished() for t in trials)
     first = trials[0]
-    spec = parse_study(TOY_STUDY, tmp_path / "toy.yaml", check_env=False)
+    spec = parse_spec(TOY_STUDY, tmp_path / "toy.yaml", check_env=False)
     assert first.params == default_params(spec) and first.user_attrs["enqueued"] == "default configuration"
     assert first.state == optuna.trial.TrialState.COMPLETE
     # the fresh policy survives every step of the toy env: 50 at both evaluation marks
@@ -43,7 +42,7 @@ def test_tiny_search_counts_values_and_attributes(tmp_path):
     assert {"torch", "optuna", "gymnasium", "python"} <= set(attrs["provenance"]["versions"])
     assert "COMPLETE" in proc.stderr and "3/3 finished" in proc.stderr
     # finished trials keep their best checkpoint and curve as artifacts, no resume checkpoints
-    assert all(t.user_attrs["resume_checkpoints"] == {} for t in trials)
+    assert all(t.user_attrs["resume_state"] == {} for t in trials)
     stored = list((tmp_path / "run" / "artifacts").iterdir())
     assert stored and not any(p.name.startswith("resume-") for p in stored)
 
@@ -63,7 +62,7 @@ def test_pruned_and_failed_trials_do_not_stop_the_study_and_rerun_resumes(tmp_pa
     assert list(pruned.intermediate_values) == [256] and pruned.intermediate_values[256] < 50
     assert "NaN or inf" in failed.user_attrs["fail_reason"] and failed.intermediate_values == {}
     assert "trial 1 PRUNED" in proc.stderr and "trial 2 FAIL" in proc.stderr
-    assert pruned.user_attrs["resume_checkpoints"] == {}
+    assert pruned.user_attrs["resume_state"] == {}
     assert not any(p.name.startswith("resume-") for p in (tmp_path / "run" / "artifacts").iterdir())
 
 
@@ -84,18 +83,24 @@ def test_several_workers_share_one_sqlite_storage_with_an_exact_count(tmp_path):
     trials = load(url(tmp_path)).get_trials()
     assert sorted(t.number for t in trials) == list(range(9))
     assert all(t.state.is_finished() for t in trials)
-    assert {line.split()[1] for line in proc.stderr.splitlines() if " trial " in line and line.split()[1][0] == "w"} \
-        == {"w0", "w1", "w2"}  # fmt: skip
+    assert {
+        line.split()[1] for line in proc.stderr.splitlines() if " trial " in line and line.split()[1][0] == "w"
+    } == {"w0", "w1", "w2"}
 
 
 def test_export_then_train_reproduces_the_trial_exactly(tmp_path):
     write_study(tmp_path)
-    study_yaml = dict(TOY_STUDY, search_space={"epsilon_eta": {"low": 0.001, "high": 0.1, "log": True}},
-                      total_steps=768, env_id="InvertedPendulum-v5")  # fmt: skip
+    study_yaml = dict(
+        TOY_STUDY,
+        search_space={"epsilon_eta": {"low": 0.001, "high": 0.1, "log": True}},
+        total_steps=768,
+        env_id="InvertedPendulum-v5",
+    )
     write_study(tmp_path, study_yaml)
     assert search(tmp_path, "--trials", "2").returncode == 0
-    proc = cli("vmpo_tune.export", "--study", "toy", "--run-dir", "run", "--top", "2", "--out", "best.yaml",
-               cwd=tmp_path)  # fmt: skip
+    proc = cli(
+        "vmpo_tune.export", "--study", "toy", "--run-dir", "run", "--top", "2", "--out", "best.yaml", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr
     doc = yaml.safe_load((tmp_path / "best.yaml").read_text())
     study = load(url(tmp_path))
@@ -108,8 +113,18 @@ def test_export_then_train_reproduces_the_trial_exactly(tmp_path):
     assert proc.returncode == 0, proc.stderr
     results = yaml.safe_load((tmp_path / "again" / "results.yaml").read_text())
     assert results["final_returns"] == [best.value]  # bit-for-bit the trial's final evaluation
-    proc = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "3", "--total-steps", "256", "--out", "three",
-               cwd=tmp_path)  # fmt: skip
+    proc = cli(
+        "vmpo_tune.train",
+        "--config",
+        "best.yaml",
+        "--seeds",
+        "3",
+        "--total-steps",
+        "256",
+        "--out",
+        "three",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     results = yaml.safe_load((tmp_path / "three" / "results.yaml").read_text())
     assert results["seeds"] == [0, 1, 2]
@@ -129,8 +144,14 @@ def test_several_seeds_per_trial_report_their_mean_at_each_evaluation(tmp_path):
     import csv
 
     # InvertedPendulum: seeds give different returns, so min, mean and seed order are all visible
-    data = dict(TOY_STUDY, env_id="InvertedPendulum-v5", seeds_per_trial=2, aggregate="min", seed=5,
-                search_space={"policy_lr": {"choices": [1.0e-4, 1.0e-3], "default": 1.0e-3}})  # fmt: skip
+    data = dict(
+        TOY_STUDY,
+        env_id="InvertedPendulum-v5",
+        seeds_per_trial=2,
+        aggregate="min",
+        seed=5,
+        search_space={"policy_lr": {"choices": [1.0e-4, 1.0e-3], "default": 1.0e-3}},
+    )
     write_study(tmp_path, data)
     proc = search(tmp_path, "--trials", "1", "--pruner", "none")
     assert proc.returncode == 0, proc.stderr
@@ -146,3 +167,43 @@ def test_several_seeds_per_trial_report_their_mean_at_each_evaluation(tmp_path):
     assert curves[5][512] != curves[6][512]
     assert trial.user_attrs["seed_returns"] == [round(curves[5][512], 3), round(curves[6][512], 3)]
     assert trial.value == min(curves[5][512], curves[6][512])  # the study's aggregate
+
+
+def test_enqueue_queues_a_hand_written_config_and_refuses_one_outside_the_space(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "mine.yaml").write_text("epsilon_eta: 0.05\npolicy_lr: 1.0e-4\n")
+    proc = cli(
+        "vmpo_tune.search",
+        "--study",
+        "toy.yaml",
+        "--out",
+        "run",
+        "--trials",
+        "2",
+        "--enqueue",
+        "mine.yaml",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    study = load(f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    queued = [t for t in study.trials if t.user_attrs.get("enqueued") == "from mine.yaml"]
+    assert len(queued) == 1 and queued[0].params["epsilon_eta"] == 0.05 and queued[0].params["policy_lr"] == 1e-4
+    (tmp_path / "bad.yaml").write_text("epsilon_eta: 5.0\n")
+    bad = cli(
+        "vmpo_tune.search",
+        "--study",
+        "toy.yaml",
+        "--out",
+        "run",
+        "--trials",
+        "3",
+        "--enqueue",
+        "bad.yaml",
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "bad.yaml: epsilon_eta: 5.0 is outside the study's search space" in bad.stderr
+    (tmp_path / "typo.yaml").write_text("epsilon_etta: 0.05\n")
+    typo = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--enqueue", "typo.yaml", cwd=tmp_path)
+    assert typo.returncode == 2 and "did you mean 'epsilon_eta'" in typo.stderr
+    assert len(load(f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2  # nothing was added

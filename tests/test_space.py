@@ -10,8 +10,17 @@ import pytest
 from vmpo_tune.config import VMPOConfig
 from vmpo_tune.errors import UserError
 from vmpo_tune.search.factories import make_pruner, make_sampler
-from vmpo_tune.search.space import default_params, params_to_configs, params_to_values, sample_params
-from vmpo_tune.search.spec import PRUNERS, SAMPLERS, load_study, parse_study
+from vmpo_tune.search.pruning import SeedMedianPruner
+from vmpo_tune.search.space import sample_params
+from vmpo_tune.search.spec import (
+    PRUNERS,
+    SAMPLERS,
+    default_params,
+    load_spec,
+    params_to_configs,
+    params_to_values,
+    parse_spec,
+)
 
 from .search_helpers import TOY_STUDY
 
@@ -29,7 +38,7 @@ def spec_with(space=SPACE, **top):
     data["search_space"] = copy.deepcopy(space)
     data["agent"].pop("m_steps")  # searched here
     data.update(top)
-    return parse_study(data, "toy.yaml", check_env=False)
+    return parse_spec(data, "toy.yaml", check_env=False)
 
 
 def test_conditional_parameter_only_when_its_condition_holds_and_logs_are_log():
@@ -64,18 +73,33 @@ def test_default_params_are_in_space_and_respect_conditions():
     spec = spec_with()
     params = default_params(spec)
     # m_steps has no default in the file: the config's own default (1) lies in the range, so it is used
-    assert params == {"policy_lr": 3e-4, "one_minus_gamma": 0.01, "m_steps": 1, "advantage_estimator": "gae",
-                      "gae_lambda": 0.95}  # fmt: skip
+    assert params == {
+        "policy_lr": 3e-4,
+        "one_minus_gamma": 0.01,
+        "m_steps": 1,
+        "advantage_estimator": "gae",
+        "gae_lambda": 0.95,
+    }
     off = spec_with({**SPACE, "advantage_estimator": {"choices": ["returns", "gae"], "default": "returns"}})
     assert "gae_lambda" not in default_params(off)
 
 
 @pytest.mark.parametrize("name", ["hopper", "halfcheetah", "walker2d", "invertedpendulum"])
 def test_shipped_studies_cover_the_required_space(name):
-    spec = load_study(name, check_env=False)
+    spec = load_spec(name, check_env=False)
     names = {p.name for p in spec.space}
-    required = {"epsilon_eta", "epsilon_mu", "epsilon_sigma", "topk_fraction", "policy_lr", "value_lr",
-                "temperature_lr", "alpha_lr", "advantage_estimator", "gae_lambda"}  # fmt: skip
+    required = {
+        "epsilon_eta",
+        "epsilon_mu",
+        "epsilon_sigma",
+        "topk_fraction",
+        "policy_lr",
+        "value_lr",
+        "temperature_lr",
+        "alpha_lr",
+        "advantage_estimator",
+        "gae_lambda",
+    }
     assert required <= names
     by_name = {p.name: p for p in spec.space}
     for rate in ("epsilon_eta", "epsilon_mu", "epsilon_sigma", "policy_lr", "value_lr", "temperature_lr", "alpha_lr"):
@@ -106,6 +130,7 @@ def test_every_pruner_builds_with_env_step_resources(pruner):
         "halving": (optuna.pruners.SuccessiveHalvingPruner, {"_min_resource": 256, "_reduction_factor": 3}),
         "wilcoxon": (optuna.pruners.WilcoxonPruner, {"_p_threshold": 0.1, "_n_startup_steps": 2}),
         "none": (optuna.pruners.NopPruner, {}),
+        "seedmedian": (SeedMedianPruner, {"n_warmup_steps": 1000 // 3, "n_startup_trials": 5, "margin": 1.0}),
     }[pruner]
     assert isinstance(built, expected[0])
     assert {k: getattr(built, k) for k in expected[1]} == expected[1]

@@ -19,17 +19,48 @@ from vmpo_tune.trainer import (
 )
 
 DOCUMENTED = [
-    "env_id", "seed", "device", "policy_layer_sizes", "value_layer_sizes", "rollout_steps", "normalize_advantages",
-    "gamma", "advantage_estimator", "gae_lambda", "policy_lr", "value_lr", "topk_fraction", "temperature_init",
-    "temperature_lr", "epsilon_eta", "epsilon_mu", "epsilon_sigma", "alpha_lr", "max_grad_norm", "optimizer_type",
-    "sgd_momentum", "num_envs", "shared_encoder", "m_steps",
-]  # fmt: skip
+    "env_id",
+    "seed",
+    "device",
+    "policy_layer_sizes",
+    "value_layer_sizes",
+    "rollout_steps",
+    "normalize_advantages",
+    "gamma",
+    "advantage_estimator",
+    "gae_lambda",
+    "policy_lr",
+    "value_lr",
+    "topk_fraction",
+    "temperature_init",
+    "temperature_lr",
+    "epsilon_eta",
+    "epsilon_mu",
+    "epsilon_sigma",
+    "alpha_lr",
+    "max_grad_norm",
+    "optimizer_type",
+    "sgd_momentum",
+    "num_envs",
+    "shared_encoder",
+    "m_steps",
+]
 TINY = dict(policy_layer_sizes=(16,), value_layer_sizes=(16,))
 
 
 def chain_trainer(env_id, num_envs=2, steps=8, **kw):
-    return VMPOTrainer(env_id, 0, "cpu", rollout_steps=steps, num_envs=num_envs, gamma=0.5,
-                       advantage_estimator="dae", eval_episodes=2, **TINY, **kw)  # fmt: skip
+    return VMPOTrainer(
+        env_id,
+        0,
+        "cpu",
+        rollout_steps=steps,
+        num_envs=num_envs,
+        gamma=0.5,
+        advantage_estimator="dae",
+        eval_episodes=2,
+        **TINY,
+        **kw,
+    )
 
 
 def collect(trainer):
@@ -177,7 +208,8 @@ def test_callback_sees_every_evaluation_and_can_stop_training(tmp_path):
     result = trainer.train(1024, tmp_path, callback=callback)
     assert seen == [128, 256] and result.stopped_early and trainer.env_steps == 256
     assert [p.env_steps for p in result.evaluations] == [128, 256]
-    assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    assert (tmp_path / "resume.pt").exists() and (tmp_path / "best.pt").exists()
+    assert [p.name for p, _ in trainer.artifacts(tmp_path)] == ["best.pt", "evaluations.csv"]
     rows = (tmp_path / "evaluations.csv").read_text().splitlines()
     assert rows[0].startswith("env_steps,actual_steps,eval/return_mean") and len(rows) == 3
 
@@ -217,3 +249,87 @@ def test_nan_rewards_fail_loudly():
     with pytest.raises(ValueError, match="NaN or inf"):
         trainer.train(64, None)
     assert all(torch.equal(p, q) for p, q in zip(before, trainer.agent.policy.parameters()))
+
+
+def test_constructor_is_explicit_with_the_configs_defaults():
+    from vmpo_tune.config import TrainConfig, VMPOConfig
+
+    params = inspect.signature(VMPOTrainer.__init__).parameters
+    assert not any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params.values())
+    agent, train = VMPOConfig(), TrainConfig()
+    for name, p in params.items():
+        if name in ("self", "env_id", "seed", "device", "policy_layer_sizes", "value_layer_sizes", "rollout_steps"):
+            continue
+        expected = getattr(agent, name) if hasattr(agent, name) else getattr(train, name)
+        assert p.default == expected, name
+
+
+def _hopper(**kw):
+    return VMPOTrainer(
+        "Hopper-v5", 3, "cpu", (16,), (16,), 64, num_envs=2, eval_interval=256, eval_episodes=2, m_steps=2, **kw
+    )
+
+
+@pytest.mark.parametrize("stop_at", [256, 512, 768])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at):
+    """Stop at an evaluation, rebuild the trainer from its state file, continue: same curve, same weights.
+
+    The environments are mid-episode at the stop (Hopper episodes outlast 128 steps per env), so this
+    holds only because their simulator state, random generators and counters travel in the state.
+    """
+    straight = _hopper(lr_schedule="linear")
+    straight.train(1024, None, log_evaluations=False)
+    first = _hopper(lr_schedule="linear")
+    first.train(1024, tmp_path, callback=lambda steps, _: steps >= stop_at, log_evaluations=False)
+    assert first.env_steps == stop_at
+    resumed = _hopper(lr_schedule="linear")
+    resumed.train(1024, tmp_path, resume=True, log_evaluations=False)
+    assert resumed.resumed_exactly is True and resumed.env_steps == 1024
+
+    def curve(t):
+        return [
+            (r["env_steps"], r["eval/return_mean"], r.get("train/episode_return"), r["loss/policy"]) for r in t.history
+        ]
+
+    assert curve(resumed) == curve(straight)
+    for p, q in zip(straight.agent.policy.parameters(), resumed.agent.policy.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+    assert resumed.best_return == straight.best_return and resumed.best_step == straight.best_step
+
+
+def test_state_bytes_round_trip_and_training_in_parts_equals_one_go():
+    whole = _hopper()
+    whole.train(768, None, log_evaluations=False)
+    parts = _hopper()
+    parts.train(256, None, log_evaluations=False)
+    parts.train(512, None, log_evaluations=False)  # a trainer continues from its own state
+    moved = _hopper()
+    moved.load_state_bytes(parts.state_bytes())
+    moved.train(768, None, log_evaluations=False)
+    assert [r["eval/return_mean"] for r in moved.history] == [r["eval/return_mean"] for r in whole.history]
+
+
+def test_lr_schedule_reaches_the_optimiser():
+    trainer = _hopper(lr_schedule="linear", lr_final_fraction=0.5, policy_lr=1e-3)
+    trainer.train(512, None, log_evaluations=False)
+    # four updates of 128 steps: the last one ran at progress 384 / 512, factor 1 - 0.5 * 0.75
+    assert trainer.agent.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 * 0.625)
+    assert [r["optim/lr_factor"] for r in trainer.history] == [pytest.approx(0.9375), pytest.approx(0.6875)]
+
+
+def test_an_env_whose_state_cannot_be_saved_says_so(tmp_path):
+    class Opaque:
+        pass
+
+    class Holder(gym.Wrapper):
+        def __init__(self, env):
+            super().__init__(env)
+            self.thing = Opaque()
+
+    gym.register("VmpoTest/Opaque-v0", entry_point=lambda: Holder(gym.make("InvertedPendulum-v5")))
+    trainer = VMPOTrainer("VmpoTest/Opaque-v0", 0, "cpu", (8,), (8,), 32, eval_interval=64, eval_episodes=1)
+    trainer.train(128, tmp_path, callback=lambda steps, _: steps >= 64, log_evaluations=False)
+    assert not trainer.can_resume_exactly
+    again = VMPOTrainer("VmpoTest/Opaque-v0", 0, "cpu", (8,), (8,), 32, eval_interval=64, eval_episodes=1)
+    again.train(128, tmp_path, resume=True, log_evaluations=False)
+    assert again.resumed_exactly is False and again.env_steps == 128

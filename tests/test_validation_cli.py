@@ -19,25 +19,37 @@ def mutate(change):
 
 CASES = {
     "unknown top-level key": (lambda d: d.update(prunner={"name": "median"}), ["toy.yaml", "prunner", "valid:"]),
-    "unknown parameter": (lambda d: d["search_space"].update(polcy_lr={"low": 0.1, "high": 1.0}),
-                          ["search_space.polcy_lr", "unknown parameter"]),
-    "low >= high": (lambda d: d["search_space"].update(value_lr={"low": 0.01, "high": 0.001}),
-                    ["search_space.value_lr", "low (0.01) must be < high (0.001)"]),
-    "log with low <= 0": (lambda d: d["search_space"].update(value_lr={"low": 0.0, "high": 0.1, "log": True}),
-                          ["search_space.value_lr", "log scale needs low > 0"]),
+    "unknown parameter": (
+        lambda d: d["search_space"].update(polcy_lr={"low": 0.1, "high": 1.0}),
+        ["search_space.polcy_lr", "unknown parameter"],
+    ),
+    "low >= high": (
+        lambda d: d["search_space"].update(value_lr={"low": 0.01, "high": 0.001}),
+        ["search_space.value_lr", "low (0.01) must be < high (0.001)"],
+    ),
+    "log with low <= 0": (
+        lambda d: d["search_space"].update(value_lr={"low": 0.0, "high": 0.1, "log": True}),
+        ["search_space.value_lr", "log scale needs low > 0"],
+    ),
     "unknown env": (lambda d: d.update(env_id="Hoper-v5"), ["env_id", "unknown env id 'Hoper-v5'", "Hopper-v5"]),
     "discrete actions": (lambda d: d.update(env_id="CartPole-v1"), ["env_id", "Discrete action space"]),
     "unknown param key": (lambda d: d["search_space"]["epsilon_eta"].update(lg=True), ["epsilon_eta.lg"]),
-    "default outside range": (lambda d: d["search_space"]["epsilon_eta"].update(default=5.0),
-                              ["epsilon_eta.default", "outside the range"]),
+    "default outside range": (
+        lambda d: d["search_space"]["epsilon_eta"].update(default=5.0),
+        ["epsilon_eta.default", "outside the range"],
+    ),
     "bad fixed agent key": (lambda d: d["agent"].update(m_stepz=3), ["agent.m_stepz", "unknown VMPOConfig field"]),
     "bad fixed value": (lambda d: d["agent"].update(m_steps=0), ["agent", "m_steps must be a positive integer"]),
     "unknown sampler": (lambda d: d.update(sampler={"name": "bayes"}), ["sampler.name", "tpe, random"]),
-    "unknown sampler option": (lambda d: d.update(sampler={"name": "tpe", "n_startup": 3}),
-                               ["sampler.n_startup", "TPESampler"]),
-    "condition on unknown": (lambda d: d["search_space"]["epsilon_eta"].update(when={"gae": True}),
-                             ["epsilon_eta.when"]),
-}  # fmt: skip
+    "unknown sampler option": (
+        lambda d: d.update(sampler={"name": "tpe", "n_startup": 3}),
+        ["sampler.n_startup", "TPESampler"],
+    ),
+    "condition on unknown": (
+        lambda d: d["search_space"]["epsilon_eta"].update(when={"gae": True}),
+        ["epsilon_eta.when"],
+    ),
+}
 
 
 def assert_one_line_error(proc, *needles):
@@ -61,7 +73,7 @@ def test_study_file_errors(tmp_path, case):
 def test_malformed_yaml_names_file_and_line(tmp_path):
     (tmp_path / "toy.yaml").write_text("env_id: Hopper-v5\ntotal_steps: 100\nsearch_space:\n  x: [1, 2\n  y: 3\n")
     proc = cli("vmpo_tune.search", "--study", "toy.yaml", cwd=tmp_path)
-    assert_one_line_error(proc, "toy.yaml:5", "malformed YAML")
+    assert_one_line_error(proc, "toy.yaml:4", "malformed YAML")  # the line of the unclosed bracket
 
 
 def test_unknown_study_lists_the_available_ones(tmp_path):
@@ -95,8 +107,9 @@ def read_only_folder(path):
 
 def test_sqlite_in_a_missing_or_read_only_folder(tmp_path):
     write_study(tmp_path)
-    missing = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", f"sqlite:///{tmp_path}/no/such/s.db",
-                  cwd=tmp_path)  # fmt: skip
+    missing = cli(
+        "vmpo_tune.search", "--study", "toy.yaml", "--storage", f"sqlite:///{tmp_path}/no/such/s.db", cwd=tmp_path
+    )
     assert_one_line_error(missing, "does not exist", "--storage")
     with read_only_folder(tmp_path / "ro") as ro:
         proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", f"sqlite:///{ro}/s.db", cwd=tmp_path)
@@ -107,8 +120,7 @@ def test_sqlite_in_a_missing_or_read_only_folder(tmp_path):
 
 def test_existing_study_with_another_search_space_is_refused_and_kept(tmp_path):
     write_study(tmp_path)
-    assert cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "run",
-               cwd=tmp_path).returncode == 0  # fmt: skip
+    assert cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "run", cwd=tmp_path).returncode == 0
     write_study(tmp_path, mutate(lambda d: d["search_space"].pop("epsilon_eta")))
     proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "2", "--out", "run", cwd=tmp_path)
     assert_one_line_error(proc, "another env, budget", "--study-name")

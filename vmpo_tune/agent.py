@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import metrics as M
-from ._signature import bind, config_signature, with_self
-from .config import OPTIMIZER_TYPES, VMPOConfig, field_names
+from . import metrics
+from .config import OPTIMIZER_TYPES, VMPOConfig, pick_fields
+from .config import VMPO_DEFAULTS as D
 from .losses import (
     decoupled_log_prob,
     gaussian_kl_mean,
@@ -44,13 +44,6 @@ log = logging.getLogger(__name__)
 
 BATCH_KEYS = ("obs", "actions", "returns", "advantages", "old_means", "old_log_stds")
 _LOG_DUAL_MIN, _LOG_DUAL_MAX = math.log(1e-8), math.log(1e8)
-
-_SIGNATURE = config_signature(
-    configs=[VMPOConfig],
-    positional=("obs_dim", "act_dim", "device", *field_names(VMPOConfig)[:20]),
-    extra=[("seed", None)],
-    annotations={"obs_dim": int, "act_dim": int, "device": torch.device},
-)
 
 
 class NonFiniteError(FloatingPointError, ValueError):
@@ -75,46 +68,65 @@ class _Duals(nn.Module):
 class VMPOAgent:
     """V-MPO for continuous actions with a diagonal Gaussian policy.
 
-    Takes the documented keyword arguments (see ``inspect.signature(VMPOAgent)``); their
-    defaults are those of :class:`~vmpo_tune.config.VMPOConfig`. ``seed`` (keyword-only)
-    seeds the network initialisation and the action noise of this agent alone, so several
-    agents in one process do not share a random stream.
+    The parameters after ``device`` are the fields of :class:`~vmpo_tune.config.VMPOConfig`
+    (documented there, one line each), with its defaults; the first twenty keep the
+    documented positional order. ``seed`` (keyword-only) seeds the network initialisation
+    and the action noise of this agent alone, so several agents in one process do not
+    share a random stream; without it both follow ``torch.manual_seed``, as any PyTorch
+    module does.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        values = bind(_SIGNATURE, args, kwargs)
-        obs_dim, act_dim, device, seed = (values.pop(k) for k in ("obs_dim", "act_dim", "device", "seed"))
-        self._setup(int(obs_dim), int(act_dim), torch.device(device), VMPOConfig(**values), seed)
-
-    __init__.__signature__ = with_self(_SIGNATURE)  # type: ignore[attr-defined]
-
-    @classmethod
-    def from_config(
-        cls, obs_dim: int, act_dim: int, config: VMPOConfig, device: torch.device | str = "cpu", seed: int | None = None
-    ) -> VMPOAgent:
-        agent = cls.__new__(cls)
-        agent._setup(obs_dim, act_dim, torch.device(device), config, seed)
-        return agent
-
-    def _setup(self, obs_dim: int, act_dim: int, device: torch.device, config: VMPOConfig, seed: int | None) -> None:
-        self.obs_dim, self.act_dim, self.device, self.config = obs_dim, act_dim, device, config
-        self.generator = torch.Generator(device=device)
-        if seed is None:
-            self.generator.seed()
-        else:
-            self.generator.manual_seed(int(seed))
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        device: torch.device | str,
+        policy_layer_sizes: Tuple[int, ...] = D.policy_layer_sizes,
+        value_layer_sizes: Tuple[int, ...] = D.value_layer_sizes,
+        normalize_advantages: bool = D.normalize_advantages,
+        gamma: float = D.gamma,
+        advantage_estimator: str = D.advantage_estimator,
+        gae_lambda: float = D.gae_lambda,
+        policy_lr: float = D.policy_lr,
+        value_lr: float = D.value_lr,
+        topk_fraction: float = D.topk_fraction,
+        temperature_init: float = D.temperature_init,
+        temperature_lr: float = D.temperature_lr,
+        epsilon_eta: float = D.epsilon_eta,
+        epsilon_mu: float = D.epsilon_mu,
+        epsilon_sigma: float = D.epsilon_sigma,
+        alpha_lr: float = D.alpha_lr,
+        max_grad_norm: float = D.max_grad_norm,
+        optimizer_type: str = D.optimizer_type,
+        sgd_momentum: float = D.sgd_momentum,
+        shared_encoder: bool = D.shared_encoder,
+        m_steps: int = D.m_steps,
+        *,
+        alpha_init: float = D.alpha_init,
+        init_log_std: float = D.init_log_std,
+        obs_clip: float = D.obs_clip,
+        lr_schedule: str = D.lr_schedule,
+        lr_final_fraction: float = D.lr_final_fraction,
+        seed: int | None = None,
+    ) -> None:
+        config = VMPOConfig(**pick_fields(VMPOConfig, locals()))
+        self.obs_dim, self.act_dim, self.device, self.config = int(obs_dim), int(act_dim), torch.device(device), config
+        self.generator = torch.Generator(device=self.device)
+        if seed is None:  # follow the global torch RNG (torch.manual_seed), as nn.Module initialisation does
+            seed = int(torch.randint(0, 2**62, (), dtype=torch.int64))
+        self.generator.manual_seed(int(seed))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(self.generator.initial_seed()) % (2**63))
+            torch.manual_seed(int(seed))
             self.policy = DiagonalGaussianPolicy(
-                obs_dim,
-                act_dim,
+                self.obs_dim,
+                self.act_dim,
                 config.policy_layer_sizes,
                 config.value_layer_sizes,
                 config.shared_encoder,
                 init_log_std=config.init_log_std,
                 obs_clip=config.obs_clip,
-            ).to(device)
-        self.duals = _Duals(config.temperature_init, config.alpha_init).to(device)
+            ).to(self.device)
+        self.duals = _Duals(config.temperature_init, config.alpha_init).to(self.device)
         self.optimizer = self._build_optimizer(
             [
                 {"params": self.policy.policy_parameters(), "lr": config.policy_lr},
@@ -127,6 +139,19 @@ class VMPOAgent:
                 {"params": [self.duals.log_alpha_mu, self.duals.log_alpha_sigma], "lr": config.alpha_lr},
             ]
         )
+
+    @classmethod
+    def from_config(
+        cls, obs_dim: int, act_dim: int, config: VMPOConfig, device: torch.device | str = "cpu", seed: int | None = None
+    ) -> VMPOAgent:
+        """The agent of a :class:`VMPOConfig` (the same as passing its fields as keywords)."""
+        return cls(obs_dim, act_dim, device, **config.to_dict(), seed=seed)
+
+    def set_lr_factor(self, factor: float) -> None:
+        """Scale the policy and value step sizes to ``factor`` times the configured ones (a schedule's value)."""
+        policy_group, value_group = self.optimizer.param_groups
+        policy_group["lr"] = self.config.policy_lr * factor
+        value_group["lr"] = self.config.value_lr * factor
 
     def _build_optimizer(self, params, lr: float | None = None) -> torch.optim.Optimizer:
         """Optimiser of ``optimizer_type`` over ``params``; unknown types raise ``ValueError``."""
@@ -220,9 +245,9 @@ class VMPOAgent:
 
     def update(self, batch: Dict[str, Any]) -> Dict[str, float]:
         """One V-MPO update on a batch (``m_steps`` gradient steps); returns namespaced metrics."""
-        b = self._batch_tensors(batch)
+        batch_t = self._batch_tensors(batch)
         cfg = self.config
-        adv = b["advantages"]
+        adv = batch_t["advantages"]
         if cfg.normalize_advantages and adv.numel() > 1:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         mask = topk_mask(adv, cfg.topk_fraction)
@@ -230,28 +255,28 @@ class VMPOAgent:
         snapshot = self._snapshot() if cfg.m_steps > 1 else None
         try:
             for _ in range(cfg.m_steps):
-                stats = self._m_step(b, adv, mask, selected)
+                stats = self._m_step(batch_t, adv, mask, selected)
         except NonFiniteError:
             if snapshot is not None:
                 self._restore(snapshot)  # a later M-step diverged: undo the earlier ones too
             raise
         with torch.no_grad():
-            mean, log_std = self.policy(b["obs"])
-            kl_mu = gaussian_kl_mean(mean, b["old_means"], b["old_log_stds"]).mean()
-            kl_sigma = gaussian_kl_std(log_std, b["old_log_stds"]).mean()
-            returns_var = b["returns"].var() if b["returns"].numel() > 1 else torch.tensor(0.0)
-        self.policy.obs_norm.update(b["obs"])
+            mean, log_std = self.policy(batch_t["obs"])
+            kl_mu = gaussian_kl_mean(mean, batch_t["old_means"], batch_t["old_log_stds"]).mean()
+            kl_sigma = gaussian_kl_std(log_std, batch_t["old_log_stds"]).mean()
+            returns_var = batch_t["returns"].var() if batch_t["returns"].numel() > 1 else torch.tensor(0.0)
+        self.policy.obs_norm.update(batch_t["obs"])
         alpha_mu, alpha_sigma = self.alphas
         stats.update(
             {
-                M.KL_MEAN: float(kl_mu),
-                M.KL_STD: float(kl_sigma),
-                M.ETA: self.temperature,
-                M.ALPHA_MU: alpha_mu,
-                M.ALPHA_SIGMA: alpha_sigma,
-                M.TOPK: float(mask.sum()),
-                M.POLICY_STD: float(log_std.exp().mean()),
-                M.EXPLAINED_VARIANCE: float(1.0 - stats.pop("_residual_var") / returns_var)
+                metrics.KL_MEAN: float(kl_mu),
+                metrics.KL_STD: float(kl_sigma),
+                metrics.ETA: self.temperature,
+                metrics.ALPHA_MU: alpha_mu,
+                metrics.ALPHA_SIGMA: alpha_sigma,
+                metrics.TOPK: float(mask.sum()),
+                metrics.POLICY_STD: float(log_std.exp().mean()),
+                metrics.EXPLAINED_VARIANCE: float(1.0 - stats.pop("_residual_var") / returns_var)
                 if returns_var > 0
                 else float("nan"),
             }
@@ -259,20 +284,20 @@ class VMPOAgent:
         return stats
 
     def _m_step(
-        self, b: Dict[str, torch.Tensor], adv: torch.Tensor, mask: torch.Tensor, selected: torch.Tensor
+        self, batch_t: Dict[str, torch.Tensor], adv: torch.Tensor, mask: torch.Tensor, selected: torch.Tensor
     ) -> Dict[str, float]:
         cfg = self.config
-        mean, log_std, value = self.policy.forward_all(b["obs"])
+        mean, log_std, value = self.policy.forward_all(batch_t["obs"])
         eta = self.duals.log_temperature.exp()
         alpha_mu, alpha_sigma = self.duals.log_alpha_mu.exp(), self.duals.log_alpha_sigma.exp()
 
         psi = topk_weights(adv, mask, eta.detach())
-        log_prob = decoupled_log_prob(mean, log_std, b["old_means"], b["old_log_stds"], b["actions"])
+        log_prob = decoupled_log_prob(mean, log_std, batch_t["old_means"], batch_t["old_log_stds"], batch_t["actions"])
         policy_loss = -(psi * log_prob).sum()
-        kl_mu = gaussian_kl_mean(mean, b["old_means"], b["old_log_stds"]).mean()
-        kl_sigma = gaussian_kl_std(log_std, b["old_log_stds"]).mean()
+        kl_mu = gaussian_kl_mean(mean, batch_t["old_means"], batch_t["old_log_stds"]).mean()
+        kl_sigma = gaussian_kl_std(log_std, batch_t["old_log_stds"]).mean()
         penalty = alpha_mu.detach() * kl_mu + alpha_sigma.detach() * kl_sigma
-        residual = value - b["returns"]
+        residual = value - batch_t["returns"]
         value_loss = 0.5 * residual.pow(2).mean()
         eta_loss = temperature_loss(selected, eta, cfg.epsilon_eta)
         alpha_loss = multiplier_loss(alpha_mu, cfg.epsilon_mu, kl_mu) + multiplier_loss(
@@ -288,8 +313,10 @@ class VMPOAgent:
         self.dual_optimizer.zero_grad(set_to_none=True)
         total.backward()
         clip = cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf
-        norms = [nn.utils.clip_grad_norm_(group, clip) for group in (self.policy.policy_parameters(),
-                                                                     self.policy.value_parameters())]  # fmt: skip
+        norms = [
+            nn.utils.clip_grad_norm_(group, clip)
+            for group in (self.policy.policy_parameters(), self.policy.value_parameters())
+        ]
         if not all(math.isfinite(n.item()) for n in norms):
             raise NonFiniteError("a gradient became NaN or inf: the run diverged; lower the learning rates")
         self.optimizer.step()
@@ -299,18 +326,23 @@ class VMPOAgent:
             selected_psi = psi[mask]
             weights_kl = float(torch.xlogy(selected_psi, selected_psi * selected_psi.numel()).sum())
         return {
-            M.LOSS_POLICY: policy_loss.item(),
-            M.LOSS_VALUE: value_loss.item(),
-            M.LOSS_TEMPERATURE: eta_loss.item(),
-            M.LOSS_ALPHA: alpha_loss.item(),
-            M.WEIGHTS_KL: weights_kl,
+            metrics.LOSS_POLICY: policy_loss.item(),
+            metrics.LOSS_VALUE: value_loss.item(),
+            metrics.LOSS_TEMPERATURE: eta_loss.item(),
+            metrics.LOSS_ALPHA: alpha_loss.item(),
+            metrics.WEIGHTS_KL: weights_kl,
             "_residual_var": float(residual.detach().var()) if residual.numel() > 1 else 0.0,
         }
 
     def _snapshot(self) -> Dict[str, Any]:
-        return copy.deepcopy({"policy": self.policy.state_dict(), "duals": self.duals.state_dict(),
-                              "optimizer": self.optimizer.state_dict(),
-                              "dual_optimizer": self.dual_optimizer.state_dict()})  # fmt: skip
+        return copy.deepcopy(
+            {
+                "policy": self.policy.state_dict(),
+                "duals": self.duals.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "dual_optimizer": self.dual_optimizer.state_dict(),
+            }
+        )
 
     def _restore(self, snapshot: Mapping[str, Any]) -> None:
         self.policy.load_state_dict(snapshot["policy"])

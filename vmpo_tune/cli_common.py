@@ -1,4 +1,4 @@
-"""What the three CLIs share: flags, logging set-up, one-line errors and exit codes."""
+"""What the CLIs share: flags, logging set-up, one-line errors and exit codes."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ import logging
 import sys
 from typing import Callable
 
+from . import validate
 from .errors import UserError
+from .redaction import RedactingFormatter, redact
+
+LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(message)s", "%H:%M:%S"
 
 
 def positive_int(text: str) -> int:
+    """An argparse type: a positive integer."""
     try:
-        value = int(text)
+        return validate.positive_int("the value", int(text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +29,9 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
 
 def configure_logging(args: argparse.Namespace) -> None:
     level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(LOG_FORMAT, DATE_FORMAT))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("optuna").setLevel(logging.INFO if args.debug else logging.WARNING)
 
 
@@ -38,7 +42,7 @@ def run_cli(fn: Callable[[], int], debug: bool) -> int:
     except UserError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -46,5 +50,8 @@ def run_cli(fn: Callable[[], int], debug: bool) -> int:
     except Exception as exc:
         if debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1

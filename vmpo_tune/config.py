@@ -21,8 +21,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
 
+from .validate import choice, in_range, positive_int, strict_bool
+
 ADVANTAGE_ESTIMATORS = ("returns", "dae", "gae")
 OPTIMIZER_TYPES = ("adam", "adamw", "sgd", "rmsprop")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 _C = TypeVar("_C")
 
@@ -98,23 +101,30 @@ class VMPOConfig(_DictRoundTrip):
     """Initial log standard deviation of the Gaussian policy."""
     obs_clip: float = 10.0
     """Normalised observations are clipped to +-obs_clip."""
+    lr_schedule: str = "constant"
+    """How the policy and value step sizes change over a run's budget: constant, linear or cosine decay."""
+    lr_final_fraction: float = 0.0
+    """With a decaying ``lr_schedule``: the step sizes at the end of the budget, as a fraction of the start."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy_layer_sizes", _sizes("policy_layer_sizes", self.policy_layer_sizes))
         object.__setattr__(self, "value_layer_sizes", _sizes("value_layer_sizes", self.value_layer_sizes))
-        _choice("advantage_estimator", self.advantage_estimator, ADVANTAGE_ESTIMATORS)
-        _choice("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
-        _in_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
-        _in_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
-        _in_range("topk_fraction", self.topk_fraction, 0.0, 1.0, low_open=True)
-        _in_range("sgd_momentum", self.sgd_momentum, 0.0, 1.0)
+        choice("advantage_estimator", self.advantage_estimator, ADVANTAGE_ESTIMATORS)
+        choice("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
+        choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        in_range("lr_final_fraction", self.lr_final_fraction, 0.0, 1.0)
+        for name in ("normalize_advantages", "shared_encoder"):
+            strict_bool(name, getattr(self, name))
+        in_range("gamma", self.gamma, 0.0, 1.0, low_open=True)
+        in_range("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        in_range("topk_fraction", self.topk_fraction, 0.0, 1.0, low_open=True)
+        in_range("sgd_momentum", self.sgd_momentum, 0.0, 1.0)
         for name in ("policy_lr", "value_lr", "temperature_lr", "alpha_lr", "max_grad_norm"):
-            _in_range(name, getattr(self, name), 0.0, math.inf)
+            in_range(name, getattr(self, name), 0.0, math.inf)
         for name in ("temperature_init", "alpha_init", "epsilon_eta", "epsilon_mu", "epsilon_sigma", "obs_clip"):
-            _in_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
-        _in_range("init_log_std", self.init_log_std, -5.0, 2.0)
-        _positive_int("m_steps", self.m_steps)
-
+            in_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
+        in_range("init_log_std", self.init_log_std, -5.0, 2.0)
+        positive_int("m_steps", self.m_steps)
 
 
 @dataclass(frozen=True)
@@ -146,10 +156,11 @@ class TrainConfig(_DictRoundTrip):
         if not isinstance(self.env_id, str) or not self.env_id:
             raise ValueError("env_id must be a non-empty string such as 'Hopper-v5'")
         for name in ("rollout_steps", "num_envs", "eval_interval", "eval_episodes"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
-        _in_range("reward_scale", self.reward_scale, 0.0, math.inf, low_open=True)
+        in_range("reward_scale", self.reward_scale, 0.0, math.inf, low_open=True)
+        strict_bool("checkpoints", self.checkpoints)
         if not (self.device == "cpu" or self.device == "cuda" or self.device.startswith("cuda:")):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
 
@@ -162,10 +173,15 @@ class TrainConfig(_DictRoundTrip):
         return self.seed + 10_000 if self.eval_seed is None else self.eval_seed
 
 
-
 def field_names(cls: type) -> tuple[str, ...]:
     """Names of a config dataclass's fields, in declaration order."""
     return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def pick_fields(cls: type[_C], values: Mapping[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` (for example a constructor's ``locals()``) that are fields of ``cls``."""
+    names = set(field_names(cls))
+    return {k: v for k, v in values.items() if k in names}
 
 
 def _sizes(name: str, value: Any) -> tuple[int, ...]:
@@ -175,19 +191,7 @@ def _sizes(name: str, value: Any) -> tuple[int, ...]:
     return sizes
 
 
-def _choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
-    if value not in valid:
-        raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
-
-
-def _in_range(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        bracket = "(" if low_open else "["
-        raise ValueError(f"{name} must be a finite number in {bracket}{low}, {high}], got {value!r}")
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+VMPO_DEFAULTS = VMPOConfig()
+"""The default agent configuration; constructors take their default values from it."""
+TRAIN_DEFAULTS = TrainConfig()
+"""The default trainer configuration; constructors take their default values from it."""

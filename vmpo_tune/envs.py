@@ -71,6 +71,17 @@ def check_continuous(env: gym.Env | gym.vector.VectorEnv, env_id: str) -> None:
         raise EnvError(f"env {env_id!r} needs a flat Box observation space, got {obs_space}")
 
 
+def check_env(env_id: str) -> str:
+    """Build the env once and check its spaces (what a study's first trial would find); returns the resolved id."""
+    resolved = check_env_id(env_id)
+    env = gym.make(_resolve_env_id(resolved))
+    try:
+        check_continuous(env, env_id)
+    finally:
+        env.close()
+    return resolved
+
+
 def _make_env(gym_id: str, seed: int) -> Callable[[], gym.Env]:
     """A thunk creating one environment whose action space is seeded with ``seed``."""
 

@@ -9,7 +9,7 @@ from typing import Dict, Sequence
 import gymnasium as gym
 import numpy as np
 
-from . import metrics as M
+from . import metrics
 from .envs import action_scaler, make_eval_envs
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,11 @@ class EvalResult:
         return int(sum(self.lengths))
 
     def as_metrics(self) -> Dict[str, float]:
-        return {M.EVAL_RETURN: self.mean, M.EVAL_RETURN_STD: self.std, M.EVAL_LENGTH: float(np.mean(self.lengths))}
+        return {
+            metrics.EVAL_RETURN: self.mean,
+            metrics.EVAL_RETURN_STD: self.std,
+            metrics.EVAL_LENGTH: float(np.mean(self.lengths)),
+        }
 
 
 def run_episodes(agent, envs: Sequence[gym.Env], seeds: Sequence[int]) -> EvalResult:

@@ -1,15 +1,20 @@
-"""``python -m vmpo_tune.export``: the best trial(s) of a study as a YAML run file.
+"""python -m vmpo_tune.export: the winning configuration(s) of a study as a YAML run file.
 
-The file holds each exported trial's *complete* agent and train configuration (as the
-trial ran it), its score, seeds and per-seed returns, plus provenance (package versions,
-git commit, date, study name, storage with any password removed).
-``python -m vmpo_tune.train --config FILE`` reads it back into exactly the same configs.
+When the study has a confirmation (python -m vmpo_tune.confirm, or search --confirm-top),
+the runs are its candidates ranked by their IQM on fresh test seeds, and the *confirmed*
+best comes first; without one (or with --by search) they are the trials ranked by their
+search score. The file holds each run's complete agent and train configuration, its
+scores, the tuning and test seeds, the confirmation statistics, the budget spent (trials,
+env steps, CPU hours), the search space, and provenance: a reader can judge the claim
+from the file alone. python -m vmpo_tune.train --config FILE reads it back into exactly
+the same configs.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -18,39 +23,35 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from . import provenance
+from . import provenance, records
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
-from .search.storage import ENV_STORAGE, open_storage, parse_url, redact_url, resolve_url
-from .search.study import SPEC_ATTR
+from .redaction import redact_url, redact_value
+from .storage import ENV_STORAGE
 
-FORMAT = "vmpo-tune/run-config/1"
+log = logging.getLogger("vmpo_tune.export")
+
+FORMAT = "vmpo-tune/run-config/2"
+BY = ("confirmed", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vmpo_tune.export", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m vmpo_tune.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
     p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)")
     p.add_argument("--run-dir", help="the search's --out folder, for the default storage (default runs/<study>)")
-    p.add_argument("--top", type=positive_int, default=1, help="export the K best complete trials (default 1)")
+    p.add_argument("--top", type=positive_int, default=1, help="export the K best runs (default 1)")
+    p.add_argument(
+        "--by",
+        choices=BY,
+        help="rank by the confirmation on fresh seeds or by the search score (default: confirmed when the study "
+        "has a confirmation, else search)",
+    )
     p.add_argument("--out", help="output YAML file (default <study>-best.yaml)")
     add_common_flags(p)
     return p
-
-
-def open_existing_study(study_name: str, storage_url: str | None, run_dir: str | None) -> tuple[optuna.Study, str]:
-    """Load a stored study without creating anything; errors say what exists."""
-    url = resolve_url(storage_url, Path(run_dir) if run_dir else Path("runs") / study_name)
-    parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        raise UserError(f"no stored study at {parsed.database}; run a search first, or pass --storage / --run-dir")
-    storage = open_storage(url, heartbeat=False)
-    names = optuna.get_all_study_names(storage)
-    if study_name not in names:
-        listing = ", ".join(sorted(names)) or "none"
-        raise UserError(f"no study {study_name!r} in {redact_url(url)}; studies there: {listing}")
-    return optuna.load_study(study_name=study_name, storage=storage), url
 
 
 def ranked_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
@@ -60,46 +61,120 @@ def ranked_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
 
 
-def run_entry(rank: int, trial: FrozenTrial) -> dict[str, Any]:
-    config = trial.user_attrs.get("config")
+def run_entry(rank: int, trial: FrozenTrial | None, config: dict | None = None) -> dict[str, Any]:
+    """One exported run: a trial's complete configuration and what it scored (or a config alone)."""
+    record = None if trial is None else records.TrialRecord.of(trial)
+    config = config or (record.config if record else None)
     if not config:
         raise UserError(f"trial {trial.number} has no stored config (made by another tool?); cannot export it")
-    return {
+    entry = {
         "rank": rank,
-        "trial": trial.number,
-        "score": float(trial.value),
-        "seeds": list(trial.user_attrs.get("seeds", [])),
-        "seed_returns": list(trial.user_attrs.get("seed_returns", [])),
+        "trial": None if record is None else record.number,
+        "score": None if record is None else float(record.value),
+        "seeds": [] if record is None else record.seeds,
+        "seed_returns": [] if record is None else record.seed_returns,
         "env_id": config["train"]["env_id"],
         "total_steps": int(config["total_steps"]),
-        "params": dict(trial.params),
+        "params": {} if record is None else record.params,
         "agent": config["agent"],
         "train": config["train"],
-        "wall_time_s": trial.user_attrs.get("wall_time_s"),
-        "env_steps_per_s": trial.user_attrs.get("env_steps_per_s"),
-        "resumed_from_env_steps": trial.user_attrs.get("resumed_from_env_steps"),
-        "trial_provenance": trial.user_attrs.get("provenance"),
     }
+    if record is not None:
+        entry.update(
+            wall_time_s=record.wall_time_s,
+            env_steps_per_s=record.env_steps_per_s,
+            resumed_from_env_steps=record.resumed_from_env_steps,
+            resume_exact=record.resume_exact,
+            trial_provenance=redact_value(record.provenance),
+        )
+    return entry
 
 
-def build_document(study: optuna.Study, url: str, top: int) -> dict[str, Any]:
-    spec = study.user_attrs.get(SPEC_ATTR, {})
+def _confirmed_runs(study: optuna.Study, confirmation: list[dict], top: int) -> list[dict[str, Any]]:
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    default = records.read_study_info(study).default_config
+    runs = []
+    for i, stats in enumerate(confirmation[:top], 1):
+        trial = by_number.get(stats["source_trial"]) if stats["source_trial"] is not None else None
+        entry = run_entry(i, trial, None if trial is not None else default)
+        entry["candidate"] = stats["label"]
+        entry["confirmed"] = {
+            k: stats[k]
+            for k in (
+                "n",
+                "seeds",
+                "returns",
+                "best_returns",
+                "iqm",
+                "iqm_ci",
+                "mean",
+                "mean_ci",
+                "median",
+                "min",
+                "max",
+                "poi",
+                "poi_ci",
+                "vs_baseline",
+                "is_baseline",
+            )
+        }
+        runs.append(entry)
+    return runs
+
+
+def budget(study: optuna.Study, companion: optuna.Study | None) -> dict[str, Any]:
+    trials = study.get_trials(deepcopy=False)
+    out = {
+        "search_trials": len(trials),
+        "search_complete": sum(t.state == TrialState.COMPLETE for t in trials),
+        "search_env_steps": records.env_steps(trials),
+        "search_cpu_hours": float(f"{records.cpu_hours(trials):.3g}"),
+    }
+    if companion is not None:
+        units = companion.get_trials(deepcopy=False)
+        out.update(
+            confirmation_units=len(units),
+            confirmation_env_steps=records.env_steps(units),
+            confirmation_cpu_hours=float(f"{records.cpu_hours(units):.3g}"),
+        )
+    return out
+
+
+def build_document(study: optuna.Study, url: str, top: int, by: str | None, companion=None) -> dict[str, Any]:
+    info = records.read_study_info(study)
+    confirmation = records.read_confirmation(study)
+    by = by or ("confirmed" if confirmation else "search")
+    if by == "confirmed" and not confirmation:
+        raise UserError(
+            f"study {study.study_name!r} has no confirmation yet; run python -m vmpo_tune.confirm --study "
+            f"{study.study_name}, or export with --by search"
+        )
+    if by == "confirmed":
+        runs = _confirmed_runs(study, confirmation, top)
+    else:
+        runs = [run_entry(i + 1, t) for i, t in enumerate(ranked_trials(study, top))]
+    plan = records.read_confirm_plan(companion) if companion is not None else {}
     return {
         "format": FORMAT,
         "study": study.study_name,
-        "description": spec.get("description", ""),
-        "objective": f"{spec.get('objective', 'final')} evaluation return, {spec.get('aggregate', 'mean')} over "
-        f"{spec.get('seeds_per_trial', 1)} seed(s)",
+        "description": info.description,
+        "objective": info.objective_description(),
+        "ranked_by": "IQM of the final return on fresh test seeds" if by == "confirmed" else "search score",
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "storage": redact_url(url),
+        "tuning_seeds": info.tuning_seeds,
+        "test_seeds": list(plan.get("test_seeds", [])),
+        "budget": budget(study, companion),
+        "search_space": info.search_space,
+        "confirmation": confirmation,
         "provenance": {"versions": provenance.versions(), "git_commit": provenance.git_commit()},
-        "runs": [run_entry(i + 1, t) for i, t in enumerate(ranked_trials(study, top))],
+        "runs": runs,
     }
 
 
 def export(args: argparse.Namespace) -> int:
-    study, url = open_existing_study(args.study, args.storage, args.run_dir)
-    doc = build_document(study, url, args.top)
+    study, url, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
+    doc = build_document(study, url, args.top, args.by, records.load_companion(storage, study.study_name))
     out = Path(args.out or f"{args.study}-best.yaml")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +183,20 @@ def export(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror}; pick another --out") from None
     best = doc["runs"][0]
-    print(f"wrote {out}: {len(doc['runs'])} run(s); best trial {best['trial']} scored {best['score']:.1f}")
+    if "confirmed" in best:
+        c = best["confirmed"]
+        what = (
+            f"confirmed best {best['candidate']}: IQM {c['iqm']:.1f} (95% CI {c['iqm_ci'][0]:.1f} to "
+            f"{c['iqm_ci'][1]:.1f}) on {c['n']} test seeds"
+        )
+    else:
+        what = f"best trial {best['trial']} scored {best['score']:.1f} on its tuning seed(s) (not confirmed)"
+    print(f"wrote {out}: {len(doc['runs'])} run(s); {what}")
+    if best.get("resume_exact") is False:
+        print(
+            f"note: trial {best['trial']} was resumed without its environments' state; train will not reproduce "
+            "its score exactly"
+        )
     return 0
 
 

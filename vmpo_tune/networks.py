@@ -169,4 +169,3 @@ class DiagonalGaussianPolicy(nn.Module):
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             action = mean + noise * torch.exp(log_std)
         return action, self.log_prob(mean, log_std, action)
-

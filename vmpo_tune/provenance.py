@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
-import re
 import socket
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+
+from .redaction import redact
 
 PACKAGES = ("vmpo-tune", "torch", "gymnasium", "mujoco", "optuna", "numpy")
 
@@ -33,22 +35,19 @@ def git_commit() -> str | None:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()  # fmt: skip
+        status = ["git", "status", "--porcelain", "--untracked-files=no"]
+        dirty = subprocess.run(status, cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
         return sha.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
-_URL_PASSWORD = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^\s]*@")
-
-
-def redact(text: str) -> str:
-    """Replace the password of every ``scheme://user:password@host`` URL in ``text`` with ``***``."""
-    return _URL_PASSWORD.sub(r"\1***@", text)
-
-
 def record() -> dict:
     """Everything above in one JSON-friendly dict (passwords in the command line redacted)."""
-    return {"versions": versions(), "git_commit": git_commit(), "host": socket.gethostname(),
-            "command": redact(" ".join(sys.argv))}  # fmt: skip
+    return {
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "command": redact(" ".join(sys.argv)),
+    }

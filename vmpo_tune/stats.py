@@ -1,11 +1,26 @@
-"""Aggregates over seeds (pure functions)."""
+"""Statistics over seeds (pure functions): aggregates, bootstrap confidence intervals, probability of improvement.
+
+The confidence intervals follow rliable (Agarwal et al., NeurIPS 2021): percentile
+bootstrap over runs, 95 % by default. With one task the stratified bootstrap is the plain
+bootstrap over seeds; it is SciPy's (``scipy.stats.bootstrap``), not a hand-written one.
+The probability of improvement ``P(X > Y)`` is the Mann-Whitney statistic over all pairs
+of runs (ties count one half), with a bootstrap interval that resamples both groups.
+"""
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
 import numpy as np
 
+AGGREGATES = ("mean", "median", "min", "iqm")
+CONFIDENCE = 0.95
+RESAMPLES = 5000
 
-def aggregate(values: list[float], how: str) -> float:
+
+def aggregate(values: Sequence[float], how: str) -> float:
     """Aggregate per-seed values: mean, median, min, or the interquartile mean."""
     x = np.sort(np.asarray(values, dtype=float))
     if how == "mean":
@@ -16,11 +31,193 @@ def aggregate(values: list[float], how: str) -> float:
         return float(x.min())
     if how == "iqm":
         return iqm(x)
-    raise ValueError(f"unknown aggregate {how!r}; valid: mean, median, min, iqm")
+    raise ValueError(f"unknown aggregate {how!r}; valid: {', '.join(AGGREGATES)}")
 
 
-def iqm(values) -> float:
-    """Interquartile mean: the mean of the middle half (``floor(n/4)`` dropped at each end)."""
-    x = np.sort(np.asarray(values, dtype=float))
-    cut = len(x) // 4
-    return float(x[cut : len(x) - cut].mean())
+def iqm(values, axis: int = -1) -> float | np.ndarray:
+    """Interquartile mean: the mean of the middle half (``floor(n/4)`` dropped at each end, as rliable)."""
+    x = np.sort(np.asarray(values, dtype=float), axis=axis)
+    n = x.shape[axis]
+    cut = n // 4
+    middle = np.take(x, np.arange(cut, n - cut), axis=axis)
+    out = middle.mean(axis=axis)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def _mean(x, axis: int = -1):
+    return np.mean(x, axis=axis)
+
+
+STATISTICS: dict[str, Callable] = {"iqm": iqm, "mean": _mean}
+
+
+def bootstrap_ci(
+    values: Sequence[float], statistic: str = "iqm", confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile-bootstrap confidence interval of ``statistic`` (``iqm`` or ``mean``) over the values.
+
+    One value (or identical values) gives a zero-width interval at that value.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    if x.size == 1 or np.all(x == x[0]):
+        return (float(x[0]), float(x[0]))
+    from scipy import stats
+
+    result = stats.bootstrap(
+        (x,),
+        STATISTICS[statistic],
+        confidence_level=confidence,
+        n_resamples=RESAMPLES,
+        method="percentile",
+        vectorized=True,
+        axis=-1,
+        rng=np.random.default_rng(seed),
+    )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
+    """``P(X > Y)`` for a run drawn from ``x`` and one from ``y`` (ties count 1/2); 0.5 when they match."""
+    return float(_poi(np.asarray(x, dtype=float), np.asarray(y, dtype=float)))
+
+
+def _poi(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    x = np.moveaxis(x, axis, -1)[..., :, None]
+    y = np.moveaxis(y, axis, -1)[..., None, :]
+    return (x > y).mean(axis=(-2, -1)) + 0.5 * (x == y).mean(axis=(-2, -1))
+
+
+def poi_ci(
+    x: Sequence[float], y: Sequence[float], confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float]:
+    """Bootstrap interval of :func:`probability_of_improvement`, resampling both groups independently."""
+    a, b = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    point = probability_of_improvement(a, b)
+    if a.size < 2 and b.size < 2:
+        return (point, point)
+    from scipy import stats
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a group of one or identical values: a degenerate resample
+        result = stats.bootstrap(
+            (a, b),
+            _poi,
+            confidence_level=confidence,
+            n_resamples=RESAMPLES,
+            method="percentile",
+            vectorized=True,
+            paired=False,
+            axis=-1,
+            rng=np.random.default_rng(seed),
+        )
+    return (float(result.confidence_interval.low), float(result.confidence_interval.high))
+
+
+# ---------------------------------------------------------------------------- candidates
+
+
+@dataclass(frozen=True)
+class CandidateStats:
+    """A confirmed configuration: its final returns on the test seeds and their statistics."""
+
+    label: str
+    source_trial: int | None
+    search_score: float | None
+    seeds: list[int]
+    returns: list[float]
+    best_returns: list[float] = field(default_factory=list)
+    is_baseline: bool = False
+    iqm: float = float("nan")
+    iqm_ci: tuple[float, float] = (float("nan"), float("nan"))
+    mean: float = float("nan")
+    mean_ci: tuple[float, float] = (float("nan"), float("nan"))
+    median: float = float("nan")
+    min: float = float("nan")
+    max: float = float("nan")
+    poi: float = float("nan")
+    """P(this candidate beats the baseline on a fresh seed)."""
+    poi_ci: tuple[float, float] = (float("nan"), float("nan"))
+
+    @property
+    def n(self) -> int:
+        return len(self.returns)
+
+    @property
+    def vs_baseline(self) -> str:
+        """``better`` / ``worse`` when the interval of the probability of improvement excludes 1/2."""
+        if self.is_baseline:
+            return "baseline"
+        low, high = self.poi_ci
+        return "better" if low > 0.5 else "worse" if high < 0.5 else "unresolved"
+
+    @property
+    def optimism(self) -> float | None:
+        """How much the search score overstated the confirmed IQM (search score minus IQM)."""
+        return None if self.search_score is None else self.search_score - self.iqm
+
+    def as_dict(self) -> dict:
+        keys = (
+            "label",
+            "source_trial",
+            "search_score",
+            "seeds",
+            "returns",
+            "best_returns",
+            "is_baseline",
+            "iqm",
+            "mean",
+            "median",
+            "min",
+            "max",
+            "poi",
+        )
+        out = {k: getattr(self, k) for k in keys}
+        out.update(iqm_ci=list(self.iqm_ci), mean_ci=list(self.mean_ci), poi_ci=list(self.poi_ci), n=self.n)
+        out["vs_baseline"] = self.vs_baseline
+        return out
+
+
+def describe(
+    label: str,
+    seeds: Sequence[int],
+    returns: Sequence[float],
+    baseline: Sequence[float],
+    *,
+    source_trial: int | None = None,
+    search_score: float | None = None,
+    best_returns: Sequence[float] = (),
+    is_baseline: bool = False,
+    seed: int = 0,
+) -> CandidateStats:
+    """All statistics of one candidate against the baseline's returns on the same test seeds."""
+    x = np.asarray(returns, dtype=float)
+    return CandidateStats(
+        label=label,
+        source_trial=source_trial,
+        search_score=search_score,
+        seeds=[int(s) for s in seeds],
+        returns=[float(v) for v in x],
+        best_returns=[float(v) for v in best_returns],
+        is_baseline=is_baseline,
+        iqm=iqm(x),
+        iqm_ci=bootstrap_ci(x, "iqm", seed=seed),
+        mean=float(x.mean()),
+        mean_ci=bootstrap_ci(x, "mean", seed=seed),
+        median=float(np.median(x)),
+        min=float(x.min()),
+        max=float(x.max()),
+        poi=probability_of_improvement(x, baseline),
+        poi_ci=poi_ci(x, baseline, seed=seed),
+    )
+
+
+def rank(candidates: Sequence[CandidateStats]) -> list[CandidateStats]:
+    """By confirmed IQM, best first (ties: higher mean, then the earlier trial)."""
+    return sorted(candidates, key=lambda c: (-c.iqm, -c.mean, c.source_trial if c.source_trial is not None else -1))
+
+
+def separated_from(candidate: CandidateStats, leader: CandidateStats) -> bool:
+    """True when the IQM intervals do not overlap (the difference is resolved by the CIs)."""
+    return candidate.iqm_ci[1] < leader.iqm_ci[0] or candidate.iqm_ci[0] > leader.iqm_ci[1]

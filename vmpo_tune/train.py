@@ -1,9 +1,9 @@
-"""``python -m vmpo_tune.train``: train from an exported run file, on one or several seeds.
+"""python -m vmpo_tune.train: train from an exported run file, on one or several seeds.
 
 With the trial's own seed on CPU it reproduces the trial's final evaluation return
-exactly. ``--seeds N`` trains N seeds (the trial's first, then new ones; ``--fresh``
-skips the trial's) and reports the mean, standard deviation and interquartile mean:
-the confirmation stage a single-seed search score needs.
+exactly (on the machine and library build that ran the search). --seeds N trains N
+seeds (the trial's first, then new ones; --fresh skips every seed the search and its
+confirmation used) and reports the mean, standard deviation and interquartile mean.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import yaml
 
+from . import records
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from .config import TrainConfig, VMPOConfig
 from .errors import UserError
@@ -29,8 +30,9 @@ log = logging.getLogger("vmpo_tune.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m vmpo_tune.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m vmpo_tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--config", required=True, help="run file written by python -m vmpo_tune.export")
     p.add_argument("--rank", type=positive_int, default=1, help="which exported run to train (default 1, the best)")
     p.add_argument("--seeds", type=positive_int, help="number of seeds (default: the trial's own seeds)")
@@ -46,12 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
 @dataclasses.dataclass(frozen=True)
 class RunFile:
     study: str
-    trial: int
-    score: float
+    trial: int | None
+    score: float | None
     seeds: tuple[int, ...]
     total_steps: int
     agent: VMPOConfig
     train: TrainConfig
+    used_seeds: tuple[int, ...] = ()
+    """Every seed the search and its confirmation trained (fresh seeds avoid them)."""
+    resume_exact: bool | None = None
+
+    @property
+    def name(self) -> str:
+        return f"trial {self.trial}" if self.trial is not None else "the default configuration"
 
 
 def load_run(path: str, rank: int = 1) -> RunFile:
@@ -72,27 +81,54 @@ def load_run(path: str, rank: int = 1) -> RunFile:
     try:
         agent = VMPOConfig.from_dict(run["agent"])
         train = TrainConfig.from_dict(run["train"])
-        return RunFile(str(doc.get("study", "run")), int(run["trial"]), float(run["score"]),
-                       tuple(int(s) for s in run["seeds"]), int(run["total_steps"]), agent, train)  # fmt: skip
+        seeds = tuple(int(s) for s in run["seeds"])
+        used = tuple(
+            sorted(
+                {
+                    *seeds,
+                    *(int(s) for s in doc.get("tuning_seeds") or []),
+                    *(int(s) for s in doc.get("test_seeds") or []),
+                }
+            )
+        )
+        trial = None if run["trial"] is None else int(run["trial"])
+        score = None if run["score"] is None else float(run["score"])
+        return RunFile(
+            str(doc.get("study", "run")),
+            trial,
+            score,
+            seeds,
+            int(run["total_steps"]),
+            agent,
+            train,
+            used,
+            run.get("resume_exact"),
+        )
     except KeyError as exc:
         raise UserError(f"{path}: runs[{rank - 1}].{exc.args[0]}: missing") from None
     except (ValueError, TypeError) as exc:
         raise UserError(f"{path}: runs[{rank - 1}]: {exc}") from None
 
 
-def pick_seeds(trial_seeds: tuple[int, ...], n: int | None, fresh: bool) -> list[int]:
+def pick_seeds(trial_seeds: tuple[int, ...], n: int | None, fresh: bool, used: tuple[int, ...] = ()) -> list[int]:
+    """The trial's seeds, or ``n`` seeds: the trial's first unless ``fresh``, then seeds nothing used."""
     if n is None and not fresh:
         return list(trial_seeds)
-    n = n or len(trial_seeds)
-    start = max(trial_seeds, default=-1) + 1
+    n = n or len(trial_seeds) or 1
+    start = max((*trial_seeds, *used), default=-1) + 1
     pool = [] if fresh else list(trial_seeds)
     return (pool + list(range(start, start + n)))[:n]
 
 
-def summarize(returns: list[float]) -> dict[str, float]:
+def return_stats(returns: list[float]) -> dict[str, float]:
     x = np.asarray(returns, dtype=float)
-    return {"mean": float(x.mean()), "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0, "iqm": iqm(x),
-            "min": float(x.min()), "max": float(x.max())}  # fmt: skip
+    return {
+        "mean": float(x.mean()),
+        "std": float(x.std(ddof=1)) if len(x) > 1 else 0.0,
+        "iqm": iqm(x),
+        "min": float(x.min()),
+        "max": float(x.max()),
+    }
 
 
 def train(args: argparse.Namespace) -> int:
@@ -104,26 +140,54 @@ def train(args: argparse.Namespace) -> int:
             raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
         seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 1)))
     else:
-        seeds = pick_seeds(run.seeds, args.seeds, args.fresh)
-    out = Path(args.out or Path("runs") / "train" / f"{run.study}-trial{run.trial}")
+        seeds = pick_seeds(run.seeds, args.seeds, args.fresh, run.used_seeds)
+    tag = f"trial{run.trial}" if run.trial is not None else "default"
+    out = Path(args.out or records.RUNS_DIR / "train" / f"{run.study.replace('/', '-')}-{tag}")
     train_cfg = run.train if args.device is None else dataclasses.replace(run.train, device=args.device)
-    log.info("training trial %d of %s (search score %.1f) on seeds %s for %s steps each", run.trial, run.study,
-             run.score, seeds, f"{total:,}")  # fmt: skip
+    score = "" if run.score is None else f" (search score {run.score:.1f})"
+    log.info("training %s of %s%s on seeds %s for %s steps each", run.name, run.study, score, seeds, f"{total:,}")
+    if run.resume_exact is False and set(seeds) & set(run.seeds):
+        print(
+            f"note: {run.name} was resumed without its environments' state during the search; its score will not "
+            "be reproduced exactly"
+        )
     finals, bests = [], []
     for seed in seeds:
         trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(train_cfg, seed=seed))
         result = trainer.train(total, out / f"seed_{seed}")
         finals.append(result.final_return)
         bests.append(result.best_return)
-        print(f"seed {seed}: final {result.final_return:.1f}, best {result.best_return:.1f} "
-              f"({result.steps_per_second:,.0f} steps/s)")  # fmt: skip
-    stats = summarize(finals)
-    report = {"study": run.study, "trial": run.trial, "search_score": run.score, "seeds": seeds, "total_steps": total,
-              "final_returns": finals, "best_returns": bests, "final": stats}  # fmt: skip
-    (out / "results.yaml").write_text(yaml.safe_dump(report, sort_keys=False))
-    print(f"final return over {len(seeds)} seed(s): mean {stats['mean']:.1f}, std {stats['std']:.1f}, "
-          f"IQM {stats['iqm']:.1f} (search score {run.score:.1f}); results in {out}")  # fmt: skip
+        print(
+            f"seed {seed}: final {result.final_return:.1f}, best {result.best_return:.1f} "
+            f"({result.steps_per_second:,.0f} steps/s)"
+        )
+    stats = return_stats(finals)
+    report = {
+        "study": run.study,
+        "trial": run.trial,
+        "search_score": run.score,
+        "seeds": seeds,
+        "total_steps": total,
+        "final_returns": finals,
+        "best_returns": bests,
+        "final": stats,
+    }
+    results = _unused(out / "results.yaml")
+    results.write_text(yaml.safe_dump(report, sort_keys=False))
+    print(
+        f"final return over {len(seeds)} seed(s): mean {stats['mean']:.1f}, std {stats['std']:.1f}, "
+        f"IQM {stats['iqm']:.1f}{score}; results in {results}"
+    )
     return 0
+
+
+def _unused(path: Path) -> Path:
+    """``path``, or ``stem-2.suffix``, ``stem-3.suffix``, ... if it exists (an earlier run's results stay)."""
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
 
 
 def main(argv: list[str] | None = None) -> int:

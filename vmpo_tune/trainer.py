@@ -5,11 +5,21 @@ scheduled evaluation (every ``eval_interval`` env steps and at the end), so a ca
 can interleave several seeds or stop at any evaluation: closing the generator closes
 the environments. :meth:`VMPOTrainer.train` runs it to the end with an optional
 callback that can stop training by returning ``True``.
+
+The trainer owns its files and its resume state. At each evaluation it keeps (in
+memory, and in its output folder when it has one) everything a later run needs to
+continue *exactly* as if it had never stopped: the agent (networks, statistics, duals,
+optimisers, random generator), the environments' full state and current observations,
+the evaluation history and the best agent so far. :meth:`save_state` /
+:meth:`load_state` move that state through one opaque file; :meth:`artifacts` lists the
+files worth keeping after a run (the best agent's checkpoint and the learning curve).
 """
 
 from __future__ import annotations
 
+import copy
 import csv
+import io
 import logging
 import math
 import os
@@ -17,15 +27,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Tuple
 
 import numpy as np
 import torch
 
-from . import metrics as M
-from ._signature import bind, config_signature, with_self
+from . import envstate, metrics
 from .agent import VMPOAgent
-from .config import TrainConfig, VMPOConfig, field_names
+from .config import TRAIN_DEFAULTS as T
+from .config import VMPO_DEFAULTS as D
+from .config import TrainConfig, VMPOConfig, pick_fields
 from .envs import (  # noqa: F401  (documented helpers, importable from here)
     _extract_episode_returns,
     _extract_final_observations,
@@ -41,20 +52,23 @@ from .envs import (  # noqa: F401  (documented helpers, importable from here)
 )
 from .evaluation import EvalResult, Evaluator, _evaluate_vectorized  # noqa: F401
 from .rollout import RolloutBuffer
+from .schedules import lr_factor
 
 log = logging.getLogger(__name__)
 
-_SIGNATURE = config_signature(
-    configs=[TrainConfig, VMPOConfig],
-    positional=(
-        "env_id", "seed", "device", "policy_layer_sizes", "value_layer_sizes", "rollout_steps",
-        *field_names(VMPOConfig)[2:18], "num_envs", "shared_encoder", "m_steps",
-    ),
-    required=("env_id", "seed", "device", "policy_layer_sizes", "value_layer_sizes", "rollout_steps"),
-    annotations={"device": torch.device},
-)  # fmt: skip
-
-CHECKPOINT_LAST, CHECKPOINT_BEST, EVAL_CSV = "last.pt", "best.pt", "evaluations.csv"
+_STATE_FILE, _BEST_FILE, _CURVE_FILE = "resume.pt", "best.pt", "evaluations.csv"
+_STATE_FORMAT = 2
+_CSV_FIELDS = (
+    "env_steps",
+    "actual_steps",
+    metrics.EVAL_RETURN,
+    metrics.EVAL_RETURN_STD,
+    metrics.EVAL_LENGTH,
+    metrics.TRAIN_EPISODE_RETURN,
+    metrics.STEPS_PER_SECOND,
+    metrics.LR_FACTOR,
+    *metrics.UPDATE_METRICS,
+)
 
 
 @dataclass(frozen=True)
@@ -89,31 +103,54 @@ class TrainResult:
 class VMPOTrainer:
     """Trains a :class:`VMPOAgent` on a Gymnasium env.
 
-    Takes the documented arguments (``inspect.signature(VMPOTrainer)``) plus keyword-only
-    ``eval_interval``, ``eval_episodes``, ``eval_seed``, ``reward_scale``, ``checkpoints``
-    and the agent's extra keywords; defaults come from :class:`TrainConfig` and
-    :class:`VMPOConfig`.
+    The positional parameters are the documented ones; every parameter after ``env_id``,
+    ``seed`` and ``device`` is a field of :class:`~vmpo_tune.config.TrainConfig` or
+    :class:`~vmpo_tune.config.VMPOConfig` (documented there) with its default.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        values = bind(_SIGNATURE, args, kwargs)
-        device = torch.device(values.pop("device"))
-        train_keys = set(field_names(TrainConfig))
-        train = {k: v for k, v in values.items() if k in train_keys}
-        agent = {k: v for k, v in values.items() if k not in train_keys}
-        self._setup(VMPOConfig(**agent), TrainConfig(**train, device=str(device)))
-
-    __init__.__signature__ = with_self(_SIGNATURE)  # type: ignore[attr-defined]
-
-    @classmethod
-    def from_configs(cls, agent_config: VMPOConfig, train_config: TrainConfig) -> VMPOTrainer:
-        trainer = cls.__new__(cls)
-        trainer._setup(agent_config, train_config)
-        return trainer
-
-    def _setup(self, agent_config: VMPOConfig, train_config: TrainConfig) -> None:
-        self.agent_config, self.config = agent_config, train_config
-        device = torch.device(train_config.device)
+    def __init__(
+        self,
+        env_id: str,
+        seed: int,
+        device: torch.device | str,
+        policy_layer_sizes: Tuple[int, ...],
+        value_layer_sizes: Tuple[int, ...],
+        rollout_steps: int,
+        normalize_advantages: bool = D.normalize_advantages,
+        gamma: float = D.gamma,
+        advantage_estimator: str = D.advantage_estimator,
+        gae_lambda: float = D.gae_lambda,
+        policy_lr: float = D.policy_lr,
+        value_lr: float = D.value_lr,
+        topk_fraction: float = D.topk_fraction,
+        temperature_init: float = D.temperature_init,
+        temperature_lr: float = D.temperature_lr,
+        epsilon_eta: float = D.epsilon_eta,
+        epsilon_mu: float = D.epsilon_mu,
+        epsilon_sigma: float = D.epsilon_sigma,
+        alpha_lr: float = D.alpha_lr,
+        max_grad_norm: float = D.max_grad_norm,
+        optimizer_type: str = D.optimizer_type,
+        sgd_momentum: float = D.sgd_momentum,
+        num_envs: int = T.num_envs,
+        shared_encoder: bool = D.shared_encoder,
+        m_steps: int = D.m_steps,
+        *,
+        eval_interval: int = T.eval_interval,
+        eval_episodes: int = T.eval_episodes,
+        eval_seed: int | None = T.eval_seed,
+        reward_scale: float = T.reward_scale,
+        checkpoints: bool = T.checkpoints,
+        alpha_init: float = D.alpha_init,
+        init_log_std: float = D.init_log_std,
+        obs_clip: float = D.obs_clip,
+        lr_schedule: str = D.lr_schedule,
+        lr_final_fraction: float = D.lr_final_fraction,
+    ) -> None:
+        values = locals()
+        device = torch.device(device)
+        train_config = TrainConfig(**{**pick_fields(TrainConfig, values), "device": str(device)})
+        self.agent_config, self.config = VMPOConfig(**pick_fields(VMPOConfig, values)), train_config
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device 'cuda' was asked for but torch sees no CUDA device; use --device cpu")
         self.env_id = check_env_id(train_config.env_id)
@@ -123,9 +160,20 @@ class VMPOTrainer:
             self.obs_dim, self.act_dim = env_dims(probe)
         finally:
             probe.close()
-        self.agent = VMPOAgent.from_config(self.obs_dim, self.act_dim, agent_config, device, seed=train_config.seed)
+        self.agent = VMPOAgent.from_config(self.obs_dim, self.act_dim, self.agent_config, device, train_config.seed)
         self.env_steps = 0
-        self._best_return = -math.inf
+        self.best_return, self.best_step = -math.inf, 0
+        self.history: list[dict[str, Any]] = []
+        """One row per evaluation so far (the learning curve, as written to the CSV)."""
+        self.resumed_exactly: bool | None = None
+        """After a resume: whether the environments continued exactly where they stopped."""
+        self._best_agent: dict[str, Any] | None = None
+        self._envs_at: tuple[int, envstate.EnvSnapshot, np.ndarray] | None = None
+
+    @classmethod
+    def from_configs(cls, agent_config: VMPOConfig, train_config: TrainConfig) -> VMPOTrainer:
+        """The trainer of two configs (the same as passing their fields as keywords)."""
+        return cls(**agent_config.to_dict(), **train_config.to_dict())
 
     # ------------------------------------------------------------------ public
 
@@ -135,13 +183,14 @@ class VMPOTrainer:
         out_dir: str | os.PathLike | None,
         callback: Callable[[int, EvalResult], bool | None] | None = None,
         resume: bool = False,
+        log_evaluations: bool = True,
     ) -> TrainResult:
         """Train for ``total_steps`` env steps; ``callback(env_steps, result)`` returning True stops."""
         start = time.perf_counter()
         start_steps = self.env_steps
         points: list[EvalPoint] = []
         stopped = False
-        run = self.iterate(total_steps, out_dir, resume=resume)
+        run = self.iterate(total_steps, out_dir, resume=resume, log_evaluations=log_evaluations)
         try:
             for point in run:
                 points.append(point)
@@ -150,42 +199,57 @@ class VMPOTrainer:
                     break
         finally:
             run.close()
-        return summarize(points, self.env_steps, self.env_steps - start_steps, time.perf_counter() - start, stopped,
-                         None if out_dir is None else str(out_dir))  # fmt: skip
+        wall = time.perf_counter() - start
+        return TrainResult(
+            final_return=points[-1].result.mean if points else float("nan"),
+            best_return=self.best_return if self.history else float("nan"),
+            best_step=self.best_step,
+            env_steps=self.env_steps,
+            wall_time=wall,
+            steps_per_second=(self.env_steps - start_steps) / wall if wall > 0 else float("nan"),
+            evaluations=points,
+            stopped_early=stopped,
+            out_dir=None if out_dir is None else str(out_dir),
+        )
 
     def iterate(
         self,
         total_steps: int,
         out_dir: str | os.PathLike | None = None,
         resume: bool = False,
-        on_update: Callable[[int, Mapping[str, float]], None] | None = None,
+        on_update: Callable[[int, Mapping[str, Any]], None] | None = None,
+        log_evaluations: bool = True,
     ) -> Iterator[EvalPoint]:
-        """Generator of evaluations; environments are closed when it ends or is closed."""
+        """Generator of evaluations; environments are closed when it ends or is closed.
+
+        With ``resume`` and a state file in ``out_dir`` (from an earlier run of the same
+        configuration), training continues from it; a trainer that has trained already
+        continues from its own state.
+        """
         if not isinstance(total_steps, int) or total_steps < 1:
             raise ValueError(f"total_steps must be a positive integer, got {total_steps!r}")
-        cfg = self.config
         out = None if out_dir is None else Path(out_dir)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-        best = -math.inf
-        if resume and out is not None and (out / CHECKPOINT_LAST).exists():
-            best = self.load_checkpoint(out / CHECKPOINT_LAST)
-            log.info("resumed from %s at %d env steps", out / CHECKPOINT_LAST, self.env_steps)
-        elif self.env_steps > 0:
-            best = self._best_return
+            if resume and (out / _STATE_FILE).exists():
+                self.load_state(out / _STATE_FILE)
+                log.info("resumed from %s at %d env steps", out / _STATE_FILE, self.env_steps)
+        cfg = self.config
         marks = [m for m in _eval_marks(total_steps, cfg.eval_interval) if m > self.env_steps]
         envs = make_vector_env(self.env_id, cfg.num_envs, cfg.seed)
         evaluator = Evaluator(self.env_id, cfg.eval_episodes, cfg.resolved_eval_seed)
         try:
-            obs, _ = envs.reset(seed=cfg.seed + self.env_steps)
+            obs = self._start(envs)
             buffer = RolloutBuffer(cfg.rollout_steps, cfg.num_envs, self.obs_dim, self.act_dim)
             scale = action_scaler(envs.single_action_space)
             window: dict[str, list[float]] = defaultdict(list)
             t0 = time.perf_counter()
             while self.env_steps < total_steps:
+                factor = self._schedule(total_steps)
                 obs = self._collect(envs, obs, buffer, scale, window)
                 for key, value in self.agent.update(self._batch(buffer, obs)._asdict()).items():
                     window[key].append(value)
+                window[metrics.LR_FACTOR].append(factor)
                 self.env_steps += cfg.batch_size
                 if on_update is not None:
                     on_update(self.env_steps, window)
@@ -194,23 +258,71 @@ class VMPOTrainer:
                     continue
                 mark = passed[-1] if passed else total_steps
                 marks = [m for m in marks if m > self.env_steps]
-                t_eval = time.perf_counter()
-                result = evaluator(self.agent)
-                t_eval = time.perf_counter() - t_eval
-                train_metrics = {k: float(np.nanmean(v)) for k, v in window.items() if v}
-                train_metrics[M.STEPS_PER_SECOND] = cfg.batch_size * len(window[M.ETA]) / (time.perf_counter() - t0)
-                window.clear()
-                point = EvalPoint(mark, self.env_steps, result, train_metrics, time.perf_counter() - t0, t_eval)
-                if not math.isfinite(result.mean):
-                    raise FloatingPointError(f"evaluation return is {result.mean}: the run diverged")
-                best = self._record(out, point, best)
+                point = self._evaluate(evaluator, mark, window, t0)
+                self._envs_at = (self.env_steps, envstate.capture(envs), obs.copy())
+                self._record(out, point, log_evaluations)
                 t0 = time.perf_counter()
                 yield point
         finally:
             envs.close()
             evaluator.close()
 
+    @property
+    def final_return(self) -> float:
+        """The return of the latest evaluation (NaN before the first)."""
+        return float(self.history[-1][metrics.EVAL_RETURN]) if self.history else float("nan")
+
+    @property
+    def can_resume_exactly(self) -> bool:
+        """Whether the next run continues exactly: the environments of the current step were saved whole."""
+        at = self._envs_at
+        return self.env_steps == 0 or (at is not None and at[0] == self.env_steps and at[1].exact)
+
+    def discard_state(self, out_dir: str | os.PathLike) -> None:
+        """Remove the resume state and the best checkpoint from ``out_dir`` (after they were kept elsewhere)."""
+        for name in (_STATE_FILE, _BEST_FILE):
+            (Path(out_dir) / name).unlink(missing_ok=True)
+
+    def artifacts(self, out_dir: str | os.PathLike) -> list[tuple[Path, str]]:
+        """``(path, mimetype)`` of the files worth keeping after a run: the best checkpoint and the curve."""
+        out = Path(out_dir)
+        files = [(out / _BEST_FILE, "application/octet-stream"), (out / _CURVE_FILE, "text/csv")]
+        return [(path, mime) for path, mime in files if path.exists()]
+
     # ------------------------------------------------------------------ phases
+
+    def _start(self, envs) -> np.ndarray:
+        """The first observation: a fresh reset, or the saved environments of the state this run continues."""
+        seed = self.config.seed
+        if self.env_steps == 0:
+            obs, _ = envs.reset(seed=seed)
+            return obs
+        if self._envs_at is not None and self._envs_at[0] == self.env_steps:
+            _, snapshot, obs = self._envs_at
+            envs.reset(seed=seed)
+            envstate.restore(envs, snapshot.data)
+            self.resumed_exactly = snapshot.exact
+            if not snapshot.exact:
+                log.warning(
+                    "the environments could not be saved whole (%s): the resumed run is not bit-identical "
+                    "to an uninterrupted one",
+                    "; ".join(snapshot.inexact),
+                )
+            return obs.copy()
+        log.warning(
+            "no environment state for step %d: the environments restart (the run is not bit-identical to an "
+            "uninterrupted one)",
+            self.env_steps,
+        )
+        self.resumed_exactly = False
+        obs, _ = envs.reset(seed=seed + self.env_steps)
+        return obs
+
+    def _schedule(self, total_steps: int) -> float:
+        a = self.agent_config
+        factor = lr_factor(a.lr_schedule, self.env_steps / total_steps, a.lr_final_fraction)
+        self.agent.set_lr_factor(factor)
+        return factor
 
     def _collect(self, envs, obs, buffer: RolloutBuffer, scale, window) -> np.ndarray:
         """Fill the buffer with one rollout; returns the observation after it."""
@@ -224,7 +336,7 @@ class VMPOTrainer:
             final_obs = _extract_final_observations(infos, n) if ended.any() else no_final
             buffer.add(obs, actions, means, rewards, terminated, truncated, final_obs)
             if ended.any():
-                window[M.TRAIN_EPISODE_RETURN].extend(r for _, r in _extract_episode_returns(infos))
+                window[metrics.TRAIN_EPISODE_RETURN].extend(r for _, r in _extract_episode_returns(infos))
             obs = next_obs
         return obs
 
@@ -246,71 +358,98 @@ class VMPOTrainer:
             self.config.reward_scale,
         )
 
-    def _record(self, out: Path | None, point: EvalPoint, best: float) -> float:
-        """Log the evaluation; write the CSV row and the last / best checkpoints."""
+    def _evaluate(self, evaluator: Evaluator, mark: int, window: dict[str, list[float]], t0: float) -> EvalPoint:
+        t_eval = time.perf_counter()
+        result = evaluator(self.agent)
+        t_eval = time.perf_counter() - t_eval
+        train_metrics = {k: float(np.nanmean(v)) for k, v in window.items() if v}
+        updates = len(window[metrics.ETA])
+        train_metrics[metrics.STEPS_PER_SECOND] = self.config.batch_size * updates / (time.perf_counter() - t0)
+        window.clear()
+        if not math.isfinite(result.mean):
+            raise FloatingPointError(f"evaluation return is {result.mean}: the run diverged")
+        return EvalPoint(mark, self.env_steps, result, train_metrics, time.perf_counter() - t0, t_eval)
+
+    def _record(self, out: Path | None, point: EvalPoint, log_evaluations: bool) -> None:
+        """Log the evaluation, remember the best agent, and write the files."""
         m = point.train_metrics
-        log.info(
-            "%s seed %d | steps %d | eval %.1f +- %.1f | %.0f steps/s | eta %.3g kl/mean %.2e kl/std %.2e",
-            self.config.env_id, self.config.seed, point.env_steps, point.result.mean, point.result.std,
-            m.get(M.STEPS_PER_SECOND, float("nan")), m.get(M.ETA, float("nan")),
-            m.get(M.KL_MEAN, float("nan")), m.get(M.KL_STD, float("nan")),
-        )  # fmt: skip
-        improved = point.result.mean > best
-        best = self._best_return = max(best, point.result.mean)
+        if log_evaluations:
+            log.info(
+                "%s seed %d | steps %d | eval %.1f +- %.1f | %.0f steps/s | eta %.3g kl/mean %.2e kl/std %.2e",
+                self.config.env_id,
+                self.config.seed,
+                point.env_steps,
+                point.result.mean,
+                point.result.std,
+                m.get(metrics.STEPS_PER_SECOND, float("nan")),
+                m.get(metrics.ETA, float("nan")),
+                m.get(metrics.KL_MEAN, float("nan")),
+                m.get(metrics.KL_STD, float("nan")),
+            )
+        improved = point.result.mean > self.best_return
+        if improved:
+            self.best_return, self.best_step = point.result.mean, point.env_steps
+            self._best_agent = copy.deepcopy(self.agent.state_dict())
+        row = {"env_steps": point.env_steps, "actual_steps": point.actual_steps, **point.result.as_metrics()}
+        self.history.append({**row, **point.train_metrics})
         if out is None:
-            return best
-        row = {"env_steps": point.env_steps, "actual_steps": point.actual_steps, **point.result.as_metrics(),
-               **point.train_metrics}  # fmt: skip
-        _append_csv(out / EVAL_CSV, row)
+            return
+        _write_csv(out / _CURVE_FILE, self.history)
         if self.config.checkpoints:
-            self.save_checkpoint(out / CHECKPOINT_LAST, best)
-            if improved:
-                self.save_checkpoint(out / CHECKPOINT_BEST, best)
-        return best
+            self.save_state(out / _STATE_FILE)
+            if improved or not (out / _BEST_FILE).exists():  # (a resumed run holds its best in memory)
+                _atomic_save(self._best_agent, out / _BEST_FILE)
 
-    # ------------------------------------------------------------------ checkpoints
+    # ------------------------------------------------------------------ state
 
-    def save_checkpoint(self, path: str | os.PathLike, best_return: float = -math.inf) -> None:
-        """Agent state plus trainer progress, written atomically."""
-        state = {
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a later run needs to continue exactly (see the module docstring)."""
+        envs = self._envs_at if self._envs_at is not None and self._envs_at[0] == self.env_steps else None
+        return {
+            "format": _STATE_FORMAT,
             "agent": self.agent.state_dict(),
             "train_config": self.config.to_dict(),
             "env_steps": self.env_steps,
-            "best_return": best_return,
+            "best_return": self.best_return,
+            "best_step": self.best_step,
+            "best_agent": self._best_agent,
+            "history": list(self.history),
+            "envs": None if envs is None else envs[1].data,
+            "envs_inexact": [] if envs is None else list(envs[1].inexact),
+            "obs": None if envs is None else torch.from_numpy(envs[2]),
         }
-        tmp = Path(f"{path}.tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, path)
 
-    def load_checkpoint(self, path: str | os.PathLike) -> float:
-        """Restore the agent and the env-step counter; returns the best evaluation so far."""
-        state = torch.load(path, map_location=self.agent.device, weights_only=True)
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("format") != _STATE_FORMAT:
+            raise ValueError(
+                f"this resume state has format {state.get('format')!r}; this trainer reads {_STATE_FORMAT}"
+            )
         self.agent.load_state_dict(state["agent"])
         self.env_steps = int(state["env_steps"])
-        self._best_return = float(state["best_return"])
-        return self._best_return
+        self.best_return, self.best_step = float(state["best_return"]), int(state["best_step"])
+        self._best_agent = state["best_agent"]
+        self.history = [dict(row) for row in state["history"]]
+        self._envs_at = None
+        if state["envs"] is not None:
+            snapshot = envstate.EnvSnapshot(state["envs"], tuple(state["envs_inexact"]))
+            self._envs_at = (self.env_steps, snapshot, state["obs"].numpy())
 
-    def reset(self) -> None:
-        """A fresh agent at step 0 (same configs and seed)."""
-        self._setup(self.agent_config, self.config)
+    def save_state(self, path: str | os.PathLike) -> None:
+        """Write :meth:`state_dict` to one file, atomically."""
+        _atomic_save(self.state_dict(), Path(path))
 
+    def load_state(self, path: str | os.PathLike) -> None:
+        """Continue from a :meth:`save_state` file (of a trainer with the same configuration)."""
+        self.load_state_dict(torch.load(path, map_location=self.agent.device, weights_only=True))
 
-def summarize(
-    points: list[EvalPoint], env_steps: int, new_steps: int, wall: float, stopped: bool, out_dir: str | None
-) -> TrainResult:
-    means = [p.result.mean for p in points]
-    best_i = int(np.argmax(means)) if means else -1
-    return TrainResult(
-        final_return=means[-1] if means else float("nan"),
-        best_return=means[best_i] if means else float("nan"),
-        best_step=points[best_i].env_steps if means else 0,
-        env_steps=env_steps,
-        wall_time=wall,
-        steps_per_second=new_steps / wall if wall > 0 else float("nan"),
-        evaluations=points,
-        stopped_early=stopped,
-        out_dir=out_dir,
-    )
+    def state_bytes(self) -> bytes:
+        """:meth:`state_dict` as bytes, for storing it elsewhere as an opaque blob."""
+        buffer = io.BytesIO()
+        torch.save(self.state_dict(), buffer)
+        return buffer.getvalue()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        self.load_state_dict(torch.load(io.BytesIO(data), map_location=self.agent.device, weights_only=True))
 
 
 def _eval_marks(total_steps: int, interval: int) -> list[int]:
@@ -319,17 +458,16 @@ def _eval_marks(total_steps: int, interval: int) -> list[int]:
     return [*marks, total_steps]
 
 
-_CSV_FIELDS = (
-    "env_steps", "actual_steps", M.EVAL_RETURN, M.EVAL_RETURN_STD, M.EVAL_LENGTH, M.TRAIN_EPISODE_RETURN,
-    M.STEPS_PER_SECOND, *M.UPDATE_METRICS,
-)  # fmt: skip
+def _atomic_save(obj: Any, path: Path) -> None:
+    tmp = Path(f"{path}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
 
 
-def _append_csv(path: Path, row: Dict[str, Any]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="") as f:
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = Path(f"{path}.tmp")
+    with tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=_CSV_FIELDS, restval="", extrasaction="ignore")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)

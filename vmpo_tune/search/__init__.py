@@ -1,7 +1,8 @@
-"""Optuna search over V-MPO hyperparameters: ``python -m vmpo_tune.search --study hopper``."""
+"""Optuna search over V-MPO hyperparameters: ``python -m vmpo_tune.search --study hopper``.
 
-from .cli import main
-from .objective import Objective
-from .spec import StudySpec, load_study
-
-__all__ = ["main", "Objective", "StudySpec", "load_study"]
+Modules, bottom to top: ``catalog`` / ``pruning`` (samplers and pruners by name),
+``spec`` (study files), ``space`` (sampling), ``liveness`` (heartbeats, retries),
+``study`` (creating, the budget), ``runner`` (one trial), ``objective`` /
+``confirmation`` (what a trial runs), ``factories``, ``worker``, ``progress``,
+``launch``, ``stage`` (the confirmation stage), ``cli``.
+"""

@@ -8,23 +8,8 @@ from typing import Any, Mapping
 import optuna
 
 from ..errors import UserError
-from .spec import PRUNERS, SAMPLERS, StudySpec
-
-_SAMPLERS = {
-    "tpe": optuna.samplers.TPESampler,
-    "random": optuna.samplers.RandomSampler,
-    "cmaes": optuna.samplers.CmaEsSampler,
-    "gp": optuna.samplers.GPSampler,
-    "qmc": optuna.samplers.QMCSampler,
-}
-_PRUNERS = {
-    "median": optuna.pruners.MedianPruner,
-    "hyperband": optuna.pruners.HyperbandPruner,
-    "halving": optuna.pruners.SuccessiveHalvingPruner,
-    "wilcoxon": optuna.pruners.WilcoxonPruner,
-    "none": optuna.pruners.NopPruner,
-}
-_NEEDS = {"cmaes": "cmaes", "gp": "scipy", "wilcoxon": "scipy", "qmc": "scipy"}
+from .catalog import NEEDS, PRUNERS, SAMPLERS
+from .spec import StudySpec
 
 
 def _sampler_defaults(name: str, spec: StudySpec) -> dict[str, Any]:
@@ -38,7 +23,7 @@ def _sampler_defaults(name: str, spec: StudySpec) -> dict[str, Any]:
 
 def _pruner_defaults(name: str, spec: StudySpec) -> dict[str, Any]:
     interval = spec.eval_interval
-    if name == "median":  # rl-zoo's rule: no pruning in the first third of training
+    if name in ("median", "seedmedian"):  # rl-zoo's rule: no pruning in the first third of training
         return {"n_startup_trials": 5, "n_warmup_steps": spec.total_steps // 3}
     if name in ("hyperband", "halving"):
         base = {"min_resource": interval, "reduction_factor": 3}
@@ -51,11 +36,11 @@ def _pruner_defaults(name: str, spec: StudySpec) -> dict[str, Any]:
 def _build(kind: str, table: Mapping[str, type], options: Mapping[str, Any], defaults: dict, source: str) -> Any:
     name = options["name"]
     cls = table[name]
-    if name in _NEEDS:
+    if name in NEEDS:
         try:
-            __import__(_NEEDS[name])
+            __import__(NEEDS[name])
         except ImportError:
-            raise UserError(f"the {name} {kind} needs {_NEEDS[name]}: pip install 'vmpo-tune[samplers]'") from None
+            raise UserError(f"the {name} {kind} needs {NEEDS[name]}: pip install 'vmpo-tune[samplers]'") from None
     kwargs = {**defaults, **{k: v for k, v in options.items() if k != "name"}}
     valid = [p for p in inspect.signature(cls).parameters if p not in ("self",)]
     unknown = sorted(set(kwargs) - set(valid))
@@ -72,13 +57,13 @@ def make_sampler(spec: StudySpec, name: str | None = None, seed: int | None = No
     options = dict(spec.sampler) if name is None or name == spec.sampler.get("name") else {"name": name}
     if options["name"] not in SAMPLERS:
         raise UserError(f"unknown sampler {options['name']!r}; valid: {', '.join(SAMPLERS)}")
-    if seed is not None and "seed" in inspect.signature(_SAMPLERS[options["name"]]).parameters:
+    if seed is not None and "seed" in inspect.signature(SAMPLERS[options["name"]]).parameters:
         options["seed"] = seed
-    return _build("sampler", _SAMPLERS, options, _sampler_defaults(options["name"], spec), spec.path)
+    return _build("sampler", SAMPLERS, options, _sampler_defaults(options["name"], spec), spec.path)
 
 
 def make_pruner(spec: StudySpec, name: str | None = None) -> optuna.pruners.BasePruner:
     options = dict(spec.pruner) if name is None or name == spec.pruner.get("name") else {"name": name}
     if options["name"] not in PRUNERS:
         raise UserError(f"unknown pruner {options['name']!r}; valid: {', '.join(PRUNERS)}")
-    return _build("pruner", _PRUNERS, options, _pruner_defaults(options["name"], spec), spec.path)
+    return _build("pruner", PRUNERS, options, _pruner_defaults(options["name"], spec), spec.path)

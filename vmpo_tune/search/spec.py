@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,13 +16,18 @@ from typing import Any, Mapping
 
 import yaml
 
+from .. import validate
 from ..config import TrainConfig, VMPOConfig, field_names
+from ..envs import EnvError, check_env_id
 from ..errors import UserError
+from ..records import StudyInfo
+from ..stats import AGGREGATES
+from .catalog import PRUNERS as PRUNER_CLASSES
+from .catalog import SAMPLERS as SAMPLER_CLASSES
 
-AGGREGATES = ("mean", "median", "min", "iqm")
 OBJECTIVES = ("final", "best")
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc")
-PRUNERS = ("median", "hyperband", "halving", "wilcoxon", "none")
+SAMPLERS = tuple(SAMPLER_CLASSES)
+PRUNERS = tuple(PRUNER_CLASSES)
 TRANSFORMS = ("one_minus",)
 # Fields a study may not set: they belong to the run (or the search needs them), not to the configuration.
 RESERVED = ("env_id", "seed", "device", "eval_interval", "eval_episodes", "checkpoints")
@@ -31,6 +35,8 @@ TUNABLE = tuple(n for n in (*field_names(VMPOConfig), *field_names(TrainConfig))
 
 TOP_KEYS = {
     "description": "one line on what the study tunes",
+    "status": "whether the study's defaults were run and confirmed (shown in --help)",
+    "timing": "{seconds_per_trial, measured_on}: a measured time per trial, shown before a search",
     "env_id": "Gymnasium id",
     "total_steps": "env steps per trial and seed",
     "evaluation": "{interval, episodes}",
@@ -88,6 +94,8 @@ class StudySpec:
     eval_interval: int
     eval_episodes: int
     description: str = ""
+    status: str = ""
+    timing: Mapping[str, Any] = field(default_factory=dict)
     seeds_per_trial: int = 1
     seed: int = 0
     aggregate: str = "mean"
@@ -100,10 +108,46 @@ class StudySpec:
 
     def fingerprint(self) -> dict:
         """Everything that changes what a trial's value means; it must not change within one stored study."""
-        keys = ("env_id", "total_steps", "eval_interval", "eval_episodes", "seeds_per_trial", "seed", "aggregate",
-                "objective")  # fmt: skip
-        return {**{k: getattr(self, k) for k in keys}, "agent": dict(self.agent), "train": dict(self.train),
-                "space": [p.describe() for p in self.space]}  # fmt: skip
+        keys = (
+            "env_id",
+            "total_steps",
+            "eval_interval",
+            "eval_episodes",
+            "seeds_per_trial",
+            "seed",
+            "aggregate",
+            "objective",
+        )
+        return {
+            **{k: getattr(self, k) for k in keys},
+            "agent": dict(self.agent),
+            "train": dict(self.train),
+            "space": [p.describe() for p in self.space],
+        }
+
+    def info(self) -> StudyInfo:
+        """What the stored study records about this spec (its default configuration included)."""
+        agent, train = params_to_configs(self, default_params(self))
+        space = [{**p.describe(), "optuna_name": p.optuna_name} for p in self.space]
+        return StudyInfo(
+            name=self.name,
+            env_id=self.env_id,
+            description=self.description,
+            total_steps=self.total_steps,
+            seeds_per_trial=self.seeds_per_trial,
+            aggregate=self.aggregate,
+            objective=self.objective,
+            seed=self.seed,
+            eval_interval=self.eval_interval,
+            eval_episodes=self.eval_episodes,
+            search_space=space,
+            default_config=run_config(agent, train, self.total_steps),
+        )
+
+    @property
+    def tuning_seeds(self) -> list[int]:
+        """Every trial trains the same seeds (paired comparisons); confirm on others."""
+        return [self.seed + i for i in range(self.seeds_per_trial)]
 
 
 # ---------------------------------------------------------------------------- locating
@@ -131,6 +175,23 @@ def available_studies() -> list[str]:
     return sorted(names)
 
 
+def study_listing() -> str:
+    """One line per available study: its name, env and status (for --help)."""
+    lines = []
+    for name in available_studies():
+        try:
+            data = read_yaml(find_study(name))
+        except UserError:
+            lines.append(f"  {name}: (unreadable study file)")
+            continue
+        data = data if isinstance(data, dict) else {}
+        status = str(data.get("status") or "status not stated")
+        steps = data.get("total_steps")
+        steps = f"{steps:,}" if isinstance(steps, int) else "?"
+        lines.append(f"  {name} ({data.get('env_id', '?')}, {steps} steps): {status}")
+    return "\n".join(lines) or "  none found"
+
+
 def find_study(name_or_path: str) -> Path:
     """``hopper`` -> ``studies/hopper.yaml``; a path to a YAML file is used as it is."""
     candidate = Path(name_or_path)
@@ -153,38 +214,35 @@ def find_study(name_or_path: str) -> Path:
 # ---------------------------------------------------------------------------- parsing
 
 
-def load_study(name_or_path: str, check_env: bool = True) -> StudySpec:
+def load_spec(name_or_path: str, check_env: bool = True) -> StudySpec:
     """Find, parse and validate a study file."""
     path = find_study(name_or_path)
+    return parse_spec(read_yaml(path), path, check_env=check_env)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file read with the safe loader; a syntax error names the file and the line of the culprit."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
+        # the problem mark is where the parser gave up, often the line after; the context mark is where
+        # the construct it could not finish began
+        mark = exc.context_mark or exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise UserError(f"{where}: malformed YAML: {exc.problem or exc}; fix the syntax at that line") from None
+        what = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        raise UserError(f"{where}: malformed YAML: {what}; fix the syntax at that line") from None
     except yaml.YAMLError as exc:
         raise UserError(f"{path}: malformed YAML: {exc}") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read the study file: {exc.strerror}") from None
-    return parse_study(data, path, check_env=check_env)
 
 
-def parse_study(data: Any, path: Path | str, check_env: bool = True) -> StudySpec:
+def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec:
     path = Path(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: a study file must be a YAML mapping of keys such as env_id, search_space")
     err = _Errors(path)
-    unknown = sorted(set(data) - set(TOP_KEYS))
-    if unknown:
-        err(unknown[0], f"unknown key (valid: {', '.join(TOP_KEYS)})")
-    for key in ("env_id", "total_steps", "search_space"):
-        if key not in data:
-            err(key, f"missing required key ({TOP_KEYS[key]})")
-    env_id = data["env_id"]
-    if not isinstance(env_id, str):
-        err("env_id", "must be a string such as Hopper-v5")
-    if check_env:
-        _check_env(env_id, err)
+    env_id = _check_top(data, err, check_env)
     evaluation = _mapping(data.get("evaluation", {}), "evaluation", err)
     bad = sorted(set(evaluation) - {"interval", "episodes"})
     if bad:
@@ -195,6 +253,8 @@ def parse_study(data: Any, path: Path | str, check_env: bool = True) -> StudySpe
         path=str(path),
         env_id=env_id,
         description=str(data.get("description", "")).strip(),
+        status=str(data.get("status", "")).strip(),
+        timing=_timing(data.get("timing"), err),
         total_steps=_positive_int(data["total_steps"], "total_steps", err),
         eval_interval=_positive_int(evaluation.get("interval", defaults.eval_interval), "evaluation.interval", err),
         eval_episodes=_positive_int(evaluation.get("episodes", defaults.eval_episodes), "evaluation.episodes", err),
@@ -217,28 +277,46 @@ def parse_study(data: Any, path: Path | str, check_env: bool = True) -> StudySpe
     return spec
 
 
+def _check_top(data: dict, err: _Errors, check_env: bool) -> str:
+    """Known top-level keys, the required ones present, and an env id the registry knows; returns the id."""
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        err(unknown[0], f"unknown key (valid: {', '.join(TOP_KEYS)}){validate.did_you_mean(unknown[0], TOP_KEYS)}")
+    for key in ("env_id", "total_steps", "search_space"):
+        if key not in data:
+            err(key, f"missing required key ({TOP_KEYS[key]})")
+    env_id = data["env_id"]
+    if not isinstance(env_id, str):
+        err("env_id", "must be a string such as Hopper-v5")
+    if check_env:  # the registry only: the first trial builds the env (and checks its spaces)
+        try:
+            check_env_id(env_id)
+        except EnvError as exc:
+            err("env_id", str(exc))
+    return env_id
+
+
+def _timing(value: Any, err: _Errors) -> dict:
+    """``timing: {seconds_per_trial: S, measured_on: "..."}``: a measured time per trial, shown before a search."""
+    if value is None:
+        return {}
+    values = _mapping(value, "timing", err)
+    bad = sorted(set(values) - {"seconds_per_trial", "measured_on"})
+    if bad:
+        err(f"timing.{bad[0]}", "unknown key (valid: seconds_per_trial, measured_on)")
+    if "seconds_per_trial" in values:
+        seconds = _number(values["seconds_per_trial"], "timing.seconds_per_trial", err)
+        if seconds <= 0:
+            err("timing.seconds_per_trial", f"must be > 0, got {seconds}")
+    return dict(values)
+
+
 class _Errors:
     def __init__(self, path: Path) -> None:
         self.path = path
 
     def __call__(self, key: str, problem: str):
         raise UserError(f"{self.path}: {key}: {problem}")
-
-
-def _check_env(env_id: str, err: _Errors) -> None:
-    from ..envs import EnvError, check_continuous, check_env_id
-
-    try:
-        import gymnasium as gym
-
-        resolved = check_env_id(env_id)
-        env = gym.make(resolved)
-        try:
-            check_continuous(env, env_id)
-        finally:
-            env.close()
-    except EnvError as exc:
-        err("env_id", str(exc))
 
 
 def _mapping(value: Any, key: str, err: _Errors) -> dict:
@@ -248,41 +326,36 @@ def _mapping(value: Any, key: str, err: _Errors) -> dict:
 
 
 def _number(value: Any, key: str, err: _Errors) -> float:
-    """YAML 1.1 reads ``1e-3`` as a string; accept any string that is a float literal."""
-    if isinstance(value, bool):
-        err(key, f"must be a number, got {value!r}")
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            pass
-        else:
-            if math.isfinite(number):
-                return number
-    err(key, f"must be a finite number, got {value!r}")
-    raise AssertionError  # unreachable: err raises
+    """A finite number; YAML 1.1 reads ``1e-3`` as a string, so float literals in strings are accepted."""
+    try:
+        return validate.finite_number(key, value)
+    except ValueError:
+        err(key, f"must be a finite number, got {value!r}")
+        raise
 
 
 def _positive_int(value: Any, key: str, err: _Errors) -> int:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+    try:
+        return validate.positive_int(key, value)
+    except ValueError:
         err(key, f"must be a positive integer, got {value!r}")
-    return value
+        raise
 
 
 def _nonnegative_int(value: Any, key: str, err: _Errors) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    try:
+        return validate.nonnegative_int(key, value)
+    except ValueError:
         err(key, f"must be a non-negative integer, got {value!r}")
-    return value
+        raise
 
 
 def _choice(value: Any, valid: tuple[str, ...], key: str, err: _Errors) -> str:
-    if value not in valid:
-        err(key, f"unknown value {value!r} (valid: {', '.join(valid)})")
-    return value
+    try:
+        return validate.choice(key, value, valid)
+    except ValueError:
+        err(key, f"unknown value {value!r} (valid: {', '.join(valid)}){validate.did_you_mean(str(value), valid)}")
+        raise
 
 
 def _coerce_numbers(values: dict, cls: type) -> dict:
@@ -304,7 +377,8 @@ def _fixed(value: Any, cls: type, key: str, err: _Errors) -> dict:
             where = "evaluation:" if name.startswith("eval_") else "the top level / the command line"
             err(f"{key}.{name}", f"is set by the study itself ({where}), not under {key}")
         if name not in field_names(cls):
-            err(f"{key}.{name}", f"unknown {cls.__name__} field (valid: {', '.join(field_names(cls))})")
+            hint = validate.did_you_mean(name, field_names(cls))
+            err(f"{key}.{name}", f"unknown {cls.__name__} field (valid: {', '.join(field_names(cls))}){hint}")
     values = _coerce_numbers(values, cls)
     try:
         cls(**values)
@@ -330,8 +404,10 @@ def _space(value: Any, err: _Errors) -> tuple[ParamSpec, ...]:
     for p in params:
         for cond_name, _ in p.when:
             if cond_name not in unconditional:
-                err(f"search_space.{p.name}.when", f"refers to {cond_name!r}, which is not an unconditional "
-                    "parameter of the search space")  # fmt: skip
+                err(
+                    f"search_space.{p.name}.when",
+                    f"refers to {cond_name!r}, which is not an unconditional parameter of the search space",
+                )
     # unconditional parameters are sampled first, so every condition can be read
     return tuple(sorted(params, key=lambda p: bool(p.when)))
 
@@ -339,11 +415,12 @@ def _space(value: Any, err: _Errors) -> tuple[ParamSpec, ...]:
 def _param(name: str, entry: Any, err: _Errors) -> ParamSpec:
     key = f"search_space.{name}"
     if name not in TUNABLE:
-        err(key, f"unknown parameter (valid: {', '.join(TUNABLE)})")
+        err(key, f"unknown parameter (valid: {', '.join(TUNABLE)}){validate.did_you_mean(name, TUNABLE)}")
     entry = _mapping(entry, key, err)
     unknown = sorted(set(entry) - set(PARAM_KEYS))
     if unknown:
-        err(f"{key}.{unknown[0]}", f"unknown key (valid: {', '.join(PARAM_KEYS)})")
+        hint = validate.did_you_mean(unknown[0], PARAM_KEYS)
+        err(f"{key}.{unknown[0]}", f"unknown key (valid: {', '.join(PARAM_KEYS)}){hint}")
     when = _mapping(entry.get("when", {}), f"{key}.when", err)
     transform = entry.get("transform")
     if transform is not None:
@@ -398,8 +475,6 @@ def _numeric(entry: dict, key: str, err: _Errors) -> dict:
 
 def _check_defaults(spec: StudySpec, err: _Errors) -> None:
     """Each default must lie in its range, and the default configuration must be valid."""
-    from .space import default_params, params_to_configs
-
     for p in spec.space:
         if p.default is None:
             continue
@@ -415,3 +490,130 @@ def _check_defaults(spec: StudySpec, err: _Errors) -> None:
         params_to_configs(spec, default_params(spec))
     except (ValueError, TypeError) as exc:
         err("search_space", f"the default configuration is invalid: {exc}")
+
+
+# ---------------------------------------------------------------------------- parameters -> configs
+# The objective, the default-trial enqueueing, the confirmation and the export all go through
+# params_to_configs, so a stored trial always maps back to the same configs.
+
+
+def is_active(param: ParamSpec, values: Mapping[str, Any]) -> bool:
+    """Whether a parameter's ``when`` conditions hold for the config values chosen so far."""
+    return all(values.get(name) == expected for name, expected in param.when)
+
+
+def params_to_values(spec: StudySpec, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Optuna-named parameters -> config field values (inverse transforms applied)."""
+    out = {}
+    for p in spec.space:
+        if p.optuna_name in params:
+            out[p.name] = p.to_config_value(params[p.optuna_name])
+    return out
+
+
+def params_to_configs(
+    spec: StudySpec, params: Mapping[str, Any], seed: int | None = None, device: str = "cpu"
+) -> tuple[VMPOConfig, TrainConfig]:
+    """The complete agent and train configs of a trial: study fixed values + sampled values."""
+    values = {**spec.agent, **spec.train, **params_to_values(spec, params)}
+    agent_fields, train_fields = set(field_names(VMPOConfig)), set(field_names(TrainConfig))
+    agent = VMPOConfig(**{k: v for k, v in values.items() if k in agent_fields})
+    train = TrainConfig(
+        **{k: v for k, v in values.items() if k in train_fields},
+        env_id=spec.env_id,
+        seed=spec.seed if seed is None else seed,
+        device=device,
+        eval_interval=spec.eval_interval,
+        eval_episodes=spec.eval_episodes,
+    )
+    return agent, train
+
+
+def run_config(agent: VMPOConfig, train: TrainConfig, total_steps: int) -> dict[str, Any]:
+    """The stored form of a complete configuration (what a trial records and export writes)."""
+    return {"agent": agent.to_dict(), "train": train.to_dict(), "total_steps": int(total_steps)}
+
+
+def default_params(spec: StudySpec) -> dict[str, Any]:
+    """Optuna-named parameters of the documented default configuration.
+
+    A parameter's ``default`` in the study file wins; otherwise the config's own default,
+    if it lies in the searched range; conditional parameters only when their condition
+    holds.
+    """
+    base = {**VMPOConfig().to_dict(), **TrainConfig().to_dict(), **spec.agent, **spec.train}
+    params: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+    for p in spec.space:
+        if not is_active(p, values):
+            continue
+        value = p.default if p.default is not None else base.get(p.name)
+        if value is None or not in_space(p, p.to_sampled_value(value)):
+            continue
+        sampled = p.to_sampled_value(value)
+        params[p.optuna_name] = int(sampled) if p.kind == "int" else float(sampled) if p.kind == "float" else sampled
+        values[p.name] = value
+    return params
+
+
+def in_space(p: ParamSpec, value: Any) -> bool:
+    """Whether a sampled-space value lies in the parameter's range or choices."""
+    if p.kind == "categorical":
+        return value in p.choices
+    try:
+        return p.low <= float(value) <= p.high
+    except (TypeError, ValueError):
+        return False
+
+
+def params_from_config(spec: StudySpec, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Optuna-named parameters for config field values (a hand-written or exported config), checked
+    against the space: a value outside its range or a key the space does not search is a UserError.
+    Searched parameters it leaves out are sampled as usual."""
+    searched = {p.name for p in spec.space}
+    extra = sorted(k for k in values if k not in searched)
+    if extra:
+        known = extra[0] in set(field_names(VMPOConfig)) | set(field_names(TrainConfig))
+        why = "is not searched by this study (it fixes it)" if known else "is not a VMPOConfig / TrainConfig field"
+        raise UserError(f"{source}: {extra[0]}: {why}{validate.did_you_mean(extra[0], sorted(searched))}")
+    params: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
+    for p in spec.space:
+        if not is_active(p, chosen) or p.name not in values:
+            continue
+        value = values[p.name]
+        sampled = p.to_sampled_value(value)
+        if not in_space(p, sampled):
+            where = f"one of {list(p.choices)}" if p.kind == "categorical" else f"in [{p.low}, {p.high}]"
+            raise UserError(
+                f"{source}: {p.name}: {value!r} is outside the study's search space ({where} after "
+                f"{p.transform or 'no'} transform); widen search_space.{p.name} or pick another value"
+            )
+        params[p.optuna_name] = int(sampled) if p.kind == "int" else float(sampled) if p.kind == "float" else sampled
+        chosen[p.name] = value
+    return params
+
+
+def configs_to_enqueue(spec: StudySpec, path: Path) -> list[dict[str, Any]]:
+    """The parameter sets a file asks to queue: every run of an exported run file, or one mapping of
+    config fields (``{policy_lr: 0.001, gamma: 0.99, ...}``, optionally under ``agent:`` / ``train:``)."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and isinstance(data.get("runs"), list):
+        runs = [{**run.get("agent", {}), **run.get("train", {})} for run in data["runs"] if isinstance(run, dict)]
+    elif isinstance(data, dict):
+        runs = [
+            {
+                **data.get("agent", {}),
+                **data.get("train", {}),
+                **{k: v for k, v in data.items() if k not in ("agent", "train")},
+            }
+        ]
+    else:
+        raise UserError(f"{path}: expected an exported run file or a mapping of config fields to values")
+    out = []
+    for i, values in enumerate(runs):
+        source = f"{path}" + (f" (run {i + 1})" if len(runs) > 1 else "")
+        if isinstance(data.get("runs"), list):  # an exported file carries every field: queue the searched ones
+            values = {k: v for k, v in values.items() if k in {p.name for p in spec.space}}
+        out.append(params_from_config(spec, values, source))
+    return out

@@ -1,0 +1,115 @@
+"""One study's table of RESULTS.md: the confirmed winner, the study default and PPO on the same test seeds.
+
+    python benchmarks/results_table.py --study hopper --run-dir runs/hopper --ppo ppo-hopper.json \\
+        --machine "16-core x86_64 (device machine)" --search-command "..." --ppo-command "..."
+
+The winner and the default come from the study's confirmation (python -m vmpo_tune.confirm):
+their final returns on the test seeds, which no tuning run used. PPO's come from
+benchmarks/ppo_baseline.py run on the same seeds. Every row gets IQM and mean with 95%
+percentile-bootstrap CIs (vmpo_tune.stats, SciPy's bootstrap), median, range and the
+per-seed returns; the section says how much search and confirmation cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._report import write_section  # noqa: E402
+from vmpo_tune import records  # noqa: E402
+from vmpo_tune.stats import bootstrap_ci, iqm  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parents[1] / "RESULTS.md"
+HEADER = (
+    "# Results\n\nEvery row is a final-policy return (deterministic evaluation, raw returns) on test seeds that no "
+    "tuning run used, summarised by the interquartile mean (IQM) and the mean with 95% percentile-bootstrap "
+    "confidence intervals over seeds (rliable's practice). Each section names its machine, its seeds and the "
+    "commands that reproduce it; `benchmarks/results_table.py` writes it.\n"
+)
+
+
+def row(name: str, seeds: list[int], returns: list[float], command: str, score: float | None = None) -> str:
+    lo, hi = bootstrap_ci(returns, "iqm")
+    mlo, mhi = bootstrap_ci(returns, "mean")
+    mean = sum(returns) / len(returns)
+    median = statistics.median(returns)
+    per_seed = " ".join(f"{r:,.0f}" for r in returns)
+    shown = "" if score is None else f"{score:,.0f}"
+    return (
+        f"| {name} | **{iqm(returns):,.0f}** [{lo:,.0f}, {hi:,.0f}] | {mean:,.0f} [{mlo:,.0f}, {mhi:,.0f}] | "
+        f"{median:,.0f} | {min(returns):,.0f} to {max(returns):,.0f} | {per_seed} | {shown} | `{command}` |"
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--study", required=True)
+    p.add_argument("--storage")
+    p.add_argument("--run-dir")
+    p.add_argument("--ppo", help="JSON written by benchmarks/ppo_baseline.py on the same seeds")
+    p.add_argument("--machine", required=True, help="where the runs ran, in words")
+    p.add_argument("--search-command", required=True)
+    p.add_argument("--ppo-command", default="")
+    args = p.parse_args()
+    study, _, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
+    ranked = records.read_confirmation(study)
+    if not ranked:
+        raise SystemExit(f"study {args.study} has no confirmation; run python -m vmpo_tune.confirm first")
+    seeds = ranked[0]["seeds"]
+    companion = records.load_companion(storage, study.study_name)
+    plan = records.read_confirm_plan(companion) if companion else {}
+    top = sum(c["source_trial"] is not None and c["label"] != "default" for c in plan.get("candidates", []))
+    confirm = f"python -m vmpo_tune.confirm --study {args.study} --top {top} --seeds {len(seeds)}"
+    lines = [
+        "| configuration | IQM [95% CI] | mean [95% CI] | median | min to max | per seed | search score | reproduce |",
+        "|---|---:|---:|---:|---|---|---:|---|",
+    ]
+    for rank, c in enumerate(ranked, 1):
+        roles = (["confirmed winner"] if rank == 1 else []) + (["study default"] if c["is_baseline"] else [])
+        name = f"{c['label']}" + (f" ({', '.join(roles)})" if roles else "")
+        lines.append(row(name, c["seeds"], c["returns"], confirm, c["search_score"]))
+    if args.ppo:
+        ppo = json.loads(Path(args.ppo).read_text())
+        by_seed = {r["seed"]: r["final_return"] for r in ppo["results"]}
+        if sorted(by_seed) != sorted(seeds):
+            raise SystemExit(f"PPO ran seeds {sorted(by_seed)}, the confirmation {sorted(seeds)}: use the same")
+        lines.append(
+            row("SB3 PPO, rl-zoo3 tuned Hopper settings", seeds, [by_seed[s] for s in seeds], args.ppo_command)
+        )
+    lines += [
+        "",
+        "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",
+    ]
+    info = records.read_study_info(study)
+    trials = study.get_trials(deepcopy=False)
+    units = companion.get_trials(deepcopy=False) if companion else []
+    budget = (
+        f"Search: {len(trials)} trials ({records.budget_counts(trials).complete} complete), "
+        f"{records.env_steps(trials) / 1e6:.1f}M env steps, {records.cpu_hours(trials):.1f} CPU hours; confirmation: "
+        f"{len(units)} runs, {records.env_steps(units) / 1e6:.1f}M env steps, {records.cpu_hours(units):.1f} CPU hours."
+    )
+    body = "\n".join(
+        [
+            f"{info.env_id}, {info.total_steps:,} env steps per run, final deterministic evaluation "
+            f"({info.eval_episodes} episodes), test seeds {seeds[0]}-{seeds[-1]} (tuning seeds {info.tuning_seeds}). "
+            f"Machine: {args.machine}; {dt.date.today().isoformat()}.",
+            "",
+            *lines,
+            "",
+            budget,
+            "",
+            f"Search: `{args.search_command}`.",
+        ]
+    )
+    write_section(RESULTS, f"results-{args.study}", f"{args.study} ({info.env_id})", body, header=HEADER)
+    print(f"wrote the {args.study} section of {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

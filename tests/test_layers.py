@@ -1,0 +1,166 @@
+"""Imports run one way: every module has a layer, imports never point up, and nothing imports in a circle.
+
+The layers (DESIGN.md, bottom to top): ground (no project imports but each other), the
+pieces the agent is made of, the agent, the trainer, the stored-study format, the
+search, the analysis, the command lines. Within the search the modules are ordered
+too. A new module must be given its place here, which is the point: placing it is a
+decision, and this test keeps it true.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("vmpo_tune", "analysis")
+
+GROUND = 0
+LAYERS: dict[str, float] = {
+    # ground: configuration, pure maths and the small shared utilities
+    "vmpo_tune": GROUND,
+    "vmpo_tune.errors": GROUND,
+    "vmpo_tune.metrics": GROUND,
+    "vmpo_tune.validate": GROUND,
+    "vmpo_tune.redaction": GROUND,
+    "vmpo_tune.config": GROUND,
+    "vmpo_tune.losses": GROUND,
+    "vmpo_tune.stats": GROUND,
+    "vmpo_tune.schedules": GROUND,
+    "vmpo_tune.targets": GROUND,
+    "vmpo_tune.cli_common": GROUND,
+    "vmpo_tune.provenance": GROUND,
+    # what the agent and the trainer are made of; the storage layer
+    "vmpo_tune.networks": 1,
+    "vmpo_tune.envs": 1,
+    "vmpo_tune.envstate": 1,
+    "vmpo_tune.evaluation": 1,
+    "vmpo_tune.rollout": 1,
+    "vmpo_tune.storage": 1,
+    "vmpo_tune.agent": 2,
+    "vmpo_tune.trainer": 3,
+    # the stored-study format, and the note built from it
+    "vmpo_tune.records": 4,
+    "vmpo_tune.notes": 4.5,
+    # the search, bottom to top
+    "vmpo_tune.search": 5,
+    "vmpo_tune.search.catalog": 5.1,
+    "vmpo_tune.search.pruning": 5.0,
+    "vmpo_tune.search.spec": 5.2,
+    "vmpo_tune.search.space": 5.3,
+    "vmpo_tune.search.liveness": 5.3,
+    "vmpo_tune.search.study": 5.4,
+    "vmpo_tune.search.runner": 5.4,
+    "vmpo_tune.search.objective": 5.5,
+    "vmpo_tune.search.confirmation": 5.5,
+    "vmpo_tune.search.factories": 5.5,
+    "vmpo_tune.search.worker": 5.6,
+    "vmpo_tune.search.worker_entry": 5.65,
+    "vmpo_tune.search.progress": 5.6,
+    "vmpo_tune.search.launch": 5.7,
+    "vmpo_tune.search.stage": 5.8,
+    # reading stored studies
+    "analysis": 6,
+    "analysis.tables": 6,
+    "analysis.figures": 6,
+    "analysis.dashboard": 6,
+    # command lines
+    "vmpo_tune.search.cli": 7,
+    "vmpo_tune.search.__main__": 7.1,
+    "vmpo_tune.confirm": 7,
+    "vmpo_tune.export": 7,
+    "vmpo_tune.train": 7,
+    "vmpo_tune.play": 7,
+    "analysis.report": 7,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def project_modules() -> dict[str, Path]:
+    return {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+
+
+def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
+    """Project modules ``name`` imports anywhere in its file (function-local imports too)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+        else:
+            continue
+        for target in targets:
+            while target and target not in known:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                found.add(target)
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(name, path, set(modules)) for name, path in modules.items()}
+
+
+def test_every_module_has_a_layer():
+    missing = sorted(set(project_modules()) - set(LAYERS))
+    assert not missing, f"give these modules a layer in tests/test_layers.py: {missing}"
+
+
+def test_no_import_points_up():
+    upward = [
+        f"{a} (layer {LAYERS[a]}) imports {b} (layer {LAYERS[b]})"
+        for a, targets in graph().items()
+        for b in targets
+        if a in LAYERS and b in LAYERS and LAYERS[b] > LAYERS[a] and b != a.rpartition(".")[0]
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def test_no_import_cycle():
+    edges = graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(edges.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(edges):
+        if node not in state:
+            cycle = visit(node)
+            assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_checker_resolves_relative_and_function_local_imports(tmp_path):
+    """A check that cannot fail is no check: the walk must see these two imports, one of them upward."""
+    path = tmp_path / "vmpo_tune" / "search" / "spec.py"
+    path.parent.mkdir(parents=True)
+    path.write_text("from ..trainer import VMPOTrainer\n\n\ndef f():\n    from .cli import main\n")
+    known = {"vmpo_tune", "vmpo_tune.trainer", "vmpo_tune.search", "vmpo_tune.search.cli", "vmpo_tune.search.spec"}
+    found = imports_of("vmpo_tune.search.spec", path, known)
+    assert found == {"vmpo_tune.trainer", "vmpo_tune.search.cli"}
+    assert LAYERS["vmpo_tune.search.cli"] > LAYERS["vmpo_tune.search.spec"]  # the second one points up

@@ -1,0 +1,88 @@
+"""python -m vmpo_tune.confirm: train a study's best configurations and its default again, on fresh seeds.
+
+Takes the K best distinct complete trials plus the study's documented default (the
+baseline), trains each on N test seeds that no trial used, through the same worker
+processes and storage as the search (many machines can share it; a rerun resumes it),
+and ends with a table ranked by the IQM of the final return, with 95% bootstrap
+confidence intervals, the probability of improving on the default, and how optimistic
+each trial's search score was. Export, the report and the dashboard note then show the
+confirmed winner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import records
+from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
+from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from .search.stage import confirmation_exit_code, format_table, run_confirmation
+from .search.worker import WorkerSettings, quiet_library_noise
+from .storage import ENV_STORAGE, PATIENCE, resolve_url
+
+log = logging.getLogger("vmpo_tune.confirm")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m vmpo_tune.confirm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--study", required=True, help="study name (as given to the search)")
+    p.add_argument("--top", type=positive_int, default=3, help="confirm the K best distinct trials (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=10, help="test seeds per candidate (default 10)")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument("--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core")
+    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)")
+    p.add_argument("--run-dir", help="the search's --out folder (default runs/<study>)")
+    p.add_argument("--artifact-dir", help="Optuna artifact store folder (default <run-dir>/artifacts)")
+    p.add_argument("--total-steps", type=positive_int, help="env steps per unit (default: the study's budget)")
+    p.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
+    p.add_argument("--heartbeat-interval", type=positive_int, default=HEARTBEAT_INTERVAL, help=argparse.SUPPRESS)
+    p.add_argument("--grace-period", type=positive_int, default=GRACE_PERIOD, help=argparse.SUPPRESS)
+    p.add_argument("--patience", type=positive_int, default=int(PATIENCE), help=argparse.SUPPRESS)
+    add_common_flags(p)
+    return p
+
+
+def confirm(args: argparse.Namespace) -> int:
+    check_worker_count(args.workers, args.force)
+    run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
+    study, url, storage = records.open_existing_study(args.study, args.storage, run_dir)
+    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else run_dir / "artifacts"
+    prepare_folders(run_dir, artifact_dir)
+    settings = WorkerSettings(
+        spec=None,
+        study_name=study.study_name,
+        storage_url=resolve_url(url, run_dir),
+        n_trials=0,
+        out_dir=str(run_dir),
+        artifact_dir=str(artifact_dir),
+        device=args.device,
+        log_level=logging.getLogger().level,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
+        patience=args.patience,
+    )
+    try:
+        result = run_confirmation(
+            study, storage, settings, top=args.top, seeds=args.seeds, total_steps=args.total_steps, workers=args.workers
+        )
+    finally:
+        storage.close()
+    print(format_table(result.ranked, result.counts))
+    return confirmation_exit_code(result.outcome)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args)
+    quiet_library_noise()
+    return run_cli(lambda: confirm(args), args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

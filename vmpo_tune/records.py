@@ -1,0 +1,372 @@
+"""The stored-study format: every attribute key, typed readers and writers, the default paths.
+
+A vmpo-tune study is an ordinary Optuna study; what it adds lives in user and system
+attributes whose keys are declared here and nowhere else. Producers (the objective, the
+worker, the confirmation stage) write through the ``write_*`` / ``set_*`` functions;
+consumers (export, train, the report, the tables, the figures, the dashboard note) read
+through :class:`StudyInfo` and :class:`TrialRecord`.
+
+Study user attributes
+    ``vmpo_tune.study``: :class:`StudyInfo` (env, budget, seeds, objective, search space,
+    the default configuration); ``vmpo_tune.fingerprint``: what must not change between
+    runs of one study.
+
+Trial user attributes
+    the complete configuration the trial ran, its seeds, per-seed final and best returns,
+    timing, provenance, the resume record of an unfinished trial, the fail reason; for a
+    confirmation unit also the candidate it belongs to.
+
+A confirmation is the companion study ``<name>/confirm`` in the same storage: one trial
+per (candidate, test seed).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .errors import UserError
+from .redaction import redact_url
+from .storage import ResilientStorage, open_storage, parse_url, resolve_url
+
+RUNS_DIR = Path("runs")
+
+# study user attributes
+STUDY_INFO = "vmpo_tune.study"
+FINGERPRINT = "vmpo_tune.fingerprint"
+CONFIRMATION = "vmpo_tune.confirmation"
+CONFIRM_PLAN = "vmpo_tune.confirm_plan"
+
+# trial user attributes
+CONFIG = "config"
+SEEDS = "seeds"
+SEED_RETURNS = "seed_returns"
+SEED_BEST_RETURNS = "seed_best_returns"
+SEED_CURVES = "seed_curves"
+WALL_TIME = "wall_time_s"
+ENV_STEPS_TRAINED = "env_steps_trained"
+ENV_STEPS_PER_S = "env_steps_per_s"
+PROVENANCE = "provenance"
+RESUME = "resume_state"
+RESUMED_FROM = "resumed_from_env_steps"
+RESUME_EXACT = "resume_exact"
+FAIL_REASON = "fail_reason"
+ENQUEUED = "enqueued"
+CANDIDATE = "candidate"
+SOURCE_TRIAL = "source_trial"
+
+# trial system attributes (RETRY_HISTORY is Optuna's own key, read by its tools too)
+HEARTBEAT = "vmpo_tune:heartbeat"
+RETRY_HISTORY = "retry_history"
+RETRY_OF = "failed_trial"
+
+DEFAULT_ENQUEUED = "default configuration"
+CONFIRM_SUFFIX = "/confirm"
+
+
+def default_run_dir(study_name: str) -> Path:
+    """Where a study's default storage, per-trial files and artifacts go: ``runs/<study>``."""
+    return RUNS_DIR / study_name.replace("/", "-")
+
+
+def confirm_study_name(study_name: str) -> str:
+    """The companion study that holds a study's confirmation units."""
+    return f"{study_name}{CONFIRM_SUFFIX}"
+
+
+# ---------------------------------------------------------------------------- study
+
+
+@dataclass(frozen=True)
+class StudyInfo:
+    """What a stored study tunes, as recorded when it was created."""
+
+    name: str = ""
+    env_id: str = ""
+    description: str = ""
+    total_steps: int | None = None
+    seeds_per_trial: int = 1
+    aggregate: str = "mean"
+    objective: str = "final"
+    seed: int = 0
+    eval_interval: int | None = None
+    eval_episodes: int | None = None
+    search_space: list[dict] = field(default_factory=list)
+    default_config: dict | None = None
+    """The complete configuration of the study's documented default (agent, train, total_steps)."""
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> StudyInfo:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in attrs.items() if k in known})
+
+    def to_attrs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def tuning_seeds(self) -> list[int]:
+        """The seeds every trial trains (paired comparisons); test seeds never overlap them."""
+        return [self.seed + i for i in range(self.seeds_per_trial)]
+
+    @property
+    def searched_params(self) -> list[str]:
+        return [p.get("optuna_name", p["name"]) for p in self.search_space]
+
+    def objective_description(self) -> str:
+        """The one sentence that says what a trial's value is."""
+        return (
+            f"maximise the {self.objective} evaluation return, {self.aggregate} over the {self.seeds_per_trial} "
+            "tuning seed(s)"
+        )
+
+
+def read_study_info(study: optuna.Study) -> StudyInfo:
+    return StudyInfo.from_attrs(study.user_attrs.get(STUDY_INFO) or {})
+
+
+def write_study_info(study: optuna.Study, info: StudyInfo) -> None:
+    study.set_user_attr(STUDY_INFO, info.to_attrs())
+
+
+def read_confirmation(study: optuna.Study) -> list[dict]:
+    """The ranked confirmation statistics stored on a study (``CandidateStats.as_dict`` each), or []."""
+    return list(study.user_attrs.get(CONFIRMATION) or [])
+
+
+def write_confirmation(study: optuna.Study, ranked: Sequence[Mapping[str, Any]]) -> None:
+    study.set_user_attr(CONFIRMATION, [dict(c) for c in ranked])
+
+
+def read_confirm_plan(confirm_study: optuna.Study) -> dict:
+    """What a confirmation study runs: ``{"total_steps", "test_seeds", "candidates": [...]}``."""
+    return dict(confirm_study.user_attrs.get(CONFIRM_PLAN) or {})
+
+
+def write_confirm_plan(confirm_study: optuna.Study, plan: Mapping[str, Any]) -> None:
+    confirm_study.set_user_attr(CONFIRM_PLAN, dict(plan))
+
+
+def read_fingerprint(study: optuna.Study) -> str | None:
+    return study.user_attrs.get(FINGERPRINT)
+
+
+def write_fingerprint(study: optuna.Study, fingerprint: str) -> None:
+    study.set_user_attr(FINGERPRINT, fingerprint)
+
+
+# ---------------------------------------------------------------------------- trials
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """A finished or running trial as vmpo-tune wrote it (missing attributes are None / empty)."""
+
+    number: int
+    state: TrialState
+    value: float | None
+    params: dict[str, Any]
+    config: dict | None
+    seeds: list[int]
+    seed_returns: list[float]
+    seed_best_returns: list[float]
+    wall_time_s: float | None
+    env_steps_trained: int | None
+    env_steps_per_s: float | None
+    provenance: dict | None
+    resumed_from_env_steps: int | None
+    resume_exact: bool | None
+    fail_reason: str | None
+    enqueued: str | None
+    candidate: str | None
+    source_trial: int | None
+    retry_of: list[int]
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> TrialRecord:
+        attrs = trial.user_attrs
+        return cls(
+            number=trial.number,
+            state=trial.state,
+            value=trial.value,
+            params=dict(trial.params),
+            config=attrs.get(CONFIG),
+            seeds=list(attrs.get(SEEDS) or []),
+            seed_returns=list(attrs.get(SEED_RETURNS) or []),
+            seed_best_returns=list(attrs.get(SEED_BEST_RETURNS) or []),
+            wall_time_s=attrs.get(WALL_TIME),
+            env_steps_trained=attrs.get(ENV_STEPS_TRAINED),
+            env_steps_per_s=attrs.get(ENV_STEPS_PER_S),
+            provenance=attrs.get(PROVENANCE),
+            resumed_from_env_steps=attrs.get(RESUMED_FROM),
+            resume_exact=attrs.get(RESUME_EXACT),
+            fail_reason=attrs.get(FAIL_REASON),
+            enqueued=attrs.get(ENQUEUED),
+            candidate=attrs.get(CANDIDATE),
+            source_trial=attrs.get(SOURCE_TRIAL),
+            retry_of=list(trial.system_attrs.get(RETRY_HISTORY, [])),
+        )
+
+    @property
+    def is_default(self) -> bool:
+        return self.enqueued == DEFAULT_ENQUEUED
+
+
+def write_run(trial: optuna.Trial, config: Mapping[str, Any], seeds: Sequence[int], provenance: Mapping) -> None:
+    """What a trial runs: its complete configuration, its seeds and where it ran (set when it starts)."""
+    trial.set_user_attr(CONFIG, dict(config))
+    trial.set_user_attr(SEEDS, list(seeds))
+    trial.set_user_attr(PROVENANCE, dict(provenance))
+    if trial.user_attrs.get(FAIL_REASON) is not None:  # inherited from the attempt this one retries
+        trial.set_user_attr(FAIL_REASON, None)
+
+
+def write_resumed(trial: optuna.Trial, env_steps: int, exact: bool | None) -> None:
+    trial.set_user_attr(RESUMED_FROM, int(env_steps))
+    if env_steps:
+        trial.set_user_attr(RESUME_EXACT, bool(exact))
+
+
+def write_timing(trial: optuna.Trial, wall: float, trained: int) -> None:
+    trial.set_user_attr(WALL_TIME, round(wall, 2))
+    trial.set_user_attr(ENV_STEPS_TRAINED, int(trained))
+    trial.set_user_attr(ENV_STEPS_PER_S, round(trained / wall, 1) if wall > 0 else None)
+
+
+def write_returns(trial: optuna.Trial, finals: Sequence[float], bests: Sequence[float]) -> None:
+    trial.set_user_attr(SEED_RETURNS, [round(float(v), 3) for v in finals])
+    trial.set_user_attr(SEED_BEST_RETURNS, [round(float(v), 3) for v in bests])
+
+
+def write_seed_values(trial: optuna.Trial, step: int, values: Sequence[float]) -> None:
+    """Each seed's evaluation return at ``step`` (the trial reports their mean), for seed-aware pruning."""
+    curves = dict(trial.user_attrs.get(SEED_CURVES) or {})
+    curves[str(int(step))] = [float(v) for v in values]
+    trial.set_user_attr(SEED_CURVES, curves)
+
+
+def read_seed_values(trial: FrozenTrial, step: int) -> list[float]:
+    return list((trial.user_attrs.get(SEED_CURVES) or {}).get(str(int(step)), []))
+
+
+def write_fail_reason(trial: optuna.Trial, reason: str) -> None:
+    trial.set_user_attr(FAIL_REASON, reason)
+
+
+def read_seeds(trial: optuna.Trial | FrozenTrial) -> list[int]:
+    return [int(s) for s in trial.user_attrs.get(SEEDS) or []]
+
+
+def read_config(trial: optuna.Trial | FrozenTrial) -> dict | None:
+    return trial.user_attrs.get(CONFIG)
+
+
+def read_resume(trial: optuna.Trial | FrozenTrial) -> dict:
+    """The resume record of an unfinished trial: ``{seed: {"env_steps": n, "artifact": id}}``."""
+    return dict(trial.user_attrs.get(RESUME) or {})
+
+
+def write_resume(trial: optuna.Trial, record: Mapping[str, Any]) -> None:
+    trial.set_user_attr(RESUME, dict(record))
+
+
+def default_trial_attrs() -> dict[str, Any]:
+    """User attributes of the enqueued default-configuration trial."""
+    return {ENQUEUED: DEFAULT_ENQUEUED}
+
+
+def unit_attrs(candidate: str, source_trial: int | None, seed: int, config: Mapping[str, Any]) -> dict[str, Any]:
+    """User attributes of a confirmation unit: one candidate configuration trained on one test seed."""
+    return {CANDIDATE: candidate, SOURCE_TRIAL: source_trial, SEEDS: [int(seed)], CONFIG: dict(config)}
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """Trials by state, with the budget's view: a FAIL that a later trial retries is ``retried``, not ``fail``.
+
+    ``finished`` (complete + pruned + failed) and ``used`` (finished + running + waiting) are what
+    a study's ``--trials N`` budget counts.
+    """
+
+    complete: int = 0
+    pruned: int = 0
+    fail: int = 0
+    retried: int = 0
+    running: int = 0
+    waiting: int = 0
+
+    @property
+    def finished(self) -> int:
+        return self.complete + self.pruned + self.fail
+
+    @property
+    def used(self) -> int:
+        return self.finished + self.running + self.waiting
+
+    @property
+    def total(self) -> int:
+        return self.used + self.retried
+
+    def summary(self) -> str:
+        text = f"{self.finished} finished: {self.complete} complete, {self.pruned} pruned, {self.fail} failed"
+        extra = [f"{getattr(self, k)} {k}" for k in ("retried", "running", "waiting") if getattr(self, k)]
+        return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def budget_counts(trials: Sequence[FrozenTrial]) -> TrialCounts:
+    retried = retried_numbers(trials)
+    counts = {s: 0 for s in ("complete", "pruned", "fail", "retried", "running", "waiting")}
+    for t in trials:
+        if t.state == TrialState.FAIL and t.number in retried:
+            counts["retried"] += 1
+        elif t.state.name.lower() in counts:
+            counts[t.state.name.lower()] += 1
+    return TrialCounts(**counts)
+
+
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of failed trials that a later trial retries."""
+    return {n for t in trials for n in t.system_attrs.get(RETRY_HISTORY, [])}
+
+
+def cpu_hours(trials: Sequence[FrozenTrial]) -> float:
+    """Core-hours spent training (each worker trains on one core)."""
+    return sum(float(t.user_attrs.get(WALL_TIME) or 0.0) for t in trials) / 3600.0
+
+
+def env_steps(trials: Sequence[FrozenTrial]) -> int:
+    return sum(int(t.user_attrs.get(ENV_STEPS_TRAINED) or 0) for t in trials)
+
+
+# ---------------------------------------------------------------------------- opening
+
+
+def open_existing_study(
+    study_name: str, storage_url: str | None, run_dir: str | Path | None
+) -> tuple[optuna.Study, str, ResilientStorage]:
+    """Load a stored study without creating anything; errors say what exists.
+
+    Returns the study, the storage URL it came from, and the storage (for companion studies).
+    """
+    url = resolve_url(storage_url, Path(run_dir) if run_dir else default_run_dir(study_name))
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
+        raise UserError(f"no stored study at {parsed.database}; run a search first, or pass --storage / --run-dir")
+    storage = open_storage(url)
+    names = [s.study_name for s in storage.get_all_studies()]
+    if study_name not in names:
+        listing = ", ".join(sorted(n for n in names if not n.endswith(CONFIRM_SUFFIX))) or "none"
+        raise UserError(f"no study {study_name!r} in {redact_url(url)}; studies there: {listing}")
+    return optuna.load_study(study_name=study_name, storage=storage), url, storage
+
+
+def load_companion(storage: ResilientStorage, study_name: str) -> optuna.Study | None:
+    """The confirmation study of ``study_name`` in the same storage, if one exists."""
+    name = confirm_study_name(study_name)
+    if name not in [s.study_name for s in storage.get_all_studies()]:
+        return None
+    return optuna.load_study(study_name=name, storage=storage)

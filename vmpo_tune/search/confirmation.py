@@ -1,0 +1,213 @@
+"""The confirmation stage: the best configurations and the study's default, trained again on fresh seeds.
+
+A search ranks configurations by their return on the tuning seeds, which on tasks such
+as Hopper is largely luck. Confirmation takes the K best *distinct* complete trials plus
+the study's documented default configuration (the baseline, always), and trains each on
+N test seeds that no trial used. Every (candidate, test seed) pair is one *unit*: a
+WAITING trial of the companion study ``<study>/confirm`` in the same storage, carrying
+its complete configuration and its seed. The same worker processes as the search run
+the units, with the same heartbeats, retries and exact resume, so many machines share a
+confirmation, a killed worker's unit is resumed elsewhere, and a rerun of the command
+continues it. Units are enqueued under the budget lock, keyed by (candidate, seed):
+none runs twice, none is lost.
+
+Test seeds are ``study seed + TEST_SEED_OFFSET + i`` (recorded in the plan); training
+seed ``s`` uses env seeds ``s .. s + num_envs - 1`` and evaluation seeds from
+``s + 10,000``, so they never meet the tuning seeds' either.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from .. import records
+from ..config import TrainConfig, VMPOConfig
+from ..errors import UserError
+from ..stats import CandidateStats, describe, rank
+from ..storage import BudgetLock
+from .runner import RunPlan, TrialRunner
+
+log = logging.getLogger(__name__)
+
+TEST_SEED_OFFSET = 1000
+BASELINE = "default"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    label: str
+    source_trial: int | None
+    search_score: float | None
+    config: dict
+    is_baseline: bool = False
+
+
+def test_seeds(info: records.StudyInfo, n: int) -> list[int]:
+    """``n`` seeds disjoint from the tuning seeds, fixed by the study seed."""
+    if info.seeds_per_trial >= TEST_SEED_OFFSET:
+        raise UserError(f"a study with {info.seeds_per_trial} seeds per trial leaves no room for test seeds")
+    start = info.seed + TEST_SEED_OFFSET
+    return list(range(start, start + n))
+
+
+def _config_key(config: dict) -> str:
+    """A configuration without what differs between runs of it (seed, device)."""
+    train = {k: v for k, v in config["train"].items() if k not in ("seed", "device", "eval_seed")}
+    return json.dumps({"agent": config["agent"], "train": train}, sort_keys=True)
+
+
+def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
+    """The ``top`` best distinct complete trials, then the study's default configuration (the baseline)."""
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if records.read_config(t)]
+    if not complete:
+        raise UserError(f"study {study.study_name!r} has no complete trial to confirm; run (or resume) its search")
+    default = _default_config(study)
+    if default is None:
+        raise UserError(f"study {study.study_name!r} records no default configuration to compare with")
+    default_key = _config_key(default)
+    chosen: list[Candidate] = []
+    seen: set[str] = set()
+    for trial in sorted(complete, key=lambda t: (-t.value, t.number)):
+        key = _config_key(records.read_config(trial))
+        if key in seen:
+            continue
+        seen.add(key)
+        label = f"trial {trial.number}" + (" (default)" if key == default_key else "")
+        chosen.append(
+            Candidate(label, trial.number, float(trial.value), records.read_config(trial), key == default_key)
+        )
+        if len(chosen) == top:
+            break
+    if default_key not in seen:
+        source = next((t for t in complete if _config_key(records.read_config(t)) == default_key), None)
+        chosen.append(
+            Candidate(
+                BASELINE,
+                None if source is None else source.number,
+                None if source is None else float(source.value),
+                default,
+                True,
+            )
+        )
+    return chosen
+
+
+def _default_config(study: optuna.Study) -> dict | None:
+    info = records.read_study_info(study)
+    if info.default_config:
+        return info.default_config
+    for trial in study.get_trials(deepcopy=False):  # a study stored before the default was recorded
+        record = records.TrialRecord.of(trial)
+        if record.is_default and record.config:
+            return record.config
+    return None
+
+
+def open_confirm_study(storage, study_name: str) -> optuna.Study:
+    return optuna.create_study(
+        storage=storage, study_name=records.confirm_study_name(study_name), direction="maximize", load_if_exists=True
+    )
+
+
+def plan_units(
+    confirm_study: optuna.Study,
+    lock: BudgetLock,
+    candidates: Sequence[Candidate],
+    seeds: Sequence[int],
+    total_steps: int,
+) -> int:
+    """Queue every (candidate, seed) unit not queued before; returns how many were added.
+
+    The plan (budget, test seeds, candidates) is stored on the confirmation study; a rerun
+    with another budget is refused, more seeds or candidates are added.
+    """
+    with lock.hold():
+        plan = records.read_confirm_plan(confirm_study)
+        if plan and plan.get("total_steps") != total_steps:
+            raise UserError(
+                f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
+                f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
+            )
+        known = {c["label"]: c for c in plan.get("candidates", [])}
+        for c in candidates:
+            known.setdefault(c.label, {k: v for k, v in dataclasses.asdict(c).items() if k != "config"})
+        all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
+        records.write_confirm_plan(
+            confirm_study, {"total_steps": total_steps, "test_seeds": all_seeds, "candidates": list(known.values())}
+        )
+        queued = {(t.user_attrs.get(records.CANDIDATE), tuple(records.read_seeds(t))) for t in confirm_study.trials}
+        added = 0
+        for c in candidates:
+            config = {**c.config, "total_steps": total_steps}
+            for seed in seeds:
+                if (c.label, (seed,)) in queued:
+                    continue
+                confirm_study.enqueue_trial({}, user_attrs=records.unit_attrs(c.label, c.source_trial, seed, config))
+                added += 1
+    return added
+
+
+class UnitObjective:
+    """Trains one confirmation unit: its stored configuration on its test seed, no pruning."""
+
+    def __init__(self, runner: TrialRunner, device: str = "cpu") -> None:
+        self.runner, self.device = runner, device
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        config = records.read_config(trial)
+        seeds = records.read_seeds(trial)
+        if not config or len(seeds) != 1:
+            raise UserError(f"confirmation unit {trial.number} has no configuration or seed (not made by confirm?)")
+        agent = VMPOConfig.from_dict(config["agent"])
+        train = dataclasses.replace(TrainConfig.from_dict(config["train"]), device=self.device)
+        plan = RunPlan(agent, train, (seeds[0],), int(config["total_steps"]), prune=False)
+        return self.runner.run(trial, plan)
+
+
+def unit_counts(confirm_study: optuna.Study) -> dict[str, int]:
+    trials = confirm_study.get_trials(deepcopy=False)
+    retried = records.retried_numbers(trials)
+    live = [t for t in trials if t.number not in retried]
+    return {
+        "units": len(live),
+        "complete": sum(t.state == TrialState.COMPLETE for t in live),
+        "failed": sum(t.state == TrialState.FAIL for t in live),
+        "open": sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in live),
+    }
+
+
+def collect(confirm_study: optuna.Study) -> list[CandidateStats]:
+    """Statistics of every candidate with complete units, ranked by confirmed IQM (best first)."""
+    plan = records.read_confirm_plan(confirm_study)
+    units: dict[str, list[FrozenTrial]] = {}
+    for t in confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        units.setdefault(t.user_attrs.get(records.CANDIDATE), []).append(t)
+    candidates = {c["label"]: c for c in plan.get("candidates", [])}
+    baseline = next((label for label, c in candidates.items() if c.get("is_baseline")), None)
+    if baseline is None or baseline not in units:
+        return []
+    baseline_returns = [float(t.value) for t in units[baseline]]
+    out = []
+    for label, trials in units.items():
+        trials = sorted(trials, key=lambda t: records.read_seeds(t)[0])
+        info: dict[str, Any] = candidates.get(label, {})
+        out.append(
+            describe(
+                label,
+                [records.read_seeds(t)[0] for t in trials],
+                [float(t.value) for t in trials],
+                baseline_returns,
+                source_trial=info.get("source_trial"),
+                search_score=info.get("search_score"),
+                best_returns=[records.TrialRecord.of(t).seed_best_returns[0] for t in trials],
+                is_baseline=label == baseline,
+            )
+        )
+    return rank(out)

@@ -1,0 +1,222 @@
+"""Running the workers of a search or a confirmation, with the live display, and what stopped them.
+
+:class:`WorkerPool` starts the worker processes and forwards signals to them.
+
+One worker runs in this process; several run as processes whose log records come back
+through a queue, so every line reaches the console through the display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import logging.handlers
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from ..cli_common import DATE_FORMAT, LOG_FORMAT
+from ..errors import UserError
+from ..redaction import RedactingFormatter
+from ..storage import StorageUnavailable, writable
+from . import worker_entry
+from .progress import DisplayHandler, ProgressDisplay
+from .worker import EXIT_STORAGE, EXIT_USER_ERROR, ProgressSlot, WorkerSettings, run_worker
+
+_BY_SIGNAL = {130: "SIGINT", 143: "SIGTERM"}
+WORKERS_PER_CORE = 4
+"""More workers than this per core only slow each other down (each trains on one core)."""
+
+
+def check_worker_count(workers: int, force: bool) -> None:
+    cores = os.cpu_count() or 1
+    if workers > WORKERS_PER_CORE * cores and not force:
+        raise UserError(
+            f"--workers {workers} is more than {WORKERS_PER_CORE} per CPU core ({cores} cores here): each worker "
+            f"trains on one core; use at most {WORKERS_PER_CORE * cores}, or add --force"
+        )
+
+
+def prepare_folders(out: Path, artifact_dir: Path) -> None:
+    """Create the output folders and make sure they are writable, before anything is stored."""
+    for folder, flag in ((out, "--out"), (artifact_dir, "--artifact-dir")):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(
+                f"cannot create the output folder {folder}: {exc.strerror}; pick a writable {flag}"
+            ) from None
+        if not writable(folder):
+            raise UserError(f"the folder {folder} is not writable; pick a writable {flag}")
+
+
+@dataclass
+class Outcome:
+    stopped_by: str | None = None
+    """The signal that stopped the run, if one did."""
+    died: list[int] = field(default_factory=list)
+    """Exit codes of workers that ended abnormally (killed, crashed)."""
+    storage_lost: bool = False
+
+
+@contextlib.contextmanager
+def routed_logging(display: ProgressDisplay) -> Iterator[None]:
+    """While it holds, the root logger prints through the display instead of straight to stderr."""
+    root = logging.getLogger()
+    saved = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
+    formatter = saved[0].formatter if saved and saved[0].formatter else RedactingFormatter(LOG_FORMAT, DATE_FORMAT)
+    handler = DisplayHandler(display, formatter)
+    for h in saved:
+        root.removeHandler(h)
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for h in saved:
+            root.addHandler(h)
+
+
+def run_workers(
+    settings: WorkerSettings,
+    workers: int,
+    display: ProgressDisplay,
+    per_worker: Callable[[int], dict] | None = None,
+) -> Outcome:
+    with routed_logging(display):
+        try:
+            if workers == 1:
+                return _in_process(settings, display, per_worker)
+            return _pool(settings, workers, display, per_worker)
+        finally:
+            display.update([], force=True)
+            display.close()
+
+
+def _in_process(settings: WorkerSettings, display: ProgressDisplay, per_worker) -> Outcome:
+    array = [-1, 0]
+    done = threading.Event()
+
+    def show() -> None:
+        while not done.wait(1.0):
+            display.update([(array[0], array[1])])
+
+    thread = threading.Thread(target=show, daemon=True)
+    thread.start()
+    try:
+        settings = replace(settings, **(per_worker(0) if per_worker else {}))
+        return Outcome(stopped_by=run_worker(settings, ProgressSlot(array, 0)))
+    except StorageUnavailable:
+        raise
+    finally:
+        done.set()
+        thread.join()
+
+
+def _pool(settings: WorkerSettings, workers: int, display: ProgressDisplay, per_worker) -> Outcome:
+    records_queue = WorkerPool.make_queue()
+    pool = WorkerPool(settings, workers, per_worker, log_queue=records_queue)
+    pool.start()
+    try:
+        while pool.alive():
+            _drain(records_queue, display)
+            display.update(pool.progress())
+            for p in pool.procs:
+                p.join(timeout=0.5 / len(pool.procs))
+    finally:
+        codes = pool.join()
+        _drain(records_queue, display)
+    if EXIT_USER_ERROR in codes:
+        raise UserError("a worker stopped on an error (see above)")
+    stopped_by = pool.signal_name or next((_BY_SIGNAL[c] for c in codes if c in _BY_SIGNAL), None)
+    return Outcome(
+        stopped_by=stopped_by,
+        died=[c for c in codes if c not in (0, EXIT_STORAGE, *_BY_SIGNAL)],
+        storage_lost=EXIT_STORAGE in codes,
+    )
+
+
+def _drain(records_queue, display: ProgressDisplay) -> None:
+    while True:
+        try:
+            record = records_queue.get_nowait()
+        except (queue.Empty, EOFError, OSError):
+            return
+        display.emit(record.getMessage())  # formatted in the worker ("HH:MM:SS wN ...")
+
+
+class WorkerPool:
+    """K worker processes; forwards SIGINT / SIGTERM to them and waits for their cleanup.
+
+    The handlers are installed before the first process starts, and a signal stops the
+    starting of further processes at once. Each process ignores the two signals until its
+    own handler is in place (:mod:`~vmpo_tune.search.worker_entry`) and reads a signal that
+    came meanwhile from a shared value, so none is lost and none kills a worker in the
+    middle of its start-up.
+    """
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        workers: int,
+        per_worker: Callable[[int], dict] | None = None,
+        log_queue=None,
+    ) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.settings, self.workers, self.log_queue = settings, workers, log_queue
+        self.per_worker = per_worker or (lambda i: {})
+        self.array = self.ctx.Array("q", [-1, 0] * workers, lock=False)
+        self.parent_signal = self.ctx.Value("i", 0, lock=False)
+        self.procs: list[mp.process.BaseProcess] = []
+
+    @property
+    def signal_name(self) -> str | None:
+        return signal.Signals(self.parent_signal.value).name if self.parent_signal.value else None
+
+    def start(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._forward)
+        for i in range(self.workers):
+            if self.parent_signal.value:
+                break
+            settings = replace(self.settings, worker_index=i, **self.per_worker(i))
+            proc = self.ctx.Process(
+                target=worker_entry.main,
+                args=(settings, self.array, self.log_queue, self.parent_signal),
+                name=f"worker-{i}",
+            )
+            proc.start()
+            self.procs.append(proc)
+
+    @staticmethod
+    def make_queue():
+        """A queue the workers' log records travel through to this process."""
+        return mp.get_context("spawn").Queue()
+
+    def _forward(self, signum, _frame) -> None:
+        if not self.parent_signal.value:
+            self.parent_signal.value = signum
+        for p in self.procs:
+            if p.pid is not None and p.is_alive():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signum)
+
+    def alive(self) -> bool:
+        return any(p.is_alive() for p in self.procs)
+
+    def progress(self) -> list[tuple[int, int]]:
+        """(trial, env steps) of each live worker's running trial; a dead worker shows nothing."""
+        out = []
+        for i, p in enumerate(self.procs):
+            out.append((self.array[2 * i], self.array[2 * i + 1]) if p.is_alive() else (-1, 0))
+        return out
+
+    def join(self) -> list[int]:
+        for p in self.procs:
+            p.join()
+        return [p.exitcode for p in self.procs]

@@ -1,0 +1,125 @@
+"""Which trials are alive: heartbeats, stale trials, and queueing a failed trial again.
+
+A worker records a heartbeat (a trial system attribute holding the time) when it takes
+a trial and then every ``interval`` seconds from a background thread. A RUNNING trial
+whose heartbeat is older than the grace period belongs to a worker that died, was
+killed or lost the storage: the next worker that takes the budget lock fails it, with
+that reason, and queues it again (:func:`fail_and_requeue`).
+
+Queueing again hands the trial's resume record (its checkpoints in the artifact store)
+to the new trial and clears it on the failed one, so only one trial ever points at a
+checkpoint. A trial is retried at most :data:`MAX_RETRY` times.
+
+Heartbeats are attributes rather than a storage feature, so every storage (the RDBs,
+and a journal file) gets the same liveness rules. The clocks of machines that share a
+study must agree to well within ``grace - interval`` seconds (NTP does this).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState, create_trial
+
+from .. import records
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIOD = 30
+MAX_RETRY = 3
+
+
+def beat(study: optuna.Study, trial_id: int) -> None:
+    study._storage.set_trial_system_attr(trial_id, records.HEARTBEAT, time.time())
+
+
+class Heartbeat:
+    """Records a trial's heartbeat every ``interval`` seconds on a daemon thread."""
+
+    def __init__(self, study: optuna.Study, trial_id: int, interval: float) -> None:
+        self.study, self.trial_id, self.interval = study, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"heartbeat-{trial_id}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                beat(self.study, self.trial_id)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                return  # another worker failed it as stale; the trial's own code will find out
+            except Exception as exc:  # the storage's own retries gave up; keep trying while the trial runs
+                log.warning("heartbeat of trial id %d failed: %s", self.trial_id, exc)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=max(self.interval, 5.0))  # a beat stuck on a lost storage is left behind
+
+
+def stale_trials(study: optuna.Study, grace: float) -> list[tuple[FrozenTrial, float]]:
+    """RUNNING trials with a heartbeat older than ``grace`` seconds, with its age."""
+    now = time.time()
+    out = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = trial.system_attrs.get(records.HEARTBEAT)
+        if isinstance(last, (int, float)) and now - last > grace:
+            out.append((trial, now - last))
+    return out
+
+
+def fail_stale_trials(study: optuna.Study, grace: float) -> list[int]:
+    """Fail and queue again every stale trial (call it under the budget lock); returns their numbers."""
+    failed = []
+    for trial, age in stale_trials(study, grace):
+        reason = f"no heartbeat for {age:.0f} s: its worker died, was killed or lost the storage"
+        if fail_and_requeue(study, trial, reason):
+            failed.append(trial.number)
+            log.warning("trial %d: %s; failed and queued again", trial.number, reason)
+    return failed
+
+
+def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+    """Mark a RUNNING trial FAIL with ``reason`` and queue a retry that inherits its resume record.
+
+    Returns False when the trial was finished already (by its own worker or another one).
+    """
+    storage, trial_id = study._storage, trial._trial_id
+    resume = records.read_resume(storage.get_trial(trial_id))
+    try:
+        storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
+        storage.set_trial_user_attr(trial_id, records.RESUME, {})
+        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    requeue(study, storage.get_trial(trial_id), resume)
+    return True
+
+
+def requeue(study: optuna.Study, failed: FrozenTrial, resume: dict) -> FrozenTrial | None:
+    """Queue a WAITING copy of ``failed`` (parameters, curve, attributes, resume record), unless retried enough."""
+    history = list(failed.system_attrs.get(records.RETRY_HISTORY, []))
+    if len(history) >= MAX_RETRY:
+        log.warning("trial %d failed after %d retries; not queued again", failed.number, len(history))
+        return None
+    system_attrs = {k: v for k, v in failed.system_attrs.items() if k != records.HEARTBEAT}
+    system_attrs.update({records.RETRY_OF: failed.number, records.RETRY_HISTORY: [*history, failed.number]})
+    user_attrs = {k: v for k, v in failed.user_attrs.items() if k != records.FAIL_REASON}
+    user_attrs[records.RESUME] = resume
+    retry = create_trial(
+        state=TrialState.WAITING,
+        params=failed.params,
+        distributions=failed.distributions,
+        user_attrs=user_attrs,
+        system_attrs=system_attrs,
+        intermediate_values=failed.intermediate_values,
+    )
+    study.add_trial(retry)
+    return retry

@@ -1,0 +1,199 @@
+"""Running one trial: a configuration trained on the trial's seeds, reported, pruned, resumable, recorded.
+
+The search objective and the confirmation stage both run their trials through
+:class:`TrialRunner`. With several seeds the trainers advance in lockstep from one
+evaluation to the next, and the trial reports the mean over seeds at each evaluation
+mark (``step = env steps``), so pruning acts during training. A diverged run raises
+:class:`~vmpo_tune.errors.TrialFailed` (the trial ends FAIL with the reason), never
+``TrialPruned``.
+
+Resuming: at every evaluation each trainer's resume state (an opaque blob the trainer
+makes) goes to the artifact store under an id recorded in the trial's resume record; a
+retried trial (after a killed worker or an interrupt) inherits the record and each seed
+continues from its blob, exactly where it stopped. A finished trial removes its resume
+blobs and uploads each seed's best checkpoint and learning curve as Optuna artifacts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import io
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import optuna
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+
+from .. import provenance, records
+from ..agent import NonFiniteError
+from ..config import TrainConfig, VMPOConfig
+from ..errors import TrialFailed
+from ..stats import aggregate
+from ..trainer import VMPOTrainer
+from .spec import run_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What a trial trains: the configs, the seeds, the budget and how seeds are summarised."""
+
+    agent: VMPOConfig
+    train: TrainConfig
+    seeds: tuple[int, ...]
+    total_steps: int
+    aggregate: str = "mean"
+    objective: str = "final"
+    prune: bool = True
+
+
+class TrialRunner:
+    def __init__(
+        self,
+        out_dir: Path,
+        artifact_store: FileSystemArtifactStore | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        interrupt_check: Callable[[], None] | None = None,
+    ) -> None:
+        self.out_dir, self.artifact_store = Path(out_dir), artifact_store
+        self.on_progress, self.interrupt_check = on_progress, interrupt_check
+
+    def run(self, trial: optuna.Trial, plan: RunPlan) -> float:
+        """Train ``plan`` as ``trial``; returns the trial's value (the seeds' aggregate)."""
+        records.write_run(trial, run_config(plan.agent, plan.train, plan.total_steps), plan.seeds, provenance.record())
+        trainers = [VMPOTrainer.from_configs(plan.agent, dataclasses.replace(plan.train, seed=s)) for s in plan.seeds]
+        dirs = [self.out_dir / "trials" / f"{trial.number:05d}" / f"seed_{s}" for s in plan.seeds]
+        trainers = self._restore(trial, trainers, dirs, plan)
+        resumed = trainers[0].env_steps
+        records.write_resumed(trial, resumed, all(t.can_resume_exactly for t in trainers) if resumed else None)
+        start = time.perf_counter()
+        try:
+            self._train(trial, trainers, dirs, plan)
+        finally:
+            trained = sum(t.env_steps for t in trainers) - resumed * len(trainers)
+            records.write_timing(trial, time.perf_counter() - start, trained)
+        finals, bests = [t.final_return for t in trainers], [t.best_return for t in trainers]
+        records.write_returns(trial, finals, bests)
+        self._finish(trial, trainers, dirs)
+        return aggregate(finals if plan.objective == "final" else bests, plan.aggregate)
+
+    # ------------------------------------------------------------------ training
+
+    def _train(self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path], plan: RunPlan) -> None:
+        """Advance the seeds in lockstep, reporting the mean over seeds at each evaluation mark."""
+        report, check = self.on_progress, self.interrupt_check
+
+        def progress(steps: int, _metrics, first: bool) -> None:
+            if check is not None:
+                check()  # between two updates: a safe point to stop at
+            if first and report is not None:
+                report(trial.number, steps)
+
+        runs = [
+            t.iterate(plan.total_steps, d, on_update=functools.partial(progress, first=i == 0), log_evaluations=False)
+            for i, (t, d) in enumerate(zip(trainers, dirs))
+        ]
+        try:
+            for points in zip(*runs):
+                mark = points[0].env_steps
+                values = [p.result.mean for p in points]
+                value = float(np.mean(values))
+                if len(values) > 1:
+                    records.write_seed_values(trial, mark, values)
+                trial.report(value, mark)
+                self._save_resume(trial, trainers)
+                if plan.prune and trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")
+        except (NonFiniteError, FloatingPointError) as exc:
+            raise TrialFailed(f"diverged: {exc}") from exc
+        finally:
+            for run in runs:
+                run.close()
+
+    # ------------------------------------------------------------------ resume state
+
+    def _save_resume(self, trial: optuna.Trial, trainers: list[VMPOTrainer]) -> None:
+        """Store each seed's resume blob under a new id, record the ids, then drop the previous blobs.
+
+        Ids carry the env steps, so the recorded set is always consistent, even if the process
+        dies between two writes.
+        """
+        if self.artifact_store is None:
+            return
+        previous = records.read_resume(trial)
+        record = {}
+        for trainer in trainers:
+            seed = trainer.config.seed
+            artifact_id = _safe_id(f"resume-{trial.study.study_name}-{trial.number}-seed{seed}-{trainer.env_steps}")
+            self.artifact_store.write(artifact_id, io.BytesIO(trainer.state_bytes()))
+            record[str(seed)] = {"env_steps": trainer.env_steps, "artifact": artifact_id}
+        records.write_resume(trial, record)
+        current = {entry["artifact"] for entry in record.values()}
+        drop_resume(self.artifact_store, {k: v for k, v in previous.items() if v.get("artifact") not in current})
+
+    def _restore(
+        self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path], plan: RunPlan
+    ) -> list[VMPOTrainer]:
+        """Trainers that continue from the resume blobs a retried trial inherited (or fresh ones)."""
+        for d in dirs:
+            shutil.rmtree(d, ignore_errors=True)  # never read another attempt's files
+        record = records.read_resume(trial)
+        if not record or self.artifact_store is None:
+            return trainers
+        try:
+            for trainer in trainers:
+                entry = record[str(trainer.config.seed)]
+                with self.artifact_store.open_reader(entry["artifact"]) as reader:
+                    trainer.load_state_bytes(reader.read())
+            if len({t.env_steps for t in trainers}) != 1:
+                raise ValueError("the seeds' resume states are at different env steps")
+        except Exception as exc:  # e.g. an artifact folder that is not shared between machines
+            log.warning(
+                "trial %d cannot resume (%s); it starts over. Share --artifact-dir between machines to resume "
+                "retried trials",
+                trial.number,
+                exc,
+            )
+            return [VMPOTrainer.from_configs(plan.agent, dataclasses.replace(plan.train, seed=s)) for s in plan.seeds]
+        log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, trainers[0].env_steps)
+        return trainers
+
+    def _finish(self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path]) -> None:
+        """Upload the best checkpoint and curve of each seed; drop the resume blobs."""
+        if self.artifact_store is None:
+            return
+        for trainer, d in zip(trainers, dirs):
+            for path, mime in trainer.artifacts(d):
+                named = d / f"seed{trainer.config.seed}_{path.name}"
+                shutil.copyfile(path, named)
+                upload_artifact(
+                    artifact_store=self.artifact_store, file_path=str(named), study_or_trial=trial, mimetype=mime
+                )
+                named.unlink()
+            trainer.discard_state(d)
+        drop_resume(self.artifact_store, records.read_resume(trial))
+        records.write_resume(trial, {})
+
+
+def _safe_id(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text)
+
+
+def drop_resume(store: FileSystemArtifactStore | None, record: dict) -> None:
+    """Remove every blob of a resume record from the artifact store (missing ones are fine)."""
+    if store is None or not record:
+        return
+    for entry in record.values():
+        artifact_id = entry.get("artifact")
+        if not artifact_id:
+            continue
+        try:
+            store.remove(artifact_id)
+        except Exception:
+            log.debug("resume blob %s was already removed", artifact_id)

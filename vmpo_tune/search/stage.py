@@ -1,0 +1,135 @@
+"""The confirmation stage as a whole: choose candidates, queue units, run them on workers, rank, record.
+
+Used by ``python -m vmpo_tune.confirm`` and by ``search --confirm-top K``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import optuna
+
+from .. import notes, records
+from ..errors import UserError
+from ..stats import CandidateStats, separated_from
+from ..storage import BudgetLock
+from .confirmation import collect, open_confirm_study, plan_units, select_candidates, test_seeds, unit_counts
+from .launch import Outcome, run_workers
+from .progress import ProgressDisplay
+from .worker import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConfirmationResult:
+    ranked: list[CandidateStats]
+    outcome: Outcome
+    counts: dict[str, int]
+
+
+def run_confirmation(
+    study: optuna.Study,
+    storage,
+    settings: WorkerSettings,
+    *,
+    top: int,
+    seeds: int,
+    total_steps: int | None,
+    workers: int,
+) -> ConfirmationResult:
+    """Confirm the ``top`` best trials of ``study`` and its default on ``seeds`` test seeds.
+
+    ``settings`` is the search's worker settings (storage, folders, heartbeats, device);
+    the confirmation's own study, budget and mode replace those of the search.
+    """
+    info = records.read_study_info(study)
+    budget = int(total_steps or info.total_steps or 0)
+    if budget < 1:
+        raise UserError("the study records no budget per trial; pass --total-steps")
+    candidates = select_candidates(study, top)
+    confirm = open_confirm_study(storage, study.study_name)
+    lock = BudgetLock(settings.storage_url, confirm.study_name, patience=settings.patience)
+    try:
+        added = plan_units(confirm, lock, candidates, test_seeds(info, seeds), budget)
+    finally:
+        lock.close()
+    counts = unit_counts(confirm)
+    log.info(
+        "confirming %d candidate(s) (%s) on %d test seed(s) %s, %s env steps each: %d unit(s), %d new, %d to run",
+        len(candidates),
+        ", ".join(c.label for c in candidates),
+        seeds,
+        test_seeds(info, seeds),
+        f"{budget:,}",
+        counts["units"],
+        added,
+        counts["open"],
+    )
+    outcome = Outcome()
+    if counts["open"]:
+        unit_settings = replace(
+            settings,
+            study_name=confirm.study_name,
+            n_trials=0,
+            confirm=True,
+            sampler=optuna.samplers.RandomSampler(seed=0),
+            pruner=optuna.pruners.NopPruner(),
+            out_dir=str(Path(settings.out_dir) / "confirm"),
+        )
+        display = ProgressDisplay(confirm, counts["units"], budget, label="units done", show_best=False)
+        outcome = run_workers(unit_settings, min(workers, counts["open"]), display)
+    ranked = collect(confirm)
+    counts = unit_counts(confirm)
+    if ranked:
+        records.write_confirmation(study, [c.as_dict() for c in ranked])
+        notes.save_study_note(study, confirmed=ranked)
+    return ConfirmationResult(ranked, outcome, counts)
+
+
+def _ci(pair) -> str:
+    return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
+
+
+def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
+    """The ranked table the command ends with: confirmed statistics, resolution by the CIs, optimism."""
+    if not ranked:
+        return "no candidate has complete units on the test seeds yet (the baseline's are needed too)"
+    leader = ranked[0]
+    header = (
+        "rank | candidate | n | IQM [95% CI] | mean [95% CI] | median | min-max | P(> default) [95% CI] | "
+        "vs #1 | search score | search - IQM"
+    )
+    lines = [header, "-" * len(header)]
+    for i, c in enumerate(ranked, 1):
+        versus = "-" if c is leader else ("resolved" if separated_from(c, leader) else "within CI")
+        poi = "baseline" if c.is_baseline else f"{c.poi:.2f} [{c.poi_ci[0]:.2f}, {c.poi_ci[1]:.2f}] {c.vs_baseline}"
+        score = "" if c.search_score is None else f"{c.search_score:.1f}"
+        optimism = "" if c.optimism is None or math.isnan(c.optimism) else f"{c.optimism:+.1f}"
+        lines.append(
+            f"{i} | {c.label} | {c.n} | {c.iqm:.1f} {_ci(c.iqm_ci)} | {c.mean:.1f} {_ci(c.mean_ci)} | "
+            f"{c.median:.1f} | {c.min:.1f}-{c.max:.1f} | {poi} | {versus} | {score} | {optimism}"
+        )
+    lines.append(
+        f"test seeds {leader.seeds}; {counts['complete']} of {counts['units']} unit(s) complete"
+        + (f", {counts['failed']} failed" if counts["failed"] else "")
+        + (f", {counts['open']} still open (rerun to finish)" if counts["open"] else "")
+    )
+    lines.append(
+        "'vs #1': 'resolved' when the IQM intervals do not overlap; 'P(> default)': better / worse when its "
+        "interval excludes 0.5, else unresolved"
+    )
+    return "\n".join(lines)
+
+
+def confirmation_exit_code(outcome: Outcome) -> int:
+    if outcome.stopped_by:
+        log.warning("confirmation stopped by %s: rerun the same command to finish its units", outcome.stopped_by)
+        return 130 if outcome.stopped_by == "SIGINT" else 143
+    if outcome.storage_lost or outcome.died:
+        log.error("the confirmation did not finish (a worker died or the storage was lost): rerun the same command")
+        return 1
+    return 0

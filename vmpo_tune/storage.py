@@ -1,0 +1,524 @@
+"""Study storage: URL resolution, storages that survive dropped connections, clear errors, a budget lock.
+
+* Default: an SQLite file ``runs/<study>/study.db`` (under ``--out``), in WAL mode with a
+  60 s busy timeout, so several local worker processes never see ``database is locked``.
+* ``--storage URL`` or ``$VMPO_TUNE_STORAGE``: any SQLAlchemy URL Optuna supports
+  (``postgresql://`` (``postgres://`` is read as the same), ``mysql+pymysql://``,
+  ``sqlite:///``); the environment variable keeps a password off the command line.
+* :class:`ResilientStorage` wraps Optuna's storage and retries every call that fails
+  transiently (dropped connection, server restart, deadlock, lock timeout) with
+  exponential backoff, for up to ``patience`` seconds; then it raises
+  :class:`StorageUnavailable`. A result that took an hour to train is not lost to a
+  connection that dropped for a second.
+* :class:`BudgetLock` serialises "count the trials, then create one" across processes
+  and machines (an ``flock`` for SQLite, an advisory lock on PostgreSQL / MySQL), which
+  makes ``--trials N`` an exact global budget. Its release survives a dead connection
+  (the server has released a session lock already when the session died).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import optuna
+import sqlalchemy
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.engine import URL, make_url
+
+from .errors import UserError
+from .redaction import redact_url
+
+log = logging.getLogger(__name__)
+
+ENV_STORAGE = "VMPO_TUNE_STORAGE"
+CONNECT_TIMEOUT = 5
+PATIENCE = 300.0
+"""Seconds a storage call keeps retrying a transient failure before the storage counts as gone."""
+
+_T = TypeVar("_T")
+_ALIASES = {"postgres": "postgresql"}
+
+
+def default_storage_url(out_dir: Path) -> str:
+    return f"sqlite:///{(out_dir / 'study.db').resolve()}"
+
+
+def resolve_url(cli_url: str | None, out_dir: Path) -> str:
+    """``--storage`` wins, then ``$VMPO_TUNE_STORAGE``, then the default SQLite file."""
+    return normalize_url(cli_url or os.environ.get(ENV_STORAGE) or default_storage_url(out_dir))
+
+
+def normalize_url(url: str) -> str:
+    """``postgres://...`` (what many tools write) becomes ``postgresql://...``, which SQLAlchemy reads."""
+    scheme, sep, rest = url.partition("://")
+    base, plus, driver = scheme.partition("+")
+    return f"{_ALIASES.get(base, base)}{plus}{driver}{sep}{rest}" if sep else url
+
+
+def parse_url(url: str) -> URL:
+    try:
+        return make_url(url)
+    except Exception:
+        raise UserError(
+            f"cannot parse the storage URL {redact_url(url)!r}; use e.g. sqlite:///path/study.db or "
+            "postgresql://user@host/db"
+        ) from None
+
+
+def _sqlite_path(parsed: URL) -> Path | None:
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def prepare_sqlite(url: str, create_parent: bool) -> None:
+    """Check (or create) the folder of an SQLite file and switch the database to WAL mode."""
+    path = _sqlite_path(parse_url(url))
+    if path is None:
+        return
+    folder = path.parent
+    if not folder.exists():
+        if not create_parent:
+            raise UserError(
+                f"the folder {folder} of the SQLite storage does not exist; create it or pick another --storage"
+            )
+        folder.mkdir(parents=True, exist_ok=True)
+    if not writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(
+            f"the SQLite storage {path} is not writable (read-only folder or file); pick a writable --storage or --out"
+        )
+    _enable_wal(path)
+
+
+def _enable_wal(path: Path, attempts: int = 50) -> None:
+    """Write-ahead logging: readers never block the writer. Switching needs a moment alone with the
+    file (SQLite answers "locked" at once, without waiting), so retry while other processes use it."""
+    for attempt in range(attempts):
+        try:
+            with sqlite3.connect(path, timeout=60) as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
+            time.sleep(0.05 * (attempt + 1))
+        except sqlite3.Error as exc:
+            raise UserError(f"cannot open the SQLite storage {path}: {exc}; pick another --storage") from None
+
+
+def writable(folder: Path) -> bool:
+    """Try it: ``os.access`` says yes to root even for an immutable or read-only-mounted folder."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".vmpo-tune-write-test-"):
+            return True
+    except OSError:
+        return False
+
+
+def _engine_kwargs(parsed: URL) -> dict:
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return {"connect_args": {"timeout": 60}}
+    if backend == "postgresql":
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}, "pool_pre_ping": True}
+    if backend in ("mysql", "mariadb"):
+        return {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}, "pool_pre_ping": True, "pool_recycle": 3600}
+    raise UserError(f"unsupported storage backend {backend!r}; use sqlite, postgresql or mysql")
+
+
+# ---------------------------------------------------------------------------- transient faults
+
+
+class StorageUnavailable(UserError):
+    """The storage kept failing for longer than the patience allowed."""
+
+
+_TRANSIENT_WORDS = (
+    "server closed the connection",
+    "connection already closed",
+    "terminating connection",
+    "connection reset",
+    "connection refused",
+    "lost connection",
+    "gone away",
+    "broken pipe",
+    "database is locked",
+    "deadlock",
+    "lock wait timeout",
+    "could not connect",
+    "can't connect",
+    "connection timed out",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "admin shutdown",
+    "connection was killed",
+    "query execution was interrupted",
+)
+
+
+_PERMANENT_WORDS = (
+    "access denied",
+    "password authentication failed",
+    "authentication failed",
+    "permission denied",
+    "does not exist",
+    "unknown database",
+    "no such table",
+    "could not translate host name",
+    "name or service not known",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures that a retry on a fresh connection can cure (never for a bad query, bad data,
+    a wrong password or a missing database)."""
+    if any(word in " ".join(str(e) for e in _chain(exc)).lower() for word in _PERMANENT_WORDS):
+        return False
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if isinstance(exc, (sqlalchemy.exc.DisconnectionError, sqlalchemy.exc.TimeoutError)):
+            return True
+        if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlite3.OperationalError)):
+            return True
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return True
+        text = str(exc).lower()
+        if isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)) and any(
+            word in text for word in _TRANSIENT_WORDS
+        ):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    """The most telling line of an error chain: the driver's message rather than Optuna's generic wrapper."""
+    chain = _chain(exc)
+    root = next((e for e in chain if isinstance(e, sqlalchemy.exc.DBAPIError)), chain[-1])
+    text = str(getattr(root, "orig", None) or root)
+    return " ".join(text.split())[:200]
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    out: list[BaseException] = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+def with_retries(
+    call: Callable[[], _T], what: str, patience: float = PATIENCE, on_retry=None, quiet: bool = False
+) -> _T:
+    """``call()``, retried with exponential backoff (0.2 s doubling to 10 s, jittered) on transient failures.
+
+    After ``patience`` seconds of failures, :class:`StorageUnavailable` names ``what`` and the last error.
+    ``on_retry()`` runs before each retry (for example, to drop a dead connection).
+    """
+    deadline = time.monotonic() + patience
+    delay, attempt = 0.2, 0
+    while True:
+        try:
+            return call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            attempt += 1
+            detail = _describe(exc)
+            if time.monotonic() + delay > deadline:
+                raise StorageUnavailable(
+                    f"the storage failed for {patience:.0f} s ({what}: {detail}); check the database server, "
+                    "then rerun the same command: finished results are stored and running trials resume"
+                ) from exc
+            loud = not quiet and (attempt == 1 or attempt % 5 == 0)  # the first failure, then every fifth
+            (log.warning if loud else log.debug)(
+                "storage: %s failed (%s); retry %d in %.1f s", what, detail, attempt, delay
+            )
+            if on_retry is not None:
+                on_retry()
+            time.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, 10.0)
+
+
+class ResilientStorage(BaseStorage):
+    """An Optuna storage whose calls are retried on transient failures (see :func:`with_retries`).
+
+    Reads and idempotent writes are simply retried. ``create_new_trial`` is the one call a
+    blind retry could duplicate (the insert may have committed before the connection
+    dropped): it is made under the budget lock, so a retry first checks whether the trial
+    count moved and, if so, returns the trial that was created.
+    """
+
+    def __init__(self, inner: RDBStorage, patience: float = PATIENCE) -> None:
+        self.inner, self.patience = inner, patience
+
+    def _call(self, name: str, *args: Any) -> Any:
+        method = getattr(self.inner, name)
+        return with_retries(lambda: method(*args), name, self.patience, on_retry=self.inner.remove_session)
+
+    def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
+        return self._call("create_new_study", directions, study_name)
+
+    def delete_study(self, study_id: int) -> None:
+        return self._call("delete_study", study_id)
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        return self._call("set_study_user_attr", study_id, key, value)
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        return self._call("set_study_system_attr", study_id, key, value)
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self._call("get_study_id_from_name", study_name)
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self._call("get_study_name_from_id", study_id)
+
+    def get_study_directions(self, study_id: int) -> list[StudyDirection]:
+        return self._call("get_study_directions", study_id)
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._call("get_study_user_attrs", study_id)
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._call("get_study_system_attrs", study_id)
+
+    def get_all_studies(self) -> list:
+        return self._call("get_all_studies")
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        before = self._call("get_n_trials", study_id)
+        try:
+            return self.inner.create_new_trial(study_id, template_trial)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("storage: creating a trial failed (%s); checking whether it was stored", exc)
+            self.inner.remove_session()
+        if self._call("get_n_trials", study_id) > before:  # it committed before the connection dropped
+            return self._call("get_trial_id_from_study_id_trial_number", study_id, before)
+        return self._call("create_new_trial", study_id, template_trial)
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float, distribution) -> None:
+        return self._call("set_trial_param", trial_id, param_name, param_value_internal, distribution)
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._call("get_trial_id_from_study_id_trial_number", study_id, trial_number)
+
+    def get_trial_number_from_id(self, trial_id: int) -> int:
+        return self._call("get_trial_number_from_id", trial_id)
+
+    def get_trial_param(self, trial_id: int, param_name: str) -> float:
+        return self._call("get_trial_param", trial_id, param_name)
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        return self._call("set_trial_state_values", trial_id, state, values)
+
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        return self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        return self._call("set_trial_user_attr", trial_id, key, value)
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        return self._call("set_trial_system_attr", trial_id, key, value)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return self._call("get_trial", trial_id)
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states=None) -> list[FrozenTrial]:
+        return self._call("get_all_trials", study_id, deepcopy, states)
+
+    def get_n_trials(self, study_id: int, state=None) -> int:
+        return self._call("get_n_trials", study_id, state)
+
+    def get_best_trial(self, study_id: int) -> FrozenTrial:
+        return self._call("get_best_trial", study_id)
+
+    def get_trial_params(self, trial_id: int) -> dict[str, Any]:
+        return self._call("get_trial_params", trial_id)
+
+    def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._call("get_trial_user_attrs", trial_id)
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._call("get_trial_system_attrs", trial_id)
+
+    def remove_session(self) -> None:
+        self.inner.remove_session()
+
+    def check_trial_is_updatable(self, trial_id: int, trial_state: TrialState) -> None:
+        self.inner.check_trial_is_updatable(trial_id, trial_state)
+
+    def close(self) -> None:
+        self.inner.remove_session()
+        self.inner.engine.dispose()
+
+
+# ---------------------------------------------------------------------------- opening
+
+
+def open_storage(url: str, create_parent: bool = False, patience: float = PATIENCE) -> ResilientStorage:
+    """The storage behind ``url``; connection problems at opening become a one-line :class:`UserError`."""
+    url = normalize_url(url)
+    parsed = parse_url(url)
+    prepare_sqlite(url, create_parent)
+    try:
+        inner = with_retries(
+            lambda: _create_rdb_storage(url, _engine_kwargs(parsed)), "connecting", min(patience, 10), quiet=True
+        )
+    except (UserError, StorageUnavailable) as exc:
+        if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
+            raise connection_error(url, exc.__cause__) from None
+        raise
+    except ModuleNotFoundError as exc:
+        extra = "postgres" if parsed.get_backend_name() == "postgresql" else "mysql"
+        raise UserError(
+            f"the driver for {parsed.drivername} is not installed ({exc.name}); pip install 'vmpo-tune[{extra}]'"
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        raise connection_error(url, exc) from None
+    return ResilientStorage(inner, patience)
+
+
+def _create_rdb_storage(url: str, engine_kwargs: dict, attempts: int = 5) -> RDBStorage:
+    """``RDBStorage(...)``, retried when another process is creating the same schema right now.
+
+    Several workers or machines starting on a fresh database race to create Optuna's
+    tables and its schema-version row; the loser sees "already exists" / "duplicate key" /
+    a unique-constraint error and simply tries again.
+    """
+    for attempt in range(attempts):
+        try:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        except sqlalchemy.exc.SQLAlchemyError as exc:
+            text = str(exc).lower()
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or any(
+                word in text for word in ("already exists", "duplicate", "unique constraint")
+            )
+            if attempt == attempts - 1 or not racing:
+                raise
+            log.debug("schema being created by another process (%s); retrying", text.splitlines()[0])
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def connection_error(url: str, exc: BaseException) -> UserError:
+    """Turn a driver error into one line: what failed, where, and what to do."""
+    orig = getattr(exc, "orig", None) or getattr(exc, "__cause__", None) or exc
+    detail = " ".join(str(orig).split())[:300]
+    lowered = detail.lower()
+    if "password" in lowered or "access denied" in lowered:
+        fix = "check the user name and password in the storage URL"
+    elif "does not exist" in lowered or "unknown database" in lowered:
+        fix = "create the database first (see README, 'Scaling out')"
+    else:
+        fix = "check that the database server is running and reachable, and the URL (--storage or $VMPO_TUNE_STORAGE)"
+    return UserError(f"cannot use the storage {redact_url(url)}: {detail}; {fix}")
+
+
+# ---------------------------------------------------------------------------- budget lock
+
+
+class BudgetLock:
+    """A cross-process (and cross-machine, on a server) mutex for one study's trial budget."""
+
+    def __init__(self, url: str, study_name: str, patience: float = PATIENCE) -> None:
+        self.url, self.study_name, self.patience = normalize_url(url), study_name, patience
+        parsed = parse_url(self.url)
+        self.backend = parsed.get_backend_name()
+        self._path = _sqlite_path(parsed)
+        self._key = int.from_bytes(hashlib.sha256(f"vmpo-tune:{study_name}".encode()).digest()[:8], "big", signed=True)
+        self._engine = None
+        if self.backend != "sqlite":
+            connect_args = _engine_kwargs(parsed)["connect_args"]
+            self._engine = sqlalchemy.create_engine(
+                self.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
+            )
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if self.backend == "sqlite":
+            with self._flock():
+                yield
+        else:
+            with self._advisory():
+                yield
+
+    @contextmanager
+    def _flock(self) -> Iterator[None]:
+        if self._path is None:  # in-memory database: one process only
+            yield
+            return
+        with open(f"{self._path}.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _statements(self) -> tuple[sqlalchemy.TextClause, sqlalchemy.TextClause, dict]:
+        if self.backend == "postgresql":
+            return (
+                sqlalchemy.text("SELECT pg_advisory_lock(:k)"),
+                sqlalchemy.text("SELECT pg_advisory_unlock(:k)"),
+                {"k": self._key},
+            )
+        name = f"vmpo-tune:{self.study_name}"[:64]
+        return sqlalchemy.text("SELECT GET_LOCK(:n, 120)"), sqlalchemy.text("SELECT RELEASE_LOCK(:n)"), {"n": name}
+
+    def _acquire(self) -> sqlalchemy.Connection:
+        assert self._engine is not None
+        acquire, _, params = self._statements()
+        conn = self._engine.connect()
+        try:
+            got = conn.execute(acquire, params).scalar()
+        except BaseException:
+            conn.invalidate()
+            conn.close()
+            raise
+        if self.backend != "postgresql" and got != 1:
+            conn.close()
+            raise UserError(f"timed out waiting 120 s for the budget lock of study {self.study_name!r}")
+        return conn
+
+    @contextmanager
+    def _advisory(self) -> Iterator[None]:
+        conn = with_retries(self._acquire, "taking the budget lock", self.patience)
+        _, release, params = self._statements()
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(release, params)
+                conn.close()
+            except Exception as exc:  # a dead session holds no lock: the server released it with the session
+                log.warning(
+                    "storage: releasing the budget lock failed (%s); the server dropped it with the connection",
+                    " ".join(str(exc).split())[:200],
+                )
+                try:
+                    conn.invalidate()
+                    conn.close()
+                except Exception:
+                    log.debug("closing the dead lock connection failed", exc_info=True)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
