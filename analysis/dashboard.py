@@ -16,6 +16,7 @@ import shlex
 from pathlib import Path
 
 from vmpo_tune.redaction import redact_url
+from vmpo_tune.storage import journal_path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -24,8 +25,11 @@ DEFAULT_PORT = 8080
 def dashboard_argv(
     storage_url: str, artifact_dir: Path | str | None = None, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT
 ) -> list[str]:
-    """The ``optuna-dashboard`` command line (as a list) for a storage and its artifact folder."""
-    argv = ["optuna-dashboard", storage_url]
+    """The ``optuna-dashboard`` command line (as a list) for a storage and its artifact folder.
+
+    A journal storage (``journal:///path/study.log``) is given to the dashboard as its file path."""
+    journal = journal_path(storage_url)
+    argv = ["optuna-dashboard", str(journal) if journal is not None else storage_url]
     if artifact_dir is not None:
         argv += ["--artifact-dir", str(artifact_dir)]
     return argv + ["--host", host, "--port", str(port)]

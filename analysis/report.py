@@ -83,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m analysis.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
-    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)")
+    p.add_argument(
+        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
+    )
     p.add_argument(
         "--run-dir", help="the search's --out folder, for the default storage and the artifacts (default runs/<study>)"
     )

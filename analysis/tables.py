@@ -28,6 +28,7 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
+from vmpo_tune import records
 from vmpo_tune.records import retried_numbers
 from vmpo_tune.redaction import redact
 
@@ -77,7 +78,7 @@ def trial_row(trial: FrozenTrial, retried: set[int]) -> dict[str, Any]:
         "datetime_complete": trial.datetime_complete,
         "duration_s": duration,
         "retried": trial.state == TrialState.FAIL and trial.number in retried,
-        "retry_of": json.dumps(list(trial.system_attrs.get("retry_history", []))),
+        "retry_of": json.dumps(records.TrialRecord.of(trial).retry_of),
         "n_reports": len(steps),
         "last_step": steps[-1] if steps else None,
         "last_intermediate": _finite_or_none(trial.intermediate_values[steps[-1]]) if steps else None,

@@ -26,5 +26,7 @@ wait $ppo
 $PY ${CONFIRM#python } --workers 10 > "$OUT/confirm-b.log" 2>&1 &
 wait
 $PY benchmarks/results_table.py --study hopper --run-dir "$OUT/hopper" --ppo "$OUT/ppo.json" \
-    --machine "$MACHINE" --search-command "$SEARCH" --ppo-command "$PPO --out ppo.json" > "$OUT/table.log" 2>&1
+    --machine "$MACHINE" --search-command "$SEARCH" --ppo-command "$PPO --out ppo.json" \
+    --note "The whole section, runs included: \`OUT=runs/results-hopper bash benchmarks/hopper_results.sh\`." \
+    > "$OUT/table.log" 2>&1
 echo done > "$OUT/DONE"

@@ -56,6 +56,7 @@ def main() -> None:
     p.add_argument("--machine", required=True, help="where the runs ran, in words")
     p.add_argument("--search-command", required=True)
     p.add_argument("--ppo-command", default="")
+    p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
     args = p.parse_args()
     study, _, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
     ranked = records.read_confirmation(study)
@@ -105,6 +106,7 @@ def main() -> None:
             budget,
             "",
             f"Search: `{args.search_command}`.",
+            *([""] + [args.note] if args.note else []),
         ]
     )
     write_section(RESULTS, f"results-{args.study}", f"{args.study} ({info.env_id})", body, header=HEADER)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,7 @@ def main() -> None:
             f"{sum(r['search_hours'] for r in mine) / len(mine):.2f} |"
         )
     reduced = any(getattr(args, f) for f in ("total_steps", "eval_interval", "eval_episodes"))
-    command = "python benchmarks/search_efficiency.py " + " ".join(sys.argv[1:])
+    command = "python benchmarks/search_efficiency.py " + shlex.join(sys.argv[1:])
     intro = (
         f"`{command}` on {args.machine}. Same nominal env-step budget per strategy: {args.budget_trials} one-seed "
         f"trials or {args.budget_trials // 3} three-seed trials; confirmation of the top {args.confirm_top} and the "

@@ -50,8 +50,19 @@ def cli(module: str, *args: str, cwd: Path, timeout: float = 300, env: dict | No
     )
 
 
+def storage_of(url: str, read_only: bool = False):
+    """An Optuna storage for a URL the CLI accepts (an RDB URL, or journal:///path for a journal file)."""
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(url[len("journal://") :]))
+    if read_only:  # never create the schema under the feet of a process being watched
+        return optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
+    return url
+
+
 def load(url: str, name: str = "toy") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=url)
+    return optuna.load_study(study_name=name, storage=storage_of(url))
 
 
 def spawn(module: str, *args: str, cwd: Path, env: dict | None = None) -> subprocess.Popen:
@@ -85,9 +96,8 @@ def running_with_values(url: str, n: int, min_values: int = 1, name: str = "toy"
     """The RUNNING trials of the study once ``n`` of them report ``min_values`` evaluations."""
 
     def check():
-        try:  # read only: never create the schema under the feet of the process being watched
-            storage = optuna.storages.RDBStorage(url, skip_table_creation=True, skip_compatibility_check=True)
-            study = optuna.load_study(study_name=name, storage=storage)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage_of(url, read_only=True))
         except Exception:
             return None
         running = [

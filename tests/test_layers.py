@@ -30,6 +30,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.targets": GROUND,
     "vmpo_tune.cli_common": GROUND,
     "vmpo_tune.provenance": GROUND,
+    "vmpo_tune.tblog": GROUND,
     # what the agent and the trainer are made of; the storage layer
     "vmpo_tune.networks": 1,
     "vmpo_tune.envs": 1,

@@ -83,11 +83,13 @@ def test_sigint_then_rerun_gives_exactly_the_uninterrupted_result(tmp_path, unin
 # ---------------------------------------------------------------------------- budgets that close
 
 
-@pytest.mark.server
 @pytest.mark.slow
-def test_a_killed_command_leaves_no_running_trial_and_the_budget_closes(tmp_path, pg_url, uninterrupted):
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.server), "journal"])
+def test_a_killed_command_leaves_no_running_trial_and_the_budget_closes(tmp_path, backend, request, uninterrupted):
     """Three commands share --trials 9; one is SIGKILLed mid-trial. The others wait for its heartbeat to go
-    stale, fail and retry its trial (which resumes exactly), and finish exactly the budget."""
+    stale, fail and retry its trial (which resumes exactly), and finish exactly the budget. On PostgreSQL, and
+    on a journal file (the storage for a shared filesystem without a database server)."""
+    pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"journal:///{tmp_path}/study.log"
     study = {**LONG_TOY, "search_space": {"epsilon_eta": {"choices": [0.01], "default": 0.01}}}
     write_study(tmp_path, study)
     args = ("--study", "toy.yaml", "--out", "run", "--trials", "9", "--storage", pg_url, *FAST_HEARTBEAT)

@@ -207,3 +207,22 @@ def test_enqueue_queues_a_hand_written_config_and_refuses_one_outside_the_space(
     typo = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--enqueue", "typo.yaml", cwd=tmp_path)
     assert typo.returncode == 2 and "did you mean 'epsilon_eta'" in typo.stderr
     assert len(load(f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials) == 2  # nothing was added
+
+
+def test_tensorboard_scalars_for_every_trial_and_seed(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    write_study(tmp_path, {**TOY_STUDY, "seeds_per_trial": 2})
+    proc = cli(
+        "vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "1", "--tensorboard", "tb", cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    trial = load(f"sqlite:///{tmp_path / 'run' / 'study.db'}").trials[0]
+    for seed in (0, 1):
+        events = EventAccumulator(str(tmp_path / "tb" / "toy" / "trial-00000" / f"seed-{seed}"))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        assert {"eval/return_mean", "loss/policy", "kl/mean", "vmpo/eta", "policy/std"} <= tags
+        returns = {e.step: e.value for e in events.Scalars("eval/return_mean")}
+        assert sorted(returns) == [256, 512]  # one point per evaluation, at its env-step mark
+    assert trial.intermediate_values == {256: 50.0, 512: 50.0}

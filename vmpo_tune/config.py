@@ -150,7 +150,7 @@ class TrainConfig(_DictRoundTrip):
     reward_scale: float = 1.0
     """Rewards are multiplied by this before the targets are computed (evaluation reports raw returns)."""
     checkpoints: bool = True
-    """Write ``last.pt`` and ``best.pt`` to the output directory at each evaluation."""
+    """At each evaluation, write the resume state (``resume.pt``) and the best agent (``best.pt``) to the output."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.env_id, str) or not self.env_id:

@@ -16,7 +16,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import records
+from . import records, tblog
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
@@ -36,7 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive_int, default=10, help="test seeds per candidate (default 10)")
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core")
-    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)")
+    p.add_argument(
+        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
+    )
     p.add_argument("--run-dir", help="the search's --out folder (default runs/<study>)")
     p.add_argument("--artifact-dir", help="Optuna artifact store folder (default <run-dir>/artifacts)")
     p.add_argument("--total-steps", type=positive_int, help="env steps per unit (default: the study's budget)")
@@ -44,12 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat-interval", type=positive_int, default=HEARTBEAT_INTERVAL, help=argparse.SUPPRESS)
     p.add_argument("--grace-period", type=positive_int, default=GRACE_PERIOD, help=argparse.SUPPRESS)
     p.add_argument("--patience", type=positive_int, default=int(PATIENCE), help=argparse.SUPPRESS)
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard scalars of every run under DIR")
     add_common_flags(p)
     return p
 
 
 def confirm(args: argparse.Namespace) -> int:
     check_worker_count(args.workers, args.force)
+    if args.tensorboard:
+        tblog.check_available()
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
     study, url, storage = records.open_existing_study(args.study, args.storage, run_dir)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else run_dir / "artifacts"
@@ -66,6 +71,7 @@ def confirm(args: argparse.Namespace) -> int:
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         patience=args.patience,
+        tensorboard_dir=args.tensorboard,
     )
     try:
         result = run_confirmation(

@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m vmpo_tune.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
-    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)")
+    p.add_argument(
+        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
+    )
     p.add_argument("--run-dir", help="the search's --out folder, for the default storage (default runs/<study>)")
     p.add_argument("--top", type=positive_int, default=1, help="export the K best runs (default 1)")
     p.add_argument(
@@ -61,8 +63,11 @@ def ranked_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
 
 
-def run_entry(rank: int, trial: FrozenTrial | None, config: dict | None = None) -> dict[str, Any]:
-    """One exported run: a trial's complete configuration and what it scored (or a config alone)."""
+def run_entry(
+    rank: int, trial: FrozenTrial | None, config: dict | None = None, seeds: list[int] | None = None
+) -> dict[str, Any]:
+    """One exported run: a trial's complete configuration and what it scored (or a config alone, which
+    ``train`` then runs on ``seeds``, the study's tuning seeds)."""
     record = None if trial is None else records.TrialRecord.of(trial)
     config = config or (record.config if record else None)
     if not config:
@@ -71,7 +76,7 @@ def run_entry(rank: int, trial: FrozenTrial | None, config: dict | None = None) 
         "rank": rank,
         "trial": None if record is None else record.number,
         "score": None if record is None else float(record.value),
-        "seeds": [] if record is None else record.seeds,
+        "seeds": list(seeds or []) if record is None else record.seeds,
         "seed_returns": [] if record is None else record.seed_returns,
         "env_id": config["train"]["env_id"],
         "total_steps": int(config["total_steps"]),
@@ -90,13 +95,15 @@ def run_entry(rank: int, trial: FrozenTrial | None, config: dict | None = None) 
     return entry
 
 
-def _confirmed_runs(study: optuna.Study, confirmation: list[dict], top: int) -> list[dict[str, Any]]:
+def _confirmed_runs(study: optuna.Study, confirmation: list[dict], top: int, plan: dict) -> list[dict[str, Any]]:
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
-    default = records.read_study_info(study).default_config
+    info = records.read_study_info(study)
     runs = []
     for i, stats in enumerate(confirmation[:top], 1):
         trial = by_number.get(stats["source_trial"]) if stats["source_trial"] is not None else None
-        entry = run_entry(i, trial, None if trial is not None else default)
+        entry = run_entry(i, trial, None if trial is not None else info.default_config, info.tuning_seeds)
+        if plan.get("total_steps"):  # the budget the confirmed statistics were measured at
+            entry["total_steps"] = int(plan["total_steps"])
         entry["candidate"] = stats["label"]
         entry["confirmed"] = {
             k: stats[k]
@@ -149,11 +156,11 @@ def build_document(study: optuna.Study, url: str, top: int, by: str | None, comp
             f"study {study.study_name!r} has no confirmation yet; run python -m vmpo_tune.confirm --study "
             f"{study.study_name}, or export with --by search"
         )
+    plan = records.read_confirm_plan(companion) if companion is not None else {}
     if by == "confirmed":
-        runs = _confirmed_runs(study, confirmation, top)
+        runs = _confirmed_runs(study, confirmation, top, plan)
     else:
         runs = [run_entry(i + 1, t) for i, t in enumerate(ranked_trials(study, top))]
-    plan = records.read_confirm_plan(companion) if companion is not None else {}
     return {
         "format": FORMAT,
         "study": study.study_name,

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
 from .redaction import redact_url
-from .storage import ResilientStorage, open_storage, parse_url, resolve_url
+from .storage import ResilientStorage, journal_path, open_storage, parse_url, resolve_url
 
 RUNS_DIR = Path("runs")
 
@@ -64,6 +64,10 @@ SOURCE_TRIAL = "source_trial"
 HEARTBEAT = "vmpo_tune:heartbeat"
 RETRY_HISTORY = "retry_history"
 RETRY_OF = "failed_trial"
+FAILURES = "vmpo_tune:failures"
+
+INHERITED = (CONFIG, SEEDS, ENQUEUED, CANDIDATE, SOURCE_TRIAL, SEED_CURVES, PROVENANCE)
+"""What a retry takes over from the attempt it replaces (its resume record is passed on explicitly)."""
 
 DEFAULT_ENQUEUED = "default configuration"
 CONFIRM_SUFFIX = "/confirm"
@@ -226,9 +230,9 @@ def write_run(trial: optuna.Trial, config: Mapping[str, Any], seeds: Sequence[in
 
 
 def write_resumed(trial: optuna.Trial, env_steps: int, exact: bool | None) -> None:
+    """Where this attempt started: 0, or the env steps it resumed from and whether exactly (else None)."""
     trial.set_user_attr(RESUMED_FROM, int(env_steps))
-    if env_steps:
-        trial.set_user_attr(RESUME_EXACT, bool(exact))
+    trial.set_user_attr(RESUME_EXACT, bool(exact) if env_steps else None)
 
 
 def write_timing(trial: optuna.Trial, wall: float, trained: int) -> None:
@@ -353,9 +357,14 @@ def open_existing_study(
     Returns the study, the storage URL it came from, and the storage (for companion studies).
     """
     url = resolve_url(storage_url, Path(run_dir) if run_dir else default_run_dir(study_name))
-    parsed = parse_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and not Path(parsed.database).exists():
-        raise UserError(f"no stored study at {parsed.database}; run a search first, or pass --storage / --run-dir")
+    journal = journal_path(url)
+    if journal is not None:
+        stored_file = str(journal)
+    else:
+        parsed = parse_url(url)
+        stored_file = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if stored_file and not Path(stored_file).exists():
+        raise UserError(f"no stored study at {stored_file}; run a search first, or pass --storage / --run-dir")
     storage = open_storage(url)
     names = [s.study_name for s in storage.get_all_studies()]
     if study_name not in names:

@@ -22,7 +22,7 @@ MASK = "***"
 SECRET_KEYS = ("password", "passwd", "pwd", "pass", "secret", "token", "api_key", "apikey")
 # scheme://<everything up to whitespace or a quote>
 _URL = re.compile(r"\b[a-zA-Z][\w+.-]*://[^\s'\"<>]*")
-_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@?#]*):(?P<password>[^/?#]*)@")
+_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@?#]*):(?P<password>.*)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
 
 

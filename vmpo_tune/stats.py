@@ -191,7 +191,8 @@ def describe(
     is_baseline: bool = False,
     seed: int = 0,
 ) -> CandidateStats:
-    """All statistics of one candidate against the baseline's returns on the same test seeds."""
+    """All statistics of one candidate; the probability of improvement is against the baseline's returns
+    (the test seeds both completed; a unit that failed or is still open is left out of either side)."""
     x = np.asarray(returns, dtype=float)
     return CandidateStats(
         label=label,

@@ -2,6 +2,10 @@
 
 * Default: an SQLite file ``runs/<study>/study.db`` (under ``--out``), in WAL mode with a
   60 s busy timeout, so several local worker processes never see ``database is locked``.
+* A journal file (``journal:///path/study.log``, or any path ending in ``.log``): Optuna's
+  ``JournalStorage`` on a plain file, for a shared filesystem and no database server. The
+  budget lock is an ``flock`` beside it (the filesystem must support ``flock``, as local
+  disks and NFSv4 do); heartbeats and retries work as on the RDBs.
 * ``--storage URL`` or ``$VMPO_TUNE_STORAGE``: any SQLAlchemy URL Optuna supports
   (``postgresql://`` (``postgres://`` is read as the same), ``mysql+pymysql://``,
   ``sqlite:///``); the environment variable keeps a password off the command line.
@@ -60,8 +64,19 @@ def resolve_url(cli_url: str | None, out_dir: Path) -> str:
     return normalize_url(cli_url or os.environ.get(ENV_STORAGE) or default_storage_url(out_dir))
 
 
+JOURNAL = "journal://"
+
+
+def journal_path(url: str) -> Path | None:
+    """The file of a journal storage URL (``journal:///path/study.log``), or None for an RDB URL."""
+    return Path(url[len(JOURNAL) :]) if url.startswith(JOURNAL) else None
+
+
 def normalize_url(url: str) -> str:
-    """``postgres://...`` (what many tools write) becomes ``postgresql://...``, which SQLAlchemy reads."""
+    """``postgres://...`` (what many tools write) becomes ``postgresql://...``, which SQLAlchemy reads; a bare
+    path ending in ``.log`` becomes ``journal:///<absolute path>``."""
+    if "://" not in url and url.endswith(".log"):
+        return f"{JOURNAL}{Path(url).resolve()}"
     scheme, sep, rest = url.partition("://")
     base, plus, driver = scheme.partition("+")
     return f"{_ALIASES.get(base, base)}{plus}{driver}{sep}{rest}" if sep else url
@@ -84,22 +99,30 @@ def _sqlite_path(parsed: URL) -> Path | None:
 
 
 def prepare_sqlite(url: str, create_parent: bool) -> None:
-    """Check (or create) the folder of an SQLite file and switch the database to WAL mode."""
+    """Check (or create) the folder of an SQLite file (or journal file) and switch SQLite to WAL mode."""
+    path = journal_path(url)
+    if path is not None:
+        _check_folder(path, create_parent)
+        return
     path = _sqlite_path(parse_url(url))
     if path is None:
         return
+    _check_folder(path, create_parent)
+    _enable_wal(path)
+
+
+def _check_folder(path: Path, create_parent: bool) -> None:
     folder = path.parent
     if not folder.exists():
         if not create_parent:
             raise UserError(
-                f"the folder {folder} of the SQLite storage does not exist; create it or pick another --storage"
+                f"the folder {folder} of the storage file does not exist; create it or pick another --storage"
             )
         folder.mkdir(parents=True, exist_ok=True)
     if not writable(folder) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(
-            f"the SQLite storage {path} is not writable (read-only folder or file); pick a writable --storage or --out"
+            f"the storage file {path} is not writable (read-only folder or file); pick a writable --storage or --out"
         )
-    _enable_wal(path)
 
 
 def _enable_wal(path: Path, attempts: int = 50) -> None:
@@ -179,6 +202,12 @@ _PERMANENT_WORDS = (
     "no such table",
     "could not translate host name",
     "name or service not known",
+    "readonly database",
+    "read-only",
+    "database or disk is full",
+    "disk i/o error",
+    "unable to open database file",
+    "no such column",
 )
 
 
@@ -259,13 +288,14 @@ def with_retries(
 class ResilientStorage(BaseStorage):
     """An Optuna storage whose calls are retried on transient failures (see :func:`with_retries`).
 
-    Reads and idempotent writes are simply retried. ``create_new_trial`` is the one call a
-    blind retry could duplicate (the insert may have committed before the connection
-    dropped): it is made under the budget lock, so a retry first checks whether the trial
-    count moved and, if so, returns the trial that was created.
+    Reads and idempotent writes are simply retried. Two calls a blind retry could get wrong
+    (the write may have committed before the connection dropped) check first:
+    ``create_new_trial`` (made under the budget lock) looks whether the trial count moved
+    and, if so, returns the trial that was created; ``set_trial_state_values`` looks whether
+    the trial is in the target state already.
     """
 
-    def __init__(self, inner: RDBStorage, patience: float = PATIENCE) -> None:
+    def __init__(self, inner: BaseStorage, patience: float = PATIENCE) -> None:
         self.inner, self.patience = inner, patience
 
     def _call(self, name: str, *args: Any) -> Any:
@@ -328,7 +358,28 @@ class ResilientStorage(BaseStorage):
         return self._call("get_trial_param", trial_id, param_name)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
-        return self._call("set_trial_state_values", trial_id, state, values)
+        """Retried like the rest, except that a retry first looks whether the change committed before the
+        connection dropped (the trial already in ``state``): that counts as done, not as a conflict. (Taking a
+        WAITING trial happens under the budget lock, so a RUNNING trial found here is the caller's.)"""
+        try:
+            return self.inner.set_trial_state_values(trial_id, state, values)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning(
+                "storage: setting trial id %d to %s failed (%s); checking whether it was stored",
+                trial_id,
+                state.name,
+                _describe(exc),
+            )
+            self.inner.remove_session()
+
+        def again() -> bool:
+            if self.inner.get_trial(trial_id).state == state:
+                return True
+            return self.inner.set_trial_state_values(trial_id, state, values)
+
+        return with_retries(again, "set_trial_state_values", self.patience, on_retry=self.inner.remove_session)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         return self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
@@ -368,7 +419,9 @@ class ResilientStorage(BaseStorage):
 
     def close(self) -> None:
         self.inner.remove_session()
-        self.inner.engine.dispose()
+        engine = getattr(self.inner, "engine", None)
+        if engine is not None:
+            engine.dispose()
 
 
 # ---------------------------------------------------------------------------- opening
@@ -377,8 +430,13 @@ class ResilientStorage(BaseStorage):
 def open_storage(url: str, create_parent: bool = False, patience: float = PATIENCE) -> ResilientStorage:
     """The storage behind ``url``; connection problems at opening become a one-line :class:`UserError`."""
     url = normalize_url(url)
-    parsed = parse_url(url)
     prepare_sqlite(url, create_parent)
+    journal = journal_path(url)
+    if journal is not None:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return ResilientStorage(JournalStorage(JournalFileBackend(str(journal))), patience)
+    parsed = parse_url(url)
     try:
         inner = with_retries(
             lambda: _create_rdb_storage(url, _engine_kwargs(parsed)), "connecting", min(patience, 10), quiet=True
@@ -441,12 +499,13 @@ class BudgetLock:
 
     def __init__(self, url: str, study_name: str, patience: float = PATIENCE) -> None:
         self.url, self.study_name, self.patience = normalize_url(url), study_name, patience
-        parsed = parse_url(self.url)
-        self.backend = parsed.get_backend_name()
-        self._path = _sqlite_path(parsed)
+        journal = journal_path(self.url)
+        parsed = None if journal is not None else parse_url(self.url)
+        self.backend = "journal" if parsed is None else parsed.get_backend_name()
+        self._path = journal if parsed is None else _sqlite_path(parsed)
         self._key = int.from_bytes(hashlib.sha256(f"vmpo-tune:{study_name}".encode()).digest()[:8], "big", signed=True)
         self._engine = None
-        if self.backend != "sqlite":
+        if self.backend not in ("sqlite", "journal"):
             connect_args = _engine_kwargs(parsed)["connect_args"]
             self._engine = sqlalchemy.create_engine(
                 self.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
@@ -454,7 +513,7 @@ class BudgetLock:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        if self.backend == "sqlite":
+        if self.backend in ("sqlite", "journal"):
             with self._flock():
                 yield
         else:
@@ -466,7 +525,9 @@ class BudgetLock:
         if self._path is None:  # in-memory database: one process only
             yield
             return
-        with open(f"{self._path}.lock", "a") as handle:
+        # (not "<journal>.lock": Optuna's journal backend keeps its own lock there)
+        suffix = ".budget.lock" if self.backend == "journal" else ".lock"
+        with open(f"{self._path}{suffix}", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

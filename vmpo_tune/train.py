@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import records
+from . import records, tblog
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from .config import TrainConfig, VMPOConfig
 from .errors import UserError
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--total-steps", type=positive_int, help="env steps per seed (default: the trial's budget)")
     p.add_argument("--device", help="torch device (default: the run file's)")
     p.add_argument("--out", help="output folder (default runs/train/<study>-trial<N>)")
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard scalars of each seed's run under DIR")
     add_common_flags(p)
     return p
 
@@ -152,9 +153,16 @@ def train(args: argparse.Namespace) -> int:
             "be reproduced exactly"
         )
     finals, bests = [], []
+    if args.tensorboard:
+        tblog.check_available()
     for seed in seeds:
         trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(train_cfg, seed=seed))
-        result = trainer.train(total, out / f"seed_{seed}")
+        board = tblog.ScalarLog(Path(args.tensorboard) / f"seed-{seed}") if args.tensorboard else None
+        try:
+            result = trainer.train(total, out / f"seed_{seed}", callback=_board_writer(trainer, board))
+        finally:
+            if board is not None:
+                board.close()
         finals.append(result.final_return)
         bests.append(result.best_return)
         print(
@@ -179,6 +187,13 @@ def train(args: argparse.Namespace) -> int:
         f"IQM {stats['iqm']:.1f}{score}; results in {results}"
     )
     return 0
+
+
+def _board_writer(trainer: VMPOTrainer, board):
+    """A train() callback that writes each evaluation's row to TensorBoard (and never stops training)."""
+    if board is None:
+        return None
+    return lambda _steps, _result: board.write(trainer.history[-1])
 
 
 def _unused(path: Path) -> Path:

@@ -7,7 +7,7 @@ the environments. :meth:`VMPOTrainer.train` runs it to the end with an optional
 callback that can stop training by returning ``True``.
 
 The trainer owns its files and its resume state. At each evaluation it keeps (in
-memory, and in its output folder when it has one) everything a later run needs to
+memory, and in its output folder when ``checkpoints`` is on) everything a later run needs to
 continue *exactly* as if it had never stopped: the agent (networks, statistics, duals,
 optimisers, random generator), the environments' full state and current observations,
 the evaluation history and the best agent so far. :meth:`save_state` /
@@ -432,7 +432,7 @@ class VMPOTrainer:
         self._envs_at = None
         if state["envs"] is not None:
             snapshot = envstate.EnvSnapshot(state["envs"], tuple(state["envs_inexact"]))
-            self._envs_at = (self.env_steps, snapshot, state["obs"].numpy())
+            self._envs_at = (self.env_steps, snapshot, state["obs"].cpu().numpy())
 
     def save_state(self, path: str | os.PathLike) -> None:
         """Write :meth:`state_dict` to one file, atomically."""

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from .. import records
+from .. import records, tblog
 from ..cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from ..envs import EnvError, check_env
 from ..errors import UserError
@@ -68,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core of this machine"
     )
-    p.add_argument("--storage", help=f"Optuna RDB URL (default: ${ENV_STORAGE} or sqlite:///<out>/study.db)")
+    p.add_argument(
+        "--storage",
+        help=f"Optuna RDB URL, or a journal file (journal:///path/study.log or path.log) on a shared filesystem "
+        f"(default: ${ENV_STORAGE} or sqlite:///<out>/study.db)",
+    )
     p.add_argument("--study-name", help="name of the stored study (default: the study file's name)")
     p.add_argument("--total-steps", type=positive_int, help="env steps per trial and seed (overrides the study)")
     p.add_argument("--eval-interval", type=positive_int, help="env steps between evaluations (overrides the study)")
@@ -120,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(PATIENCE),
         help=f"seconds a failing storage call is retried before the storage counts as gone (default {PATIENCE:.0f})",
     )
+    p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard scalars of every run under DIR")
     add_common_flags(p)
     return p
 
@@ -142,6 +147,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.device != "cpu" and not args.device.startswith("cuda"):
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     check_worker_count(args.workers, args.force)
+    if args.tensorboard:
+        tblog.check_available()
     if args.grace_period <= args.heartbeat_interval:
         raise UserError(
             f"the grace period ({args.grace_period} s) must be longer than the heartbeat interval "
@@ -166,14 +173,13 @@ def search(args: argparse.Namespace) -> int:
     pruner = make_pruner(spec, args.pruner)
     url = resolve_url(args.storage, out)
     prepare_folders(out, artifact_dir)
-    storage = open_storage(url, create_parent=url.startswith("sqlite:///") and not args.storage, patience=args.patience)
+    storage = open_storage(url, create_parent=not args.storage and url.startswith("sqlite:///"), patience=args.patience)
     lock = BudgetLock(url, study_name, patience=args.patience)
     where = redact_url(url)
     try:
         study, created = create_or_load(storage, spec, study_name, lock, args.grace_period)
-        for path, params in queued:
-            study.enqueue_trial(params, user_attrs={records.ENQUEUED: f"from {path}"}, skip_if_exists=True)
-            log.info("queued the configuration of %s (parameters %s)", path, params)
+        if queued:
+            _enqueue(study, lock, queued, args.trials)
         counts = records.budget_counts(study.get_trials(deepcopy=False))
         log.info(
             "%s study %r (%s, %s steps per trial, tuning seeds %s) in %s",
@@ -198,6 +204,7 @@ def search(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat_interval,
             grace_period=args.grace_period,
             patience=args.patience,
+            tensorboard_dir=args.tensorboard,
         )
         outcome = Outcome()
         if counts.waiting == 0 and counts.used >= args.trials and counts.running == 0:
@@ -217,6 +224,20 @@ def search(args: argparse.Namespace) -> int:
     finally:
         lock.close()
         storage.close()
+
+
+def _enqueue(study: optuna.Study, lock: BudgetLock, queued: list, n_trials: int) -> None:
+    """Queue hand-written configurations; they count against --trials like every trial (under the lock)."""
+    with lock.hold():
+        used = records.budget_counts(study.get_trials(deepcopy=False)).used
+        if used + len(queued) > n_trials:
+            raise UserError(
+                f"the study holds {used} trial(s) and --trials is {n_trials}: no room for {len(queued)} queued "
+                f"configuration(s); raise --trials to at least {used + len(queued)}"
+            )
+        for path, params in queued:
+            study.enqueue_trial(params, user_attrs={records.ENQUEUED: f"from {path}"}, skip_if_exists=True)
+            log.info("queued the configuration of %s (parameters %s)", path, params)
 
 
 def _expectation(spec: StudySpec, study: optuna.Study, args: argparse.Namespace) -> None:
@@ -249,7 +270,14 @@ def _summary(study: optuna.Study, where: str) -> bool:
     except ValueError:
         log.info("no complete trial yet")
         return False
-    log.info("best (on the tuning seeds): trial %d with %.1f; params %s", best.number, best.value, best.params)
+    scored = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
+    default = next((t for t in scored if records.TrialRecord.of(t).is_default), None)
+    versus = ""
+    if default is not None and default.number != best.number:
+        versus = f" (the default configuration, trial {default.number}, scored {default.value:.1f})"
+    log.info(
+        "best (on the tuning seeds): trial %d with %.1f%s; params %s", best.number, best.value, versus, best.params
+    )
     log.info("export it with: python -m vmpo_tune.export --study %s --storage '%s'", study.study_name, where)
     return True
 

@@ -19,6 +19,7 @@ seed ``s`` uses env seeds ``s .. s + num_envs - 1`` and evaluation seeds from
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -61,6 +62,11 @@ def _config_key(config: dict) -> str:
     """A configuration without what differs between runs of it (seed, device)."""
     train = {k: v for k, v in config["train"].items() if k not in ("seed", "device", "eval_seed")}
     return json.dumps({"agent": config["agent"], "train": train}, sort_keys=True)
+
+
+def config_id(config: dict) -> str:
+    """A short fingerprint of :func:`_config_key`: units and candidates are matched by it, not by label."""
+    return hashlib.sha1(_config_key(config).encode()).hexdigest()[:16]
 
 
 def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
@@ -126,7 +132,9 @@ def plan_units(
     """Queue every (candidate, seed) unit not queued before; returns how many were added.
 
     The plan (budget, test seeds, candidates) is stored on the confirmation study; a rerun
-    with another budget is refused, more seeds or candidates are added.
+    with another budget is refused, more seeds or candidates are added. Candidates and units
+    are matched by their configuration (:func:`config_id`), so a configuration keeps the label
+    it was first queued under, and no configuration is trained twice on a seed.
     """
     with lock.hold():
         plan = records.read_confirm_plan(confirm_study)
@@ -135,21 +143,28 @@ def plan_units(
                 f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
                 f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
             )
-        known = {c["label"]: c for c in plan.get("candidates", [])}
+        known = {c.get("key"): c for c in plan.get("candidates", [])}
         for c in candidates:
-            known.setdefault(c.label, {k: v for k, v in dataclasses.asdict(c).items() if k != "config"})
+            fields = {k: v for k, v in dataclasses.asdict(c).items() if k != "config"}
+            known.setdefault(config_id(c.config), {**fields, "key": config_id(c.config)})
         all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
         records.write_confirm_plan(
             confirm_study, {"total_steps": total_steps, "test_seeds": all_seeds, "candidates": list(known.values())}
         )
-        queued = {(t.user_attrs.get(records.CANDIDATE), tuple(records.read_seeds(t))) for t in confirm_study.trials}
+        queued = {
+            (config_id(records.read_config(t)), tuple(records.read_seeds(t)))
+            for t in confirm_study.trials
+            if records.read_config(t)
+        }
         added = 0
         for c in candidates:
+            stored = known[config_id(c.config)]
             config = {**c.config, "total_steps": total_steps}
             for seed in seeds:
-                if (c.label, (seed,)) in queued:
+                if (stored["key"], (seed,)) in queued:
                     continue
-                confirm_study.enqueue_trial({}, user_attrs=records.unit_attrs(c.label, c.source_trial, seed, config))
+                attrs = records.unit_attrs(stored["label"], stored["source_trial"], seed, config)
+                confirm_study.enqueue_trial({}, user_attrs=attrs)
                 added += 1
     return added
 

@@ -173,6 +173,7 @@ class WorkerPool:
         self.array = self.ctx.Array("q", [-1, 0] * workers, lock=False)
         self.parent_signal = self.ctx.Value("i", 0, lock=False)
         self.procs: list[mp.process.BaseProcess] = []
+        self._previous: dict = {}
 
     @property
     def signal_name(self) -> str | None:
@@ -180,7 +181,7 @@ class WorkerPool:
 
     def start(self) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self._forward)
+            self._previous[sig] = signal.signal(sig, self._forward)
         for i in range(self.workers):
             if self.parent_signal.value:
                 break
@@ -188,7 +189,7 @@ class WorkerPool:
             proc = self.ctx.Process(
                 target=worker_entry.main,
                 args=(settings, self.array, self.log_queue, self.parent_signal),
-                name=f"worker-{i}",
+                name=f"{worker_entry.PROCESS_PREFIX}{i}",
             )
             proc.start()
             self.procs.append(proc)
@@ -217,6 +218,9 @@ class WorkerPool:
         return out
 
     def join(self) -> list[int]:
+        """Wait for every worker, then put back this process's own signal handlers."""
         for p in self.procs:
             p.join()
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
         return [p.exitcode for p in self.procs]

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 HEARTBEAT_INTERVAL = 10
 GRACE_PERIOD = 30
 MAX_RETRY = 3
+"""A trial whose worker died this many times is not queued again (interruptions do not count)."""
+NO_HEARTBEAT_GRACE = 600
+"""Seconds after which a RUNNING trial that never recorded a heartbeat counts as stale."""
+FAILURES = records.FAILURES
 
 
 def beat(study: optuna.Study, trial_id: int) -> None:
@@ -64,13 +68,24 @@ class Heartbeat:
 
 
 def stale_trials(study: optuna.Study, grace: float) -> list[tuple[FrozenTrial, float]]:
-    """RUNNING trials with a heartbeat older than ``grace`` seconds, with its age."""
+    """RUNNING trials whose worker is gone, with how long it has been silent.
+
+    A trial with a heartbeat is stale when the heartbeat is older than ``grace`` seconds. A
+    RUNNING trial that never got one (its worker died between taking it and the first beat,
+    or it was started by plain Optuna) is stale once it started more than
+    ``max(grace, NO_HEARTBEAT_GRACE)`` seconds ago, by the local clock.
+    """
     now = time.time()
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = trial.system_attrs.get(records.HEARTBEAT)
-        if isinstance(last, (int, float)) and now - last > grace:
-            out.append((trial, now - last))
+        if isinstance(last, (int, float)):
+            if now - last > grace:
+                out.append((trial, now - last))
+        elif trial.datetime_start is not None:
+            age = now - trial.datetime_start.timestamp()
+            if age > max(grace, NO_HEARTBEAT_GRACE):
+                out.append((trial, age))
     return out
 
 
@@ -85,33 +100,50 @@ def fail_stale_trials(study: optuna.Study, grace: float) -> list[int]:
     return failed
 
 
-def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str) -> bool:
+def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str, interrupted: bool = False) -> bool:
     """Mark a RUNNING trial FAIL with ``reason`` and queue a retry that inherits its resume record.
 
-    Returns False when the trial was finished already (by its own worker or another one).
+    Call it under the budget lock. An interruption (Ctrl-C, SIGTERM) does not count against
+    :data:`MAX_RETRY`; a failure (a stale heartbeat) does. A trial that has been retried
+    enough is failed and keeps its resume record (nothing deletes those blobs then). Returns
+    False when the trial was finished already (by its own worker or another one).
     """
     storage, trial_id = study._storage, trial._trial_id
-    resume = records.read_resume(storage.get_trial(trial_id))
+    current = storage.get_trial(trial_id)
+    resume = records.read_resume(current)
+    again = interrupted or _failures(current) < MAX_RETRY
     try:
         storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
-        storage.set_trial_user_attr(trial_id, records.RESUME, {})
+        if again:
+            storage.set_trial_user_attr(trial_id, records.RESUME, {})
         if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
             return False
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
-    requeue(study, storage.get_trial(trial_id), resume)
+    failed = storage.get_trial(trial_id)
+    # a live owner may have stored a newer record between the read above and the FAIL: the newer one counts
+    resume = records.read_resume(failed) or resume
+    if not again:
+        log.warning("trial %d failed after %d retries; not queued again", failed.number, _failures(failed))
+        return True
+    requeue(study, failed, resume, count_failure=not interrupted)
     return True
 
 
-def requeue(study: optuna.Study, failed: FrozenTrial, resume: dict) -> FrozenTrial | None:
-    """Queue a WAITING copy of ``failed`` (parameters, curve, attributes, resume record), unless retried enough."""
+def _failures(trial: FrozenTrial) -> int:
+    return int(trial.system_attrs.get(FAILURES, 0))
+
+
+def requeue(study: optuna.Study, failed: FrozenTrial, resume: dict, count_failure: bool = True) -> FrozenTrial:
+    """Queue a WAITING copy of ``failed``: its parameters, curve, configuration and resume record.
+
+    What belongs to one attempt (its timing, returns, fail reason, heartbeat) is not copied.
+    """
     history = list(failed.system_attrs.get(records.RETRY_HISTORY, []))
-    if len(history) >= MAX_RETRY:
-        log.warning("trial %d failed after %d retries; not queued again", failed.number, len(history))
-        return None
     system_attrs = {k: v for k, v in failed.system_attrs.items() if k != records.HEARTBEAT}
     system_attrs.update({records.RETRY_OF: failed.number, records.RETRY_HISTORY: [*history, failed.number]})
-    user_attrs = {k: v for k, v in failed.user_attrs.items() if k != records.FAIL_REASON}
+    system_attrs[FAILURES] = _failures(failed) + (1 if count_failure else 0)
+    user_attrs = {k: v for k, v in failed.user_attrs.items() if k in records.INHERITED}
     user_attrs[records.RESUME] = resume
     retry = create_trial(
         state=TrialState.WAITING,

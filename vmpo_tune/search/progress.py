@@ -138,10 +138,12 @@ class ProgressDisplay:
             if self.tty:
                 self._draw(line)
             elif (
-                (force and line != self._printed) or counts != self._last_counts or now - self._last_print >= self.every
+                (force and counts != self._printed)
+                or counts != self._last_counts
+                or now - self._last_print >= self.every
             ):
                 self.stream.write(line + "\n")
-                self._printed = line
+                self._printed = counts
                 self.stream.flush()
                 self._last_print = now
             self._last_counts = counts

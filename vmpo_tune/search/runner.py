@@ -34,6 +34,7 @@ from ..agent import NonFiniteError
 from ..config import TrainConfig, VMPOConfig
 from ..errors import TrialFailed
 from ..stats import aggregate
+from ..tblog import ScalarLog
 from ..trainer import VMPOTrainer
 from .spec import run_config
 
@@ -60,9 +61,11 @@ class TrialRunner:
         artifact_store: FileSystemArtifactStore | None = None,
         on_progress: Callable[[int, int], None] | None = None,
         interrupt_check: Callable[[], None] | None = None,
+        tensorboard_dir: str | Path | None = None,
     ) -> None:
         self.out_dir, self.artifact_store = Path(out_dir), artifact_store
         self.on_progress, self.interrupt_check = on_progress, interrupt_check
+        self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir)
 
     def run(self, trial: optuna.Trial, plan: RunPlan) -> float:
         """Train ``plan`` as ``trial``; returns the trial's value (the seeds' aggregate)."""
@@ -99,22 +102,35 @@ class TrialRunner:
             t.iterate(plan.total_steps, d, on_update=functools.partial(progress, first=i == 0), log_evaluations=False)
             for i, (t, d) in enumerate(zip(trainers, dirs))
         ]
+        boards = self._boards(trial, trainers)
         try:
             for points in zip(*runs):
-                mark = points[0].env_steps
-                values = [p.result.mean for p in points]
-                value = float(np.mean(values))
-                if len(values) > 1:
-                    records.write_seed_values(trial, mark, values)
-                trial.report(value, mark)
-                self._save_resume(trial, trainers)
-                if plan.prune and trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")
+                self._evaluated(trial, trainers, boards, [p.result.mean for p in points], points[0].env_steps, plan)
         except (NonFiniteError, FloatingPointError) as exc:
             raise TrialFailed(f"diverged: {exc}") from exc
         finally:
             for run in runs:
                 run.close()
+            for board in boards:
+                board.close()
+
+    def _evaluated(self, trial, trainers, boards, values: list[float], mark: int, plan: RunPlan) -> None:
+        """All seeds reached an evaluation mark: log, report the mean, store the resume state, maybe prune."""
+        for board, trainer in zip(boards, trainers):
+            board.write(trainer.history[-1])
+        value = float(np.mean(values))
+        if len(values) > 1:
+            records.write_seed_values(trial, mark, values)
+        trial.report(value, mark)
+        self._save_resume(trial, trainers)
+        if plan.prune and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")
+
+    def _boards(self, trial: optuna.Trial, trainers: list[VMPOTrainer]) -> list[ScalarLog]:
+        if self.tensorboard_dir is None:
+            return []
+        base = self.tensorboard_dir / _safe_id(trial.study.study_name) / f"trial-{trial.number:05d}"
+        return [ScalarLog(base / f"seed-{t.config.seed}") for t in trainers]
 
     # ------------------------------------------------------------------ resume state
 

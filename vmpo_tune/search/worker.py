@@ -71,6 +71,7 @@ class WorkerSettings:
     heartbeat_interval: int = HEARTBEAT_INTERVAL
     grace_period: int = GRACE_PERIOD
     patience: float = PATIENCE
+    tensorboard_dir: str | None = None
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -91,10 +92,17 @@ class SignalStopper:
     def __init__(self, parent_signal=None) -> None:
         self._signal = 0
         self._parent = parent_signal
+        self._previous: dict = {}
 
     def install(self) -> None:
         for sig in _STOP_SIGNALS:
-            signal.signal(sig, self._handle)
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def uninstall(self) -> None:
+        """Put back the handlers that were there before :meth:`install`."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
 
     def _handle(self, signum, _frame) -> None:
         if not self._signal:
@@ -158,25 +166,36 @@ def run_worker(
         study = optuna.load_study(
             study_name=settings.study_name, storage=storage, sampler=settings.sampler, pruner=settings.pruner
         )
-        runner = TrialRunner(Path(settings.out_dir), store, on_progress=slot.set, interrupt_check=stopper.check)
+        runner = TrialRunner(
+            Path(settings.out_dir),
+            store,
+            on_progress=slot.set,
+            interrupt_check=stopper.check,
+            tensorboard_dir=settings.tensorboard_dir,
+        )
         objective = _objective(settings, runner)
         deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
-        while not stopper.stopping and (deadline is None or time.monotonic() < deadline):
-            trial = reserve_trial(
-                study, lock, settings.n_trials, settings.grace_period, stopping=lambda: stopper.stopping
-            )
+
+        def stopping() -> bool:
+            return stopper.stopping or (deadline is not None and time.monotonic() >= deadline)
+
+        while not stopping():
+            trial = reserve_trial(study, lock, settings.n_trials, settings.grace_period, stopping=stopping)
             if trial is None:
                 break
             slot.set(trial.number, 0)
-            run_trial(study, trial, objective, stopper, store, settings.heartbeat_interval)
+            run_trial(study, trial, objective, stopper, store, settings.heartbeat_interval, lock)
             slot.set(-1, 0)
     finally:
         lock.close()
         storage.close()
+        stopper.uninstall()
     return stopper.signal_name
 
 
-def run_trial(study: optuna.Study, trial: optuna.Trial, objective, stopper: SignalStopper, store, interval) -> None:
+def run_trial(
+    study: optuna.Study, trial: optuna.Trial, objective, stopper: SignalStopper, store, interval, lock: BudgetLock
+) -> None:
     """Run one trial and record its outcome; only a signal or a lost storage escapes."""
     value, state, reason, interrupted = None, TrialState.FAIL, None, False
     start = time.perf_counter()
@@ -199,7 +218,8 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective, stopper: Sign
             log.debug("trial %d raised", trial.number, exc_info=True)
             reason = f"{type(exc).__name__}: {exc}"
     if interrupted:  # queued again with its resume record: a rerun continues it exactly
-        told = fail_and_requeue(study, study._storage.get_trial(trial._trial_id), reason)
+        with lock.hold():  # the retry is a new trial: created under the budget lock, like every trial
+            told = fail_and_requeue(study, study._storage.get_trial(trial._trial_id), reason, interrupted=True)
     else:
         told = _tell(study, trial, state, value, reason, store)
     if not told:

@@ -1,0 +1,89 @@
+"""The stored-study format's helpers, redaction, and the liveness rules, on real (SQLite) studies."""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from vmpo_tune import records
+from vmpo_tune.redaction import redact, redact_url
+from vmpo_tune.search import liveness
+from vmpo_tune.search.confirmation import Candidate, config_id, plan_units
+from vmpo_tune.storage import BudgetLock, open_storage
+
+
+@pytest.mark.parametrize(
+    "url, shown",
+    [
+        ("postgresql://u:secret@h/db", "postgresql://u:***@h/db"),
+        ("postgresql://u:se/cr?et@h/db", "postgresql://u:***@h/db"),  # a raw '/' or '?' in the password
+        ("postgresql://u@h/db?password=secret&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+        ("mysql+pymysql://u@h/db?PWD=secret", "mysql+pymysql://u@h/db?PWD=***"),
+        ("postgresql://u@h/db?ssl_key_password=secret", "postgresql://u@h/db?ssl_key_password=***"),
+        ("sqlite:////tmp/study.db", "sqlite:////tmp/study.db"),
+    ],
+)
+def test_every_form_of_password_is_redacted(url, shown):
+    assert redact_url(url) == shown
+    assert redact(f"--storage '{url}' --trials 3") == f"--storage '{shown}' --trials 3"
+
+
+def study_at(tmp_path, name="s"):
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", create_parent=True)
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize"), storage
+
+
+def test_a_running_trial_without_heartbeat_goes_stale_by_its_start_time(tmp_path, monkeypatch):
+    study, _ = study_at(tmp_path)
+    beating, silent = study.ask(), study.ask()
+    liveness.beat(study, beating._trial_id)
+    assert liveness.stale_trials(study, grace=30) == []
+    monkeypatch.setattr(liveness, "NO_HEARTBEAT_GRACE", 0)
+    time.sleep(0.05)
+    stale = liveness.stale_trials(study, grace=0.01)
+    assert {t.number for t, _ in stale} == {beating.number, silent.number}
+
+
+def test_interruptions_do_not_use_up_retries_but_failures_do(tmp_path):
+    study, _ = study_at(tmp_path)
+    trial = study.ask()
+    record = {"0": {"env_steps": 512, "artifact": "blob-1"}}
+    records.write_resume(trial, record)
+    for _ in range(liveness.MAX_RETRY + 2):  # Ctrl-C again and again: always queued, the record moves on
+        assert liveness.fail_and_requeue(study, study._storage.get_trial(trial._trial_id), "interrupted", True)
+        trial = study.ask()
+        assert records.read_resume(trial) == record
+    for i in range(liveness.MAX_RETRY):  # a dead worker, three times: queued each time
+        assert liveness.fail_and_requeue(study, study._storage.get_trial(trial._trial_id), f"dead {i}")
+        trial = study.ask()
+    assert liveness.fail_and_requeue(study, study._storage.get_trial(trial._trial_id), "dead again")
+    last = study._storage.get_trial(trial._trial_id)
+    assert last.state == TrialState.FAIL and records.read_resume(last) == record  # kept: nothing deletes it
+    assert not [t for t in study.get_trials() if t.state == TrialState.WAITING]  # and not queued again
+    failed = [t for t in study.get_trials() if t.state == TrialState.FAIL]
+    assert all(records.read_resume(t) == {} for t in failed[:-1])  # only the last attempt points at blobs
+
+
+def _config(eta: float) -> dict:
+    return {"agent": {"epsilon_eta": eta}, "train": {"env_id": "X", "seed": 0, "device": "cpu"}, "total_steps": 9}
+
+
+def test_confirmation_units_are_matched_by_configuration_not_label(tmp_path):
+    study, storage = study_at(tmp_path, "s/confirm")
+    lock = BudgetLock(f"sqlite:///{tmp_path / 'study.db'}", "s/confirm")
+    first = [Candidate("trial 3 (default)", 3, 10.0, _config(0.1), True), Candidate("trial 5", 5, 9.0, _config(0.2))]
+    assert plan_units(study, lock, first, [1000, 1001], 100) == 4
+    # a rerun where the default is no longer in the top K: another label, the same configuration
+    again = [Candidate("trial 5", 5, 9.0, _config(0.2)), Candidate("default", None, None, _config(0.1), True)]
+    assert plan_units(study, lock, again, [1000, 1001, 1002], 100) == 2  # only seed 1002 is new, per config
+    units = study.get_trials()
+    by_config = {}
+    for t in units:
+        by_config.setdefault(config_id(records.read_config(t)), set()).add(t.user_attrs[records.CANDIDATE])
+    assert sorted(map(sorted, by_config.values())) == [["trial 3 (default)"], ["trial 5"]]  # first label kept
+    pairs = sorted((t.user_attrs[records.CANDIDATE], records.read_seeds(t)[0]) for t in units)
+    assert len(pairs) == len(set(pairs)) == 6
+    lock.close()
