@@ -140,3 +140,13 @@ def test_sampler_option_errors_name_the_option():
     spec = spec_with(sampler={"name": "tpe", "n_startup": 3})
     with pytest.raises(UserError, match="sampler.n_startup.*TPESampler"):
         make_sampler(spec)
+
+
+def test_timing_and_status_are_read_and_checked():
+    spec = spec_with(timing={"seconds_per_trial": 12.5, "measured_on": "a laptop"}, status="untested")
+    assert spec.timing == {"seconds_per_trial": 12.5, "measured_on": "a laptop"} and spec.status == "untested"
+    assert spec.fingerprint() == spec_with().fingerprint()  # neither changes what a trial's value means
+    with pytest.raises(UserError, match=r"timing.seconds_per_trial: must be > 0"):
+        spec_with(timing={"seconds_per_trial": -1})
+    with pytest.raises(UserError, match=r"timing.per_trial: unknown key"):
+        spec_with(timing={"per_trial": 3})

@@ -256,6 +256,16 @@ def _expectation(spec: StudySpec, study: optuna.Study, args: argparse.Namespace)
             args.workers,
             per_trial,
         )
+    elif spec.timing.get("seconds_per_trial") and args.total_steps is None and args.seeds_per_trial is None:
+        per_trial = float(spec.timing["seconds_per_trial"])
+        log.info(
+            "expected: about %s for %d trial(s) with %d worker(s) (%.0f s per trial measured on %s)",
+            duration(left * per_trial / args.workers),
+            left,
+            args.workers,
+            per_trial,
+            spec.timing.get("measured_on", "the reference machine"),
+        )
     else:
         log.info("expected time: the status line shows an estimate once trials report progress")
     if args.workers < cores and left > args.workers:
