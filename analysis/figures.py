@@ -251,6 +251,16 @@ def _colours(ranked: Sequence[dict]) -> list[str]:
     return [BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"] for c in ranked][::-1]
 
 
+def _ci_bars(rows: Sequence[dict], key: str) -> dict:
+    """Plotly error bars from each row's ``key`` to the ends of its ``key_ci`` interval."""
+    return dict(
+        type="data",
+        symmetric=False,
+        array=[c[f"{key}_ci"][1] - c[key] for c in rows],
+        arrayminus=[c[key] - c[f"{key}_ci"][0] for c in rows],
+    )
+
+
 def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
     """IQM of the final return per candidate with its 95% bootstrap CI; the baseline in grey, with a line."""
     rows = ranked[::-1]
@@ -260,12 +270,7 @@ def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
             y=_labels(ranked),
             mode="markers",
             marker=dict(size=11, color=_colours(ranked)),
-            error_x=dict(
-                type="data",
-                symmetric=False,
-                array=[c["iqm_ci"][1] - c["iqm"] for c in rows],
-                arrayminus=[c["iqm"] - c["iqm_ci"][0] for c in rows],
-            ),
+            error_x=_ci_bars(rows, "iqm"),
             hovertemplate="%{y}: IQM %{x:.1f}<extra></extra>",
             showlegend=False,
         )
@@ -326,12 +331,7 @@ def probability_of_improvement(ranked: Sequence[dict]) -> go.Figure:
             mode="markers",
             showlegend=False,
             marker=dict(size=11, color=STATE_COLOURS["COMPLETE"]),
-            error_x=dict(
-                type="data",
-                symmetric=False,
-                array=[c["poi_ci"][1] - c["poi"] for c in rows],
-                arrayminus=[c["poi"] - c["poi_ci"][0] for c in rows],
-            ),
+            error_x=_ci_bars(rows, "poi"),
             hovertemplate="%{y}: P = %{x:.2f}<extra></extra>",
         )
     )
@@ -362,12 +362,7 @@ def search_vs_confirmed(ranked: Sequence[dict]) -> go.Figure:
             marker=dict(
                 size=10, color=[BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"] for c in rows]
             ),
-            error_y=dict(
-                type="data",
-                symmetric=False,
-                array=[c["iqm_ci"][1] - c["iqm"] for c in rows],
-                arrayminus=[c["iqm"] - c["iqm_ci"][0] for c in rows],
-            ),
+            error_y=_ci_bars(rows, "iqm"),
             hovertemplate="search %{x:.1f}<br>confirmed IQM %{y:.1f}<extra></extra>",
         )
     )
