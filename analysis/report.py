@@ -217,7 +217,7 @@ def plot_section(title: str, build: Callable[[], go.Figure], intro: str = "", re
 
 
 def summary_section(ctx: Context) -> str:
-    info, best, artifacts = ctx.info, ctx.best, ctx.run_dir / "artifacts"
+    info, best, artifacts = ctx.info, ctx.best, records.artifact_dir(ctx.study.study_name, ctx.run_dir)
     budget = f"{info.total_steps:,} env steps per trial and seed" if isinstance(info.total_steps, int) else ""
     winner = ""
     if ctx.confirmation:
@@ -403,7 +403,7 @@ def artifacts_html(ctx: Context, trial: FrozenTrial) -> str:
         return note(f"Cannot list the artifacts: {exc}")
     if not metas:
         return note("This trial has no artifacts.")
-    folder = ctx.run_dir / "artifacts"
+    folder = records.artifact_dir(ctx.study.study_name, ctx.run_dir)
     items = []
     for meta in metas:
         path = folder / meta.artifact_id

@@ -120,7 +120,8 @@ def test_study_note_says_what_is_tuned_env_and_budget():
         "- **Objective:** maximise the best evaluation return, iqm over the 3 tuning seed(s)",
         "",
         "Intermediate values are evaluation returns reported at env-step marks; each complete trial's best "
-        "checkpoint and learning curve are its artifacts.",
+        "checkpoint and learning curve are its artifacts; videos filmed with `python -m vmpo_tune.play --study` are "
+        "the study's.",
     ]
     assert study_note(StudyInfo()).startswith("## study\n")  # a study made by another tool still gets a note
 

@@ -37,12 +37,15 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.envstate": 1,
     "vmpo_tune.evaluation": 1,
     "vmpo_tune.rollout": 1,
+    "vmpo_tune.video": 1,
     "vmpo_tune.storage": 1,
     "vmpo_tune.agent": 2,
     "vmpo_tune.trainer": 3,
+    "vmpo_tune.playback": 3,
     # the stored-study format, and the note built from it
     "vmpo_tune.records": 4,
     "vmpo_tune.notes": 4.5,
+    "vmpo_tune.runfile": 4.5,
     # the search, bottom to top
     "vmpo_tune.search": 5,
     "vmpo_tune.search.catalog": 5.1,

@@ -84,7 +84,7 @@ def test_default_params_are_in_space_and_respect_conditions():
     assert "gae_lambda" not in default_params(off)
 
 
-@pytest.mark.parametrize("name", ["hopper", "halfcheetah", "walker2d", "invertedpendulum"])
+@pytest.mark.parametrize("name", ["hopper", "halfcheetah", "walker2d", "invertedpendulum", "demo"])
 def test_shipped_studies_cover_the_required_space(name):
     spec = load_spec(name, check_env=False)
     names = {p.name for p in spec.space}
@@ -150,3 +150,12 @@ def test_timing_and_status_are_read_and_checked():
         spec_with(timing={"seconds_per_trial": -1})
     with pytest.raises(UserError, match=r"timing.per_trial: unknown key"):
         spec_with(timing={"per_trial": 3})
+
+
+def test_the_demo_study_starts_from_the_untuned_config_defaults():
+    """The README's demo compares a search with VMPOConfig's own defaults: every searched one must be in range."""
+    spec = load_spec("demo", check_env=False)
+    defaults = VMPOConfig().to_dict()
+    assert all(p.default is None for p in spec.space)
+    expected = {p.name: defaults[p.name] for p in spec.space if p.name != "gae_lambda"}  # gae is not the default
+    assert defaults["advantage_estimator"] != "gae" and default_params(spec) == expected

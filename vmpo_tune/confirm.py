@@ -57,7 +57,7 @@ def confirm(args: argparse.Namespace) -> int:
         tblog.check_available()
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
     study, url, storage = records.open_existing_study(args.study, args.storage, run_dir)
-    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else run_dir / "artifacts"
+    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(args.study, run_dir)
     prepare_folders(run_dir, artifact_dir)
     settings = WorkerSettings(
         spec=None,

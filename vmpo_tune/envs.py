@@ -108,10 +108,14 @@ def make_vector_env(env_id: str, num_envs: int, seed: int) -> gym.vector.SyncVec
     return gym.wrappers.vector.RecordEpisodeStatistics(envs)
 
 
-def make_eval_envs(env_id: str, n: int) -> list[gym.Env]:
-    """``n`` independent environments for parallel evaluation episodes."""
+def make_eval_envs(env_id: str, n: int, render_size: tuple[int, int] | None = None) -> list[gym.Env]:
+    """``n`` independent environments for parallel evaluation episodes (rendering ``(width, height)``
+    RGB pictures when ``render_size`` is given; rendering changes no simulation state)."""
     resolved = check_env_id(env_id)
-    envs = [gym.make(resolved) for _ in range(n)]
+    render = {}
+    if render_size is not None:
+        render = {"render_mode": "rgb_array", "width": render_size[0], "height": render_size[1]}
+    envs = [gym.make(resolved, **render) for _ in range(n)]
     check_continuous(envs[0], env_id)
     return envs
 

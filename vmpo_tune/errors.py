@@ -7,3 +7,10 @@ class UserError(Exception):
 
 class TrialFailed(Exception):
     """A trial that cannot produce a value (a diverged run); it ends as FAIL with this reason."""
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """``Type: first line of the message`` of an exception, cut to ``limit`` characters (for one-line errors)."""
+    lines = str(exc).strip().splitlines()
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."

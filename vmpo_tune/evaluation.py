@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, Sequence
+from typing import Callable, Dict, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -42,17 +42,23 @@ class EvalResult:
         }
 
 
-def run_episodes(agent, envs: Sequence[gym.Env], seeds: Sequence[int]) -> EvalResult:
+def run_episodes(
+    agent, envs: Sequence[gym.Env], seeds: Sequence[int], on_step: Callable[[np.ndarray], None] | None = None
+) -> EvalResult:
     """One deterministic episode per env, stepped together; finished envs are not stepped again.
 
     The agent's ``sample(obs, deterministic=True)`` gives the policy mean for the active
     envs in one batched call. The same agent and seeds give the same returns.
+    ``on_step(indices)`` is called after the reset (every env) and after each round of steps
+    (the envs stepped in it, the last step of an episode included), e.g. to render them.
     """
     scale = action_scaler(envs[0].action_space)
     obs = np.stack([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds)]).astype(np.float32)
     returns = np.zeros(len(envs))
     lengths = np.zeros(len(envs), dtype=np.int64)
     active = np.ones(len(envs), dtype=bool)
+    if on_step is not None:
+        on_step(np.arange(len(envs)))
     while active.any():
         idx = np.flatnonzero(active)
         actions, _ = agent.sample(obs[idx], deterministic=True)
@@ -64,6 +70,8 @@ def run_episodes(agent, envs: Sequence[gym.Env], seeds: Sequence[int]) -> EvalRe
             obs[i] = o
             if terminated or truncated:
                 active[i] = False
+        if on_step is not None:
+            on_step(idx)
     return EvalResult(tuple(float(r) for r in returns), tuple(int(n) for n in lengths))
 
 

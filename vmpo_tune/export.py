@@ -27,11 +27,11 @@ from . import provenance, records
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .redaction import redact_url, redact_value
+from .runfile import FORMAT
 from .storage import ENV_STORAGE
 
 log = logging.getLogger("vmpo_tune.export")
 
-FORMAT = "vmpo-tune/run-config/2"
 BY = ("confirmed", "search")
 
 
@@ -43,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
     )
-    p.add_argument("--run-dir", help="the search's --out folder, for the default storage (default runs/<study>)")
+    p.add_argument(
+        "--run-dir", help="the search's --out folder, for the default storage and artifacts (default runs/<study>)"
+    )
+    p.add_argument(
+        "--artifact-dir",
+        help="the search's artifact folder, where the best checkpoints are (default <run-dir>/artifacts)",
+    )
     p.add_argument("--top", type=positive_int, default=1, help="export the K best runs (default 1)")
     p.add_argument(
         "--by",
@@ -93,6 +99,16 @@ def run_entry(
             trial_provenance=redact_value(record.provenance),
         )
     return entry
+
+
+def checkpoint_entry(study: optuna.Study, trial: FrozenTrial | None, artifact_dir: Path | None) -> dict | None:
+    """Where the best checkpoint of a trial's first seed lies (for ``play``), if that file exists here."""
+    seeds = [] if trial is None else records.read_seeds(trial)
+    if not seeds or artifact_dir is None:
+        return None
+    artifact_id = records.checkpoint_artifacts(trial, study._storage).get(seeds[0])
+    path = None if artifact_id is None else artifact_dir / artifact_id
+    return {"seed": seeds[0], "path": str(path.resolve())} if path is not None and path.is_file() else None
 
 
 def _confirmed_runs(study: optuna.Study, confirmation: list[dict], top: int, plan: dict) -> list[dict[str, Any]]:
@@ -147,7 +163,9 @@ def budget(study: optuna.Study, companion: optuna.Study | None) -> dict[str, Any
     return out
 
 
-def build_document(study: optuna.Study, url: str, top: int, by: str | None, companion=None) -> dict[str, Any]:
+def build_document(
+    study: optuna.Study, url: str, top: int, by: str | None, companion=None, artifact_dir: Path | None = None
+) -> dict[str, Any]:
     info = records.read_study_info(study)
     confirmation = records.read_confirmation(study)
     by = by or ("confirmed" if confirmation else "search")
@@ -161,6 +179,11 @@ def build_document(study: optuna.Study, url: str, top: int, by: str | None, comp
         runs = _confirmed_runs(study, confirmation, top, plan)
     else:
         runs = [run_entry(i + 1, t) for i, t in enumerate(ranked_trials(study, top))]
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for run in runs:
+        checkpoint = checkpoint_entry(study, by_number.get(run["trial"]), artifact_dir)
+        if checkpoint is not None:
+            run["checkpoint"] = checkpoint
     return {
         "format": FORMAT,
         "study": study.study_name,
@@ -181,7 +204,10 @@ def build_document(study: optuna.Study, url: str, top: int, by: str | None, comp
 
 def export(args: argparse.Namespace) -> int:
     study, url, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
-    doc = build_document(study, url, args.top, args.by, records.load_companion(storage, study.study_name))
+    artifact_dir = (
+        Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study.study_name, args.run_dir)
+    )
+    doc = build_document(study, url, args.top, args.by, records.load_companion(storage, study.study_name), artifact_dir)
     out = Path(args.out or f"{args.study}-best.yaml")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

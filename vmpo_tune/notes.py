@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 CURVES_SENTENCE = (
     "Intermediate values are evaluation returns reported at env-step marks; each complete trial's best "
-    "checkpoint and learning curve are its artifacts."
+    "checkpoint and learning curve are its artifacts; videos filmed with `python -m vmpo_tune.play --study` are "
+    "the study's."
 )
 
 

@@ -33,6 +33,7 @@ from optuna.trial import FrozenTrial, TrialState
 from .errors import UserError
 from .redaction import redact_url
 from .storage import ResilientStorage, journal_path, open_storage, parse_url, resolve_url
+from .trainer import BEST_CHECKPOINT
 
 RUNS_DIR = Path("runs")
 
@@ -69,6 +70,9 @@ FAILURES = "vmpo_tune:failures"
 INHERITED = (CONFIG, SEEDS, ENQUEUED, CANDIDATE, SOURCE_TRIAL, SEED_CURVES, PROVENANCE)
 """What a retry takes over from the attempt it replaces (its resume record is passed on explicitly)."""
 
+# artifacts: a finished trial's files per seed as ``seed<S>_<file>``; videos of a trial's episodes on the study
+VIDEO_MIMETYPE = "video/mp4"
+
 DEFAULT_ENQUEUED = "default configuration"
 CONFIRM_SUFFIX = "/confirm"
 
@@ -76,6 +80,11 @@ CONFIRM_SUFFIX = "/confirm"
 def default_run_dir(study_name: str) -> Path:
     """Where a study's default storage, per-trial files and artifacts go: ``runs/<study>``."""
     return RUNS_DIR / study_name.replace("/", "-")
+
+
+def artifact_dir(study_name: str, run_dir: str | Path | None = None) -> Path:
+    """A study's default artifact store folder: ``<run dir>/artifacts``."""
+    return (Path(run_dir) if run_dir else default_run_dir(study_name)) / "artifacts"
 
 
 def confirm_study_name(study_name: str) -> str:
@@ -276,6 +285,27 @@ def read_resume(trial: optuna.Trial | FrozenTrial) -> dict:
 
 def write_resume(trial: optuna.Trial, record: Mapping[str, Any]) -> None:
     trial.set_user_attr(RESUME, dict(record))
+
+
+def seed_artifact_name(seed: int, filename: str) -> str:
+    """The name a seed's file (checkpoint, curve, video) has among a trial's artifacts."""
+    return f"seed{int(seed)}_{filename}"
+
+
+def video_artifact_name(trial: int | None, seed: int) -> str:
+    """The name of a study artifact that films a trial's (or the default configuration's) episodes."""
+    return f"{'default' if trial is None else f'trial{int(trial)}'}_{seed_artifact_name(seed, 'episodes.mp4')}"
+
+
+def checkpoint_artifacts(trial: FrozenTrial, storage: optuna.storages.BaseStorage) -> dict[int, str]:
+    """Artifact ids of a finished trial's best checkpoints, by seed (empty if it stored none)."""
+    metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage)
+    by_name = {meta.filename: meta.artifact_id for meta in metas}
+    return {
+        seed: by_name[seed_artifact_name(seed, BEST_CHECKPOINT)]
+        for seed in read_seeds(trial)
+        if seed_artifact_name(seed, BEST_CHECKPOINT) in by_name
+    }
 
 
 def default_trial_attrs() -> dict[str, Any]:

@@ -13,16 +13,15 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import yaml
 
-from . import records, tblog
+from . import tblog
 from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
-from .config import TrainConfig, VMPOConfig
 from .errors import UserError
+from .runfile import load_run
 from .stats import iqm
 from .trainer import VMPOTrainer
 
@@ -44,71 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard scalars of each seed's run under DIR")
     add_common_flags(p)
     return p
-
-
-@dataclasses.dataclass(frozen=True)
-class RunFile:
-    study: str
-    trial: int | None
-    score: float | None
-    seeds: tuple[int, ...]
-    total_steps: int
-    agent: VMPOConfig
-    train: TrainConfig
-    used_seeds: tuple[int, ...] = ()
-    """Every seed the search and its confirmation trained (fresh seeds avoid them)."""
-    resume_exact: bool | None = None
-
-    @property
-    def name(self) -> str:
-        return f"trial {self.trial}" if self.trial is not None else "the default configuration"
-
-
-def load_run(path: str, rank: int = 1) -> RunFile:
-    """Read one run of an exported file into typed configs (errors name the file and key)."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"run file {path} does not exist; write one with python -m vmpo_tune.export") from None
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else "?"
-        raise UserError(f"{path}:{line}: malformed YAML: {exc.problem}") from None
-    runs = doc.get("runs") if isinstance(doc, dict) else None
-    if not isinstance(runs, list) or not runs:
-        raise UserError(f"{path}: runs: missing; this is not a file written by python -m vmpo_tune.export")
-    if rank > len(runs):
-        raise UserError(f"{path}: has {len(runs)} run(s); --rank {rank} is out of range")
-    run: dict[str, Any] = runs[rank - 1]
-    try:
-        agent = VMPOConfig.from_dict(run["agent"])
-        train = TrainConfig.from_dict(run["train"])
-        seeds = tuple(int(s) for s in run["seeds"])
-        used = tuple(
-            sorted(
-                {
-                    *seeds,
-                    *(int(s) for s in doc.get("tuning_seeds") or []),
-                    *(int(s) for s in doc.get("test_seeds") or []),
-                }
-            )
-        )
-        trial = None if run["trial"] is None else int(run["trial"])
-        score = None if run["score"] is None else float(run["score"])
-        return RunFile(
-            str(doc.get("study", "run")),
-            trial,
-            score,
-            seeds,
-            int(run["total_steps"]),
-            agent,
-            train,
-            used,
-            run.get("resume_exact"),
-        )
-    except KeyError as exc:
-        raise UserError(f"{path}: runs[{rank - 1}].{exc.args[0]}: missing") from None
-    except (ValueError, TypeError) as exc:
-        raise UserError(f"{path}: runs[{rank - 1}]: {exc}") from None
 
 
 def pick_seeds(trial_seeds: tuple[int, ...], n: int | None, fresh: bool, used: tuple[int, ...] = ()) -> list[int]:
@@ -142,8 +76,7 @@ def train(args: argparse.Namespace) -> int:
         seeds = list(range(args.first_seed, args.first_seed + (args.seeds or 1)))
     else:
         seeds = pick_seeds(run.seeds, args.seeds, args.fresh, run.used_seeds)
-    tag = f"trial{run.trial}" if run.trial is not None else "default"
-    out = Path(args.out or records.RUNS_DIR / "train" / f"{run.study.replace('/', '-')}-{tag}")
+    out = Path(args.out) if args.out else run.default_out()
     train_cfg = run.train if args.device is None else dataclasses.replace(run.train, device=args.device)
     score = "" if run.score is None else f" (search score {run.score:.1f})"
     log.info("training %s of %s%s on seeds %s for %s steps each", run.name, run.study, score, seeds, f"{total:,}")

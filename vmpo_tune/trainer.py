@@ -56,7 +56,9 @@ from .schedules import lr_factor
 
 log = logging.getLogger(__name__)
 
-_STATE_FILE, _BEST_FILE, _CURVE_FILE = "resume.pt", "best.pt", "evaluations.csv"
+_STATE_FILE, _CURVE_FILE = "resume.pt", "evaluations.csv"
+BEST_CHECKPOINT = "best.pt"
+"""The file, in a run's output folder, of the best agent so far (:meth:`VMPOAgent.load` reads it)."""
 _STATE_FORMAT = 2
 _CSV_FIELDS = (
     "env_steps",
@@ -280,13 +282,13 @@ class VMPOTrainer:
 
     def discard_state(self, out_dir: str | os.PathLike) -> None:
         """Remove the resume state and the best checkpoint from ``out_dir`` (after they were kept elsewhere)."""
-        for name in (_STATE_FILE, _BEST_FILE):
+        for name in (_STATE_FILE, BEST_CHECKPOINT):
             (Path(out_dir) / name).unlink(missing_ok=True)
 
     def artifacts(self, out_dir: str | os.PathLike) -> list[tuple[Path, str]]:
         """``(path, mimetype)`` of the files worth keeping after a run: the best checkpoint and the curve."""
         out = Path(out_dir)
-        files = [(out / _BEST_FILE, "application/octet-stream"), (out / _CURVE_FILE, "text/csv")]
+        files = [(out / BEST_CHECKPOINT, "application/octet-stream"), (out / _CURVE_FILE, "text/csv")]
         return [(path, mime) for path, mime in files if path.exists()]
 
     # ------------------------------------------------------------------ phases
@@ -397,8 +399,8 @@ class VMPOTrainer:
         _write_csv(out / _CURVE_FILE, self.history)
         if self.config.checkpoints:
             self.save_state(out / _STATE_FILE)
-            if improved or not (out / _BEST_FILE).exists():  # (a resumed run holds its best in memory)
-                _atomic_save(self._best_agent, out / _BEST_FILE)
+            if improved or not (out / BEST_CHECKPOINT).exists():  # (a resumed run holds its best in memory)
+                _atomic_save(self._best_agent, out / BEST_CHECKPOINT)
 
     # ------------------------------------------------------------------ state
 

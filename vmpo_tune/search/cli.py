@@ -35,7 +35,7 @@ studies (--study NAME, or a path to a study YAML file):
 {study_listing()}
 
 examples:
-  python -m vmpo_tune.search --study invertedpendulum --trials 20 --workers 2
+  python -m vmpo_tune.search --study demo --trials 12 --workers 2        # about two minutes on 2 cores
   python -m vmpo_tune.search --study hopper --trials 200 --workers 8 --confirm-top 5 --confirm-seeds 10
   python -m vmpo_tune.search --study hopper --trials 200 --workers 8 \\
       --storage postgresql://tuner@db.example/vmpo      # many machines: run this on each
@@ -166,7 +166,7 @@ def search(args: argparse.Namespace) -> int:
         raise UserError(f"{spec.path}: env_id: {exc}") from None
     study_name = args.study_name or spec.name
     out = Path(args.out) if args.out else records.default_run_dir(study_name)
-    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else out / "artifacts"
+    artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study_name, out)
     # distinct per run, machine and worker: machines started together must not propose the same points
     run_seed = zlib.crc32(f"{spec.seed}:{socket.gethostname()}:{os.getpid()}".encode()) % 2**31
     samplers = [make_sampler(spec, args.sampler, seed=(run_seed + i) % 2**31) for i in range(args.workers)]
@@ -289,6 +289,12 @@ def _summary(study: optuna.Study, where: str) -> bool:
         "best (on the tuning seeds): trial %d with %.1f%s; params %s", best.number, best.value, versus, best.params
     )
     log.info("export it with: python -m vmpo_tune.export --study %s --storage '%s'", study.study_name, where)
+    log.info(
+        "watch it with:  python -m vmpo_tune.play --study %s --storage '%s' --video %s-best.mp4",
+        study.study_name,
+        where,
+        study.study_name.replace("/", "-"),
+    )
     return True
 
 

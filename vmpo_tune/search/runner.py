@@ -186,7 +186,7 @@ class TrialRunner:
             return
         for trainer, d in zip(trainers, dirs):
             for path, mime in trainer.artifacts(d):
-                named = d / f"seed{trainer.config.seed}_{path.name}"
+                named = d / records.seed_artifact_name(trainer.config.seed, path.name)
                 shutil.copyfile(path, named)
                 upload_artifact(
                     artifact_store=self.artifact_store, file_path=str(named), study_or_trial=trial, mimetype=mime
