@@ -111,8 +111,9 @@ def checkpoint_entry(study: optuna.Study, trial: FrozenTrial | None, artifact_di
     return {"seed": seeds[0], "path": str(path.resolve())} if path is not None and path.is_file() else None
 
 
-def _confirmed_runs(study: optuna.Study, confirmation: list[dict], top: int, plan: dict) -> list[dict[str, Any]]:
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+def _confirmed_runs(
+    study: optuna.Study, by_number: dict[int, FrozenTrial], confirmation: list[dict], top: int, plan: dict
+) -> list[dict[str, Any]]:
     info = records.read_study_info(study)
     runs = []
     for i, stats in enumerate(confirmation[:top], 1):
@@ -175,11 +176,11 @@ def build_document(
             f"{study.study_name}, or export with --by search"
         )
     plan = records.read_confirm_plan(companion) if companion is not None else {}
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if by == "confirmed":
-        runs = _confirmed_runs(study, confirmation, top, plan)
+        runs = _confirmed_runs(study, by_number, confirmation, top, plan)
     else:
         runs = [run_entry(i + 1, t) for i, t in enumerate(ranked_trials(study, top))]
-    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     for run in runs:
         checkpoint = checkpoint_entry(study, by_number.get(run["trial"]), artifact_dir)
         if checkpoint is not None:

@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--episodes", type=positive_int, help="episodes (default: the run's evaluation episodes)")
     p.add_argument("--seed", type=int, help="seed of the first episode (default: the run's evaluation seed)")
     p.add_argument("--video", metavar="FILE.mp4", help="film the episodes into this MP4 file (needs the video extra)")
-    p.add_argument("--size", default="320x240", help="width x height of each episode's picture (default 320x240)")
+    tile = "x".join(str(v) for v in video.DEFAULT_TILE)
+    p.add_argument("--size", default=tile, help=f"width x height of each episode's picture (default {tile})")
     p.add_argument("--fps", type=positive_int, help="frames per second (default: the environment's, real time)")
     p.add_argument(
         "--full-quality",

@@ -59,10 +59,9 @@ def play_episodes(
     video.check_available()
     video.use_headless_gl()
     envs = make_eval_envs(env_id, len(seeds), render_size=tile)
-    models = [getattr(env.unwrapped, "model", None) for env in envs]
-    for model in models if not full_quality else ():
-        if model is not None:
-            video.simplify_scene(model)
+    if not full_quality:
+        for env in envs:
+            video.simplify_scene(env.unwrapped.model)
     fps = fps or round(envs[0].metadata.get("render_fps") or video.DEFAULT_FPS)
     writer: list[video.TiledVideo] = []
 

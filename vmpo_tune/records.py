@@ -301,11 +301,8 @@ def checkpoint_artifacts(trial: FrozenTrial, storage: optuna.storages.BaseStorag
     """Artifact ids of a finished trial's best checkpoints, by seed (empty if it stored none)."""
     metas = optuna.artifacts.get_all_artifact_meta(trial, storage=storage)
     by_name = {meta.filename: meta.artifact_id for meta in metas}
-    return {
-        seed: by_name[seed_artifact_name(seed, BEST_CHECKPOINT)]
-        for seed in read_seeds(trial)
-        if seed_artifact_name(seed, BEST_CHECKPOINT) in by_name
-    }
+    names = {seed: seed_artifact_name(seed, BEST_CHECKPOINT) for seed in read_seeds(trial)}
+    return {seed: by_name[name] for seed, name in names.items() if name in by_name}
 
 
 def default_trial_attrs() -> dict[str, Any]:

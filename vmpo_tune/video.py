@@ -28,8 +28,8 @@ DEFAULT_FPS = 50
 _DIM = 0.45  # brightness of an ended episode's last frame
 
 
-def use_headless_gl() -> str:
-    """Choose MuJoCo's OpenGL platform before anything renders; returns it.
+def use_headless_gl() -> None:
+    """Choose MuJoCo's OpenGL platform before anything renders.
 
     ``MUJOCO_GL`` (and PyOpenGL's ``PYOPENGL_PLATFORM``) are read when the first renderer
     starts, so this must run before then; a value the user set is kept.
@@ -39,7 +39,6 @@ def use_headless_gl() -> str:
         raise UserError(f"MUJOCO_GL={backend!r} is not one of {', '.join(GL_BACKENDS)}; unset it or pick one of them")
     if backend in ("egl", "osmesa"):
         os.environ.setdefault("PYOPENGL_PLATFORM", backend)
-    return backend
 
 
 def simplify_scene(model) -> None:
@@ -93,7 +92,6 @@ class TiledVideo:
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width, self._stream.height = width + width % 2, height + height % 2  # yuv420p needs even sizes
         self._stream.pix_fmt = "yuv420p"
-        self.frames = 0
 
     def add(self, pictures: Sequence[np.ndarray | None]) -> None:
         """One step: each episode's new picture, or None for an episode that has ended (its last one, dimmed)."""
@@ -109,7 +107,6 @@ class TiledVideo:
         frame = av.VideoFrame.from_ndarray(self._padded(), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
-        self.frames += 1
 
     def close(self) -> None:
         for packet in self._stream.encode():
