@@ -1,172 +1,169 @@
-"""Which search strategy gives the best *confirmed* configuration per CPU hour?
+"""Does tuning pay? Search strategies against the untuned and the hand-tuned default, confirmed on fresh seeds.
 
-    python benchmarks/search_efficiency.py --study hopper --budget-trials 120 --repeats 2 \\
-        --workers 16 --confirm-top 5 --confirm-seeds 10
+    python benchmarks/search_efficiency.py run            # the whole campaign, resumable: rerun to continue
+    python benchmarks/search_efficiency.py table          # BENCHMARKS.md from what is stored so far
+    python benchmarks/search_efficiency.py snapshot       # consistent copies of the live storages in results/
 
-Strategies, each with the same nominal env-step budget (trials x seeds per trial x steps):
+The campaign (Hopper-v5, the full 300k steps per run) is a queue of *arms*, run in order:
 
-* ``tpe-1seed``: TPE, one seed per trial, median pruning, then confirm the top K;
-* ``tpe-3seeds``: TPE, three seeds per trial (a third of the trials), seed-aware median
-  pruning (``seedmedian``: prunes only when the mean plus a standard error of the seeds is
-  below the median), then confirm the top K;
-* ``random-1seed``: random sampling, one seed per trial, median pruning (the floor).
+* ``reference``: the shipped ``hopper`` study's hand-tuned default, trained once on its tuning
+  seed and confirmed on the shared test seeds (the bar to beat);
+* per repeat (``--repeats``, each with its own study seed: other tuning seeds, other sampler
+  draws), each strategy of :data:`STRATEGIES` on the ``hopper-untuned`` study (the same space,
+  starting from VMPOConfig's untuned defaults), with the same nominal env-step budget: a search
+  through the ordinary CLI, then ``confirm --top 3`` of its best trials *and the untuned default*
+  on the same test seeds for every arm (``--test-seed-start``).
 
-Each strategy runs ``--repeats`` times with different study seeds (so different tuning and
-test seeds), through the ordinary CLI (search, then confirm), each in its own folder. The
-table reports, per run, the confirmed IQM of the winner on the test seeds, the winner's
-search score, the env steps and CPU hours spent by the search and by the confirmation, and
-the confirmed IQM per search CPU hour; then the mean per strategy. ``--total-steps``,
-``--eval-interval`` and ``--eval-episodes`` shrink the runs for a quick look on a small
-machine (the section then says so).
+Every step is an ordinary ``search`` / ``confirm`` command on the arm's own SQLite file, so a
+killed campaign continues where it stopped when rerun (the searches' budgets are exact and
+their trials resume from their checkpoints). The live files are under ``runs/`` (with the
+checkpoints); ``snapshot`` (and the runner, after each step) copies each one consistently
+(SQLite's backup) to ``results/search-efficiency-hopper/``, which is kept in the repository: on a
+new machine ``run`` starts from those copies, and ``table`` reads them.
+
+The table gives, per arm, the winner's confirmed IQM with its 95% bootstrap CI, the probability
+of improvement (with CI) over the untuned default (from the arm's own confirmation) and over
+the shipped default (paired by test seed with the reference arm), and the CPU hours of the
+search and of the confirmation; a plot of confirmed IQM against CPU hours goes beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
+import shutil
+import sqlite3
 import subprocess
 import sys
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
-from vmpo_tune import records  # noqa: E402
 
+STUDY, REFERENCE_STUDY = "hopper-untuned", "hopper"
+RESULTS = ROOT / "results" / "search-efficiency-hopper"
+LIVE = ROOT / "runs" / "search-efficiency-hopper"
+TEST_SEED_START = 1000  # shared by every arm: disjoint from every repeat's tuning seeds (see study_seed)
+CONFIRM_TOP, CONFIRM_SEEDS = 3, 10
+BUDGET_TRIALS = 30  # one-seed trials per search (an arm's search and confirmation: about an hour on 2 cores)
+
+# Strategy: (sampler, seeds per trial, pruner). The budget is the same number of seed runs for each.
 STRATEGIES = {
-    "tpe-1seed": {"sampler": "tpe", "seeds": 1, "pruner": "median"},
-    "tpe-3seeds": {"sampler": "tpe", "seeds": 3, "pruner": "seedmedian"},
-    "random-1seed": {"sampler": "random", "seeds": 1, "pruner": "median"},
+    "tpe-1seed": ("tpe", 1, "median"),
+    "random-1seed": ("random", 1, "median"),
+    "tpe-3seeds": ("tpe", 3, "seedmedian"),
 }
 
 
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    study: str
+    strategy: str | None
+    repeat: int
+
+    @property
+    def live_db(self) -> Path:
+        return LIVE / f"{self.name}.db"
+
+    @property
+    def kept_db(self) -> Path:
+        return RESULTS / f"{self.name}.db"
+
+    @property
+    def run_dir(self) -> Path:
+        return LIVE / self.name
+
+    @property
+    def storage(self) -> str:
+        return f"sqlite:///{self.live_db}"
+
+
+def study_seed(repeat: int) -> int:
+    return 100 * repeat  # tuning seeds 0-2, 100-102, ...: never the test seeds 1000-1009
+
+
+def arms(repeats: int) -> list[Arm]:
+    out = [Arm("reference", REFERENCE_STUDY, None, 0)]
+    for repeat in range(repeats):
+        out += [Arm(f"{name}-{repeat}", STUDY, name, repeat) for name in STRATEGIES]
+    return out
+
+
 def cli(*args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", *args, "-q"], check=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", *args]
+    print("$", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
 
 
-def run_one(args: argparse.Namespace, name: str, repeat: int, folder: Path) -> dict:
-    strategy = STRATEGIES[name]
-    trials = max(1, args.budget_trials // strategy["seeds"])
-    out = folder / f"{name}-{repeat}"
-    overrides = []
-    for flag in ("total_steps", "eval_interval", "eval_episodes"):
-        if getattr(args, flag):
-            overrides += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    cli(
-        "vmpo_tune.search",
-        "--study",
-        args.study,
-        "--out",
-        str(out),
-        "--trials",
-        str(trials),
-        "--workers",
-        str(args.workers),
-        "--sampler",
-        strategy["sampler"],
-        "--pruner",
-        strategy["pruner"],
-        "--seeds-per-trial",
-        str(strategy["seeds"]),
-        "--seed",
-        str(1000 * repeat),
-        *overrides,
-    )
-    cli(
-        "vmpo_tune.confirm",
-        "--study",
-        Path(args.study).stem,
-        "--run-dir",
-        str(out),
-        "--top",
-        str(args.confirm_top),
-        "--seeds",
-        str(args.confirm_seeds),
-        "--workers",
-        str(args.workers),
-    )
-    study, _, storage = records.open_existing_study(Path(args.study).stem, None, out)
-    winner = records.read_confirmation(study)[0]
-    units = records.load_companion(storage, study.study_name).get_trials(deepcopy=False)
-    trials_run = study.get_trials(deepcopy=False)
-    search_hours = records.cpu_hours(trials_run)
-    return {
-        "strategy": name,
-        "repeat": repeat,
-        "trials": len(trials_run),
-        "winner": winner["label"],
-        "search_score": winner["search_score"],
-        "iqm": winner["iqm"],
-        "iqm_ci": winner["iqm_ci"],
-        "search_steps": records.env_steps(trials_run),
-        "search_hours": search_hours,
-        "confirm_hours": records.cpu_hours(units),
-    }
+def backup(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite file (WAL included), written atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".db.tmp")
+    tmp.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.replace(tmp, target)
+
+
+def run_arm(arm: Arm, workers: int) -> None:
+    arm.run_dir.mkdir(parents=True, exist_ok=True)
+    if not arm.live_db.exists() and arm.kept_db.exists():  # continue on a new machine from the kept copy
+        shutil.copyfile(arm.kept_db, arm.live_db)
+    where = ["--storage", arm.storage, "--workers", str(workers)]
+    if arm.strategy is None:  # the hand-tuned default: its own trial, then its test seeds
+        cli("vmpo_tune.search", "--study", arm.study, "--trials", "1", "--out", str(arm.run_dir), *where)
+        top = 1
+    else:
+        sampler, seeds, pruner = STRATEGIES[arm.strategy]
+        search = ["--study", arm.study, "--trials", str(BUDGET_TRIALS // seeds), "--out", str(arm.run_dir)]
+        search += ["--sampler", sampler, "--pruner", pruner, "--seeds-per-trial", str(seeds)]
+        cli("vmpo_tune.search", *search, "--seed", str(study_seed(arm.repeat)), *where)
+        backup(arm.live_db, arm.kept_db)
+        top = CONFIRM_TOP
+    confirm = ["--study", arm.study, "--run-dir", str(arm.run_dir), "--top", str(top)]
+    confirm += ["--seeds", str(CONFIRM_SEEDS), "--test-seed-start", str(TEST_SEED_START)]
+    cli("vmpo_tune.confirm", *confirm, *where)
+    backup(arm.live_db, arm.kept_db)
+
+
+def snapshot(repeats: int) -> None:
+    for arm in arms(repeats):
+        if arm.live_db.exists():
+            backup(arm.live_db, arm.kept_db)
+            print(f"kept {arm.kept_db.relative_to(ROOT)}")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--study", default="hopper")
-    p.add_argument("--budget-trials", type=int, default=120, help="trials of the 1-seed strategies")
+    p.add_argument("command", choices=("run", "table", "snapshot"))
     p.add_argument("--repeats", type=int, default=2)
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    p.add_argument("--confirm-top", type=int, default=5)
-    p.add_argument("--confirm-seeds", type=int, default=10)
-    p.add_argument("--total-steps", type=int)
-    p.add_argument("--eval-interval", type=int)
-    p.add_argument("--eval-episodes", type=int)
-    p.add_argument("--machine", default=f"{os.cpu_count()}-core {os.uname().machine}")
+    p.add_argument("--workers", type=int, default=2, help="worker processes per step (default 2)")
+    p.add_argument("--arms", nargs="+", help="only these arms (names as in the table), in the queue's order")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
+    p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} development machine")
     args = p.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for repeat in range(args.repeats):
-            for name in STRATEGIES:
-                row = run_one(args, name, repeat, Path(tmp))
-                print(row, flush=True)
-                rows.append(row)
-    lines = [
-        "| strategy | repeat | trials | winner | search score | confirmed IQM [95% CI] | search env steps | "
-        "search CPU h | confirm CPU h | IQM per search CPU h |",
-        "|---|---:|---:|---|---:|---|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        per_hour = r["iqm"] / r["search_hours"] if r["search_hours"] else float("nan")
-        lines.append(
-            f"| {r['strategy']} | {r['repeat']} | {r['trials']} | {r['winner']} | {r['search_score']:.1f} | "
-            f"{r['iqm']:.1f} [{r['iqm_ci'][0]:.1f}, {r['iqm_ci'][1]:.1f}] | {r['search_steps']:,} | "
-            f"{r['search_hours']:.2f} | {r['confirm_hours']:.2f} | {per_hour:.0f} |"
-        )
-    lines += ["", "| strategy | mean confirmed IQM of the winner | mean search CPU h |", "|---|---:|---:|"]
-    for name in STRATEGIES:
-        mine = [r for r in rows if r["strategy"] == name]
-        lines.append(
-            f"| {name} | {sum(r['iqm'] for r in mine) / len(mine):.1f} | "
-            f"{sum(r['search_hours'] for r in mine) / len(mine):.2f} |"
-        )
-    reduced = any(getattr(args, f) for f in ("total_steps", "eval_interval", "eval_episodes"))
-    command = "python benchmarks/search_efficiency.py " + shlex.join(sys.argv[1:])
-    intro = (
-        f"`{command}` on {args.machine}. Same nominal env-step budget per strategy: {args.budget_trials} one-seed "
-        f"trials or {args.budget_trials // 3} three-seed trials; confirmation of the top {args.confirm_top} and the "
-        f"default on {args.confirm_seeds} test seeds."
-        + (
-            " **Reduced run** (shorter trials than the study's): a smoke test of the method, not an answer."
-            if reduced
-            else ""
-        )
-    )
-    write_section(
-        Path(args.out),
-        f"search-efficiency-{Path(args.study).stem}",
-        f"Search efficiency ({args.study})",
-        intro + "\n\n" + "\n".join(lines),
-    )
-    print(f"wrote {args.out}")
+    if args.command == "snapshot":
+        snapshot(args.repeats)
+    elif args.command == "run":
+        for arm in arms(args.repeats):
+            if not args.arms or arm.name in args.arms:
+                run_arm(arm, args.workers)
+    else:
+        from benchmarks.search_efficiency_table import render
+
+        body = render([arm for arm in arms(args.repeats)], args.machine)
+        write_section(Path(args.out), "search-efficiency-hopper", "Search efficiency (hopper): does tuning pay?", body)
+        print(body)
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,32 +1,64 @@
-"""Throughput: the trainer's env steps per second against the raw simulator, same run.
+"""Throughput: the trainer's env steps per second against the raw simulator, same run, one core.
 
-For each number of environments, alternates a raw-simulator run (random actions in a
-``SyncVectorEnv`` with the same autoreset mode, no policy) and a training run of the
-default configuration *with its default evaluation schedule*, ``--repeats`` times, and
-reports medians and the ratio trainer / raw. Results go to BENCHMARKS.md.
+For each configuration, alternates ``--repeats`` times a raw-simulator run (random actions
+in a ``SyncVectorEnv`` with the same autoreset mode, no policy) and a training run with the
+configuration's evaluation schedule, and reports medians and the ratio trainer / raw. The
+training run is timed by phase: environment stepping, acting (the policy's batched call per
+step), the V-MPO update, evaluation, the rest (targets, buffers, bookkeeping). Beside it:
+the *bare-physics limit*, MuJoCo's ``mj_step`` alone (``frame_skip`` steps per env step, random
+controls) on the environment's own model, the ceiling of any Gymnasium-based trainer.
 
-    python benchmarks/throughput.py                      # Hopper-v5, 1 and 8 envs
+Rows: the study's documented default configuration (``--study``, default ``hopper``: what
+users run) and VMPOConfig's ``m_steps: 1`` default with the study's networks and envs (the
+old headline). ``--baseline-tree DIR`` also times another checkout of this repository (for
+example ``git worktree add /tmp/before HEAD~1``) on the same configurations, alternating,
+so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
+
+    python benchmarks/throughput.py                                  # hopper default + m_steps 1
+    python benchmarks/throughput.py --baseline-tree /tmp/before      # ... against an older checkout
     python benchmarks/throughput.py --steps 20000 --repeats 1 --no-write   # quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 import torch
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._report import write_section  # noqa: E402
+from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
+from vmpo_tune.search.spec import default_params, load_spec, params_to_configs  # noqa: E402
+from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
+
+PHASES = ("env", "act", "update", "evaluate", "rest")
+
+# Runs in the baseline checkout (only APIs every version has): the trainer's env steps per second.
+_BASELINE_SNIPPET = """
+import json, sys, time, torch
+torch.set_num_threads(1)
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.trainer import VMPOTrainer
-
-try:  # run as a script from the repo root or as a module
-    from benchmarks._report import write_section
-except ImportError:  # pragma: no cover
-    from _report import write_section
+agent, train, steps = json.loads(sys.argv[1])
+agent = {k: tuple(v) if isinstance(v, list) else v for k, v in agent.items()}
+trainer = VMPOTrainer.from_configs(VMPOConfig(**agent), TrainConfig(**train))
+start = time.perf_counter()
+result = trainer.train(steps, None)
+print(json.dumps(result.env_steps / (time.perf_counter() - start)))
+"""
 
 
 def raw_rate(env_id: str, num_envs: int, steps: int, seed: int) -> float:
@@ -47,64 +79,177 @@ def raw_rate(env_id: str, num_envs: int, steps: int, seed: int) -> float:
         envs.close()
 
 
-def trainer_rate(env_id: str, num_envs: int, steps: int, seed: int) -> tuple[float, float]:
-    """Env steps per second of a full ``train()`` (collection, updates, evaluations); eval share."""
-    train = TrainConfig(env_id=env_id, seed=seed, num_envs=num_envs)
-    trainer = VMPOTrainer.from_configs(VMPOConfig(), train)
+def bare_physics_rate(env_id: str, steps: int, seed: int) -> float:
+    """Env steps per second of ``mj_step`` alone (``frame_skip`` per env step) on the env's model."""
+    import mujoco
+
+    env = gym.make(env_id)
+    try:
+        env.reset(seed=seed)
+        base = env.unwrapped
+        model, data, skip = base.model, base.data, base.frame_skip
+        rng = np.random.default_rng(seed)
+        low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]
+        controls = rng.uniform(low, high, size=(1000, model.nu))
+        start = time.perf_counter()
+        for i in range(steps):
+            data.ctrl[:] = controls[i % 1000]
+            mujoco.mj_step(model, data, nstep=skip)
+        return steps / (time.perf_counter() - start)
+    finally:
+        env.close()
+
+
+def _timed(owner, name: str, totals: dict, key: str) -> None:
+    inner = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            totals[key] += time.perf_counter() - start
+
+    setattr(owner, name, wrapper)
+
+
+def trainer_run(agent: VMPOConfig, train: TrainConfig, steps: int) -> tuple[float, dict[str, float]]:
+    """Env steps per second of a full ``train()``, and the share of its time in each phase."""
+    trainer = VMPOTrainer.from_configs(agent, train)
+    totals = dict.fromkeys(("collect", "act", "update", "evaluate"), 0.0)
+    _timed(trainer.agent, "sample", totals, "act")  # the rollouts' policy calls (and the evaluation's)
+    _timed(trainer, "_collect", totals, "collect")
+    _timed(trainer.agent, "update", totals, "update")
+    acting_before_evaluation = []
+    evaluate = trainer._evaluate
+
+    def timed_evaluate(*a, **k):  # the evaluation's own policy calls belong to it, not to acting
+        acting_before_evaluation.append(totals["act"])
+        start = time.perf_counter()
+        try:
+            return evaluate(*a, **k)
+        finally:
+            totals["evaluate"] += time.perf_counter() - start
+            totals["act"] = acting_before_evaluation.pop()
+
+    trainer._evaluate = timed_evaluate
     start = time.perf_counter()
     result = trainer.train(steps, None)
     wall = time.perf_counter() - start
-    return result.env_steps / wall, sum(p.eval_time for p in result.evaluations) / wall
+    env_time = totals["collect"] - totals["act"]
+    shares = {
+        "env": env_time / wall,
+        "act": totals["act"] / wall,
+        "update": totals["update"] / wall,
+        "evaluate": totals["evaluate"] / wall,
+    }
+    shares["rest"] = 1.0 - sum(shares.values())
+    return result.env_steps / wall, shares
+
+
+def baseline_rate(tree: Path, agent: VMPOConfig, train: TrainConfig, steps: int) -> float:
+    payload = json.dumps([agent.to_dict(), train.to_dict(), steps])
+    env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE_SNIPPET, payload],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
+    spec = load_spec(study)
+    agent, train = params_to_configs(spec, default_params(spec))
+    plain = VMPOConfig(policy_layer_sizes=agent.policy_layer_sizes, value_layer_sizes=agent.value_layer_sizes)
+    plain_train = replace(train, rollout_steps=TrainConfig().rollout_steps)
+    return [
+        (f"`{spec.name}` default (m_steps {agent.m_steps})", agent, train),
+        ("VMPOConfig default (m_steps 1)", plain, plain_train),
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--env", default="Hopper-v5")
+    parser.add_argument("--study", default="hopper", help="the study whose documented default is the headline row")
     parser.add_argument("--steps", type=int, default=100_000, help="env steps per run (default 100k: 2 evaluations)")
-    parser.add_argument("--envs", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="BENCHMARKS.md")
+    parser.add_argument("--baseline-tree", type=Path, help="another checkout of this repository to time alongside")
+    parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    defaults = TrainConfig()
     rows = []
-    for n in args.envs:
-        raws, trains, evals = [], [], []
+    for label, agent, train in configurations(args.study):
+        raws, trains, bases, shares, bare = [], [], [], [], []
         for r in range(args.repeats):
-            raws.append(raw_rate(args.env, n, args.steps, seed=r))
-            rate, share = trainer_rate(args.env, n, args.steps, seed=r)
+            train_r = replace(train, seed=r)
+            raws.append(raw_rate(train.env_id, train.num_envs, args.steps, seed=r))
+            rate, share = trainer_run(agent, train_r, args.steps)
             trains.append(rate)
-            evals.append(share)
-            print(f"{n} envs, repeat {r}: raw {raws[-1]:,.0f}/s, trainer {rate:,.0f}/s ({share:.0%} evaluating)")
-        ratios = [t / w for t, w in zip(trains, raws)]
-        rows.append(
-            (
-                n,
-                statistics.median(raws),
-                statistics.median(trains),
-                statistics.median(ratios),
-                min(ratios),
-                statistics.median(evals),
+            shares.append(share)
+            if args.baseline_tree:
+                bases.append(baseline_rate(args.baseline_tree, agent, train_r, args.steps))
+            bare.append(bare_physics_rate(train.env_id, args.steps // 4, seed=r))
+            print(
+                f"{label}, repeat {r}: raw {raws[-1]:,.0f}/s, trainer {rate:,.0f}/s"
+                + (f", baseline tree {bases[-1]:,.0f}/s" if bases else "")
+                + f", bare physics {bare[-1]:,.0f}/s; "
+                + ", ".join(f"{k} {v:.0%}" for k, v in share.items()),
+                flush=True,
             )
-        )
-    lines = [
-        f"`python benchmarks/throughput.py --env {args.env} --steps {args.steps} --repeats {args.repeats}` "
-        f"on {platform.machine()} ({torch.get_num_threads()} torch thread), {time.strftime('%Y-%m-%d')}.",
-        f"Default configuration (2x256 networks, rollout_steps {defaults.rollout_steps} per env, m_steps 1), "
-        f"evaluation every {defaults.eval_interval:,} steps and at the end, {defaults.eval_episodes} episodes.",
-        "Raw = random actions in the same `SyncVectorEnv` (same-step autoreset), no policy. Medians of the repeats;",
-        "the ratio is the median of per-repeat ratios (each pair ran back to back), min in brackets.",
-        "",
-        "| envs | raw steps/s | trainer steps/s (incl. evaluation) | trainer / raw | time evaluating |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    for n, raw, train, ratio, worst, ev in rows:
-        lines.append(f"| {n} | {raw:,.0f} | {train:,.0f} | **{ratio:.2f}** (min {worst:.2f}) | {ev:.0%} |")
-    text = "\n".join(lines)
+        rows.append((label, train, raws, trains, bases, shares, bare))
+    text = _render(args, rows)
     print(text)
     if not args.no_write:
-        write_section(Path(args.out), "throughput", f"Throughput ({args.env})", text)
+        write_section(Path(args.out), "throughput", f"Throughput (`{args.study}`)", text)
+
+
+def _render(args, rows) -> str:
+    command = f"python benchmarks/throughput.py --study {args.study} --steps {args.steps} --repeats {args.repeats}"
+    if args.baseline_tree:
+        command += " --baseline-tree DIR"
+    lines = [
+        f"`{command}` on {platform.machine()} ({os.cpu_count()} cores, 1 torch thread, one process), "
+        f"{time.strftime('%Y-%m-%d')}. Each training run has the study's evaluation schedule; raw = random actions "
+        "in the same `SyncVectorEnv` (same-step autoreset), no policy; bare physics = `mj_step` alone. Medians of "
+        "the repeats; a ratio is the median of per-repeat ratios (each pair ran back to back), min in brackets.",
+        "",
+        "| configuration | envs | raw steps/s | trainer steps/s | trainer / raw | "
+        + ("baseline tree steps/s | speed-up | " if args.baseline_tree else "")
+        + "bare physics steps/s | raw / bare |",
+        "|---|---:|---:|---:|---:|" + ("---:|---:|" if args.baseline_tree else "") + "---:|---:|",
+    ]
+    for label, train, raws, trains, bases, _, bare in rows:
+        ratios = [t / w for t, w in zip(trains, raws)]
+        cells = [
+            label,
+            str(train.num_envs),
+            f"{statistics.median(raws):,.0f}",
+            f"{statistics.median(trains):,.0f}",
+            f"**{statistics.median(ratios):.2f}** (min {min(ratios):.2f})",
+        ]
+        if args.baseline_tree:
+            ups = [t / b for t, b in zip(trains, bases)]
+            cells += [f"{statistics.median(bases):,.0f}", f"**{statistics.median(ups):.2f}x** (min {min(ups):.2f})"]
+        cells += [f"{statistics.median(bare):,.0f}", f"{statistics.median(raws) / statistics.median(bare):.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Where a training run's time goes (medians of the repeats):", ""]
+    lines += ["| configuration | " + " | ".join(PHASES) + " |", "|---|" + "---:|" * len(PHASES)]
+    for label, *_, shares, _ in rows:
+        lines.append(
+            f"| {label} | " + " | ".join(f"{statistics.median(s[p] for s in shares):.0%}" for p in PHASES) + " |"
+        )
+    lines += [
+        "",
+        "env = the vector env's `step` (Gymnasium's Hopper-v5 and our episode statistics), act = the policy's "
+        "batched call per step during rollouts, update = the V-MPO update (all M-steps), evaluate = the scheduled "
+        "evaluations, rest = targets, buffers and bookkeeping.",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

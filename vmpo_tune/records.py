@@ -132,10 +132,12 @@ class StudyInfo:
 
     def objective_description(self) -> str:
         """The one sentence that says what a trial's value is."""
-        return (
-            f"maximise the {self.objective} evaluation return, {self.aggregate} over the {self.seeds_per_trial} "
-            "tuning seed(s)"
-        )
+        what = {
+            "final": "final evaluation return",
+            "best": "best evaluation return",
+            "auc": "mean evaluation return over the whole run (auc)",
+        }.get(self.objective, f"mean of the last {self.objective[5:]} evaluation returns ({self.objective})")
+        return f"maximise the {what}, {self.aggregate} over the {self.seeds_per_trial} tuning seed(s)"
 
 
 def read_study_info(study: optuna.Study) -> StudyInfo:

@@ -16,6 +16,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 AGGREGATES = ("mean", "median", "min", "iqm")
+OBJECTIVES = ("final", "best", "auc", "last_K")
+"""Per-seed statistics of a learning curve (:func:`curve_value`); ``last_K`` is written with a number: ``last_3``."""
 CONFIDENCE = 0.95
 RESAMPLES = 5000
 
@@ -32,6 +34,36 @@ def aggregate(values: Sequence[float], how: str) -> float:
     if how == "iqm":
         return iqm(x)
     raise ValueError(f"unknown aggregate {how!r}; valid: {', '.join(AGGREGATES)}")
+
+
+def check_objective(name: str) -> str:
+    """``name`` when it is one of :data:`OBJECTIVES` (``last_K`` as ``last_3``, K >= 1); else ``ValueError``."""
+    if name in ("final", "best", "auc"):
+        return name
+    if isinstance(name, str) and name.startswith("last_") and name[5:].isdigit() and int(name[5:]) >= 1:
+        return f"last_{int(name[5:])}"
+    raise ValueError(f"unknown objective {name!r} (valid: final, best, auc, or last_K with a number, e.g. last_3)")
+
+
+def curve_value(returns: Sequence[float], objective: str) -> float:
+    """One seed's value of a learning curve (its evaluation returns in order) under ``objective``.
+
+    ``final``: the last evaluation; ``best``: the highest; ``auc``: the mean of all evaluations
+    (the area under the curve per evaluation: anytime performance); ``last_K``: the mean of the
+    last K evaluations (all of them when there are fewer). The averaging objectives cost nothing
+    extra and smooth the evaluation noise that makes a single final return a lottery.
+    """
+    x = np.asarray(returns, dtype=float)
+    if x.size == 0:
+        return float("nan")
+    objective = check_objective(objective)
+    if objective == "final":
+        return float(x[-1])
+    if objective == "best":
+        return float(x.max())
+    if objective == "auc":
+        return float(x.mean())
+    return float(x[-int(objective[5:]) :].mean())
 
 
 def iqm(values, axis: int = -1) -> float | np.ndarray:
@@ -139,6 +171,14 @@ class CandidateStats:
     poi: float = float("nan")
     """P(this candidate beats the baseline on a fresh seed)."""
     poi_ci: tuple[float, float] = (float("nan"), float("nan"))
+    objective: str = "final"
+    """What ``returns`` are: each seed's value under the objective the search optimised (:func:`curve_value`)."""
+    final_returns: list[float] = field(default_factory=list)
+    """Each seed's final evaluation return (the same as ``returns`` when the objective is ``final``)."""
+
+    @property
+    def final_iqm(self) -> float:
+        return iqm(np.asarray(self.final_returns, dtype=float)) if self.final_returns else float("nan")
 
     @property
     def n(self) -> int:
@@ -172,6 +212,9 @@ class CandidateStats:
             "min",
             "max",
             "poi",
+            "objective",
+            "final_returns",
+            "final_iqm",
         )
         out = {k: getattr(self, k) for k in keys}
         out.update(iqm_ci=list(self.iqm_ci), mean_ci=list(self.mean_ci), poi_ci=list(self.poi_ci), n=self.n)
@@ -190,6 +233,8 @@ def describe(
     best_returns: Sequence[float] = (),
     is_baseline: bool = False,
     seed: int = 0,
+    objective: str = "final",
+    final_returns: Sequence[float] = (),
 ) -> CandidateStats:
     """All statistics of one candidate; the probability of improvement is against the baseline's returns
     (the test seeds both completed; a unit that failed or is still open is left out of either side)."""
@@ -211,6 +256,8 @@ def describe(
         max=float(x.max()),
         poi=probability_of_improvement(x, baseline),
         poi_ci=poi_ci(x, baseline, seed=seed),
+        objective=objective,
+        final_returns=[float(v) for v in (final_returns if len(final_returns) else x)],
     )
 
 

@@ -275,6 +275,11 @@ class VMPOTrainer:
         return float(self.history[-1][metrics.EVAL_RETURN]) if self.history else float("nan")
 
     @property
+    def evaluation_returns(self) -> list[float]:
+        """The learning curve so far: the mean return of each evaluation, in order."""
+        return [float(row[metrics.EVAL_RETURN]) for row in self.history]
+
+    @property
     def can_resume_exactly(self) -> bool:
         """Whether the next run continues exactly: the environments of the current step were saved whole."""
         at = self._envs_at

@@ -18,6 +18,7 @@ from ..cli_common import add_common_flags, configure_logging, positive_int, run_
 from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
+from ..stats import check_objective
 from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, resolve_url
 from .factories import make_pruner, make_sampler
 from .launch import WORKERS_PER_CORE, Outcome, check_worker_count, prepare_folders, run_workers
@@ -78,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-interval", type=positive_int, help="env steps between evaluations (overrides the study)")
     p.add_argument("--eval-episodes", type=positive_int, help="episodes per evaluation (overrides the study)")
     p.add_argument("--seeds-per-trial", type=positive_int, help="seeds trained per trial (overrides the study)")
+    p.add_argument(
+        "--objective",
+        help="per seed: final, best, auc (mean of all evaluations) or last_K (mean of the last K, e.g. last_3) "
+        "(overrides the study)",
+    )
     p.add_argument("--timeout", type=float, help="seconds after which workers start no new trial")
     p.add_argument("--seed", type=int, help="base seed of training runs and samplers (default: the study's)")
     p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the study's)")
@@ -137,6 +143,11 @@ def apply_overrides(spec: StudySpec, args: argparse.Namespace) -> StudySpec:
         for field in ("total_steps", "eval_interval", "eval_episodes", "seeds_per_trial", "seed")
         if getattr(args, field) is not None
     }
+    if args.objective is not None:
+        try:
+            changes["objective"] = check_objective(args.objective)
+        except ValueError as exc:
+            raise UserError(f"--objective: {exc}") from None
     return dataclasses.replace(spec, **changes)
 
 
@@ -182,13 +193,14 @@ def search(args: argparse.Namespace) -> int:
             _enqueue(study, lock, queued, args.trials)
         counts = records.budget_counts(study.get_trials(deepcopy=False))
         log.info(
-            "%s study %r (%s, %s steps per trial, tuning seeds %s) in %s",
+            "%s study %r (%s, %s steps per trial, tuning seeds %s) in %s; objective: %s",
             "created" if created else "resuming",
             study_name,
             spec.env_id,
             f"{spec.total_steps:,}",
             spec.tuning_seeds,
             where,
+            spec.info().objective_description(),
         )
         settings = WorkerSettings(
             spec=spec,

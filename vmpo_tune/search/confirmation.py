@@ -50,12 +50,23 @@ class Candidate:
     is_baseline: bool = False
 
 
-def test_seeds(info: records.StudyInfo, n: int) -> list[int]:
-    """``n`` seeds disjoint from the tuning seeds, fixed by the study seed."""
+def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> list[int]:
+    """``n`` seeds disjoint from the tuning seeds: from ``first`` when given, else fixed by the study seed.
+
+    ``first`` lets several studies share one set of test seeds (a benchmark that compares
+    strategies confirms every winner on the same seeds); it must not overlap the tuning seeds.
+    """
     if info.seeds_per_trial >= TEST_SEED_OFFSET:
         raise UserError(f"a study with {info.seeds_per_trial} seeds per trial leaves no room for test seeds")
-    start = info.seed + TEST_SEED_OFFSET
-    return list(range(start, start + n))
+    start = info.seed + TEST_SEED_OFFSET if first is None else first
+    seeds = list(range(start, start + n))
+    tuning = set(range(info.seed, info.seed + info.seeds_per_trial))
+    if first is not None and (first < 0 or tuning & set(seeds)):
+        raise UserError(
+            f"--test-seed-start {first} gives test seeds {seeds[0]}-{seeds[-1]}, which overlap the study's tuning "
+            f"seeds {sorted(tuning)} (or are negative); pick a start past them, e.g. {info.seed + TEST_SEED_OFFSET}"
+        )
+    return seeds
 
 
 def _config_key(config: dict) -> str:
@@ -128,6 +139,7 @@ def plan_units(
     candidates: Sequence[Candidate],
     seeds: Sequence[int],
     total_steps: int,
+    objective: str = "final",
 ) -> int:
     """Queue every (candidate, seed) unit not queued before; returns how many were added.
 
@@ -143,13 +155,24 @@ def plan_units(
                 f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
                 f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
             )
+        if plan and plan.get("objective", "final") != objective:
+            raise UserError(
+                f"the confirmation of this study measured the {plan.get('objective', 'final')!r} objective and the "
+                f"study now optimises {objective!r}; delete the study {confirm_study.study_name!r} to confirm again"
+            )
         known = {c.get("key"): c for c in plan.get("candidates", [])}
         for c in candidates:
             fields = {k: v for k, v in dataclasses.asdict(c).items() if k != "config"}
             known.setdefault(config_id(c.config), {**fields, "key": config_id(c.config)})
         all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
         records.write_confirm_plan(
-            confirm_study, {"total_steps": total_steps, "test_seeds": all_seeds, "candidates": list(known.values())}
+            confirm_study,
+            {
+                "total_steps": total_steps,
+                "objective": objective,
+                "test_seeds": all_seeds,
+                "candidates": list(known.values()),
+            },
         )
         queued = {
             (config_id(records.read_config(t)), tuple(records.read_seeds(t)))
@@ -182,7 +205,8 @@ class UnitObjective:
             raise UserError(f"confirmation unit {trial.number} has no configuration or seed (not made by confirm?)")
         agent = VMPOConfig.from_dict(config["agent"])
         train = dataclasses.replace(TrainConfig.from_dict(config["train"]), device=self.device)
-        plan = RunPlan(agent, train, (seeds[0],), int(config["total_steps"]), prune=False)
+        objective = records.read_confirm_plan(trial.study).get("objective", "final")
+        plan = RunPlan(agent, train, (seeds[0],), int(config["total_steps"]), objective=objective, prune=False)
         return self.runner.run(trial, plan)
 
 
@@ -223,6 +247,8 @@ def collect(confirm_study: optuna.Study) -> list[CandidateStats]:
                 search_score=info.get("search_score"),
                 best_returns=[records.TrialRecord.of(t).seed_best_returns[0] for t in trials],
                 is_baseline=label == baseline,
+                objective=plan.get("objective", "final"),
+                final_returns=[records.TrialRecord.of(t).seed_returns[0] for t in trials],
             )
         )
     return rank(out)

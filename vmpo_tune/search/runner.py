@@ -33,7 +33,7 @@ from .. import provenance, records
 from ..agent import NonFiniteError
 from ..config import TrainConfig, VMPOConfig
 from ..errors import TrialFailed
-from ..stats import aggregate
+from ..stats import aggregate, curve_value
 from ..tblog import ScalarLog
 from ..trainer import VMPOTrainer
 from .spec import run_config
@@ -51,6 +51,7 @@ class RunPlan:
     total_steps: int
     aggregate: str = "mean"
     objective: str = "final"
+    """Per seed, the statistic of the learning curve that makes the value (:func:`~vmpo_tune.stats.curve_value`)."""
     prune: bool = True
 
 
@@ -84,7 +85,7 @@ class TrialRunner:
         finals, bests = [t.final_return for t in trainers], [t.best_return for t in trainers]
         records.write_returns(trial, finals, bests)
         self._finish(trial, trainers, dirs)
-        return aggregate(finals if plan.objective == "final" else bests, plan.aggregate)
+        return aggregate([curve_value(t.evaluation_returns, plan.objective) for t in trainers], plan.aggregate)
 
     # ------------------------------------------------------------------ training
 

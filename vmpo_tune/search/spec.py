@@ -21,11 +21,10 @@ from ..config import TrainConfig, VMPOConfig, field_names
 from ..envs import EnvError, check_env_id
 from ..errors import UserError
 from ..records import StudyInfo
-from ..stats import AGGREGATES
+from ..stats import AGGREGATES, OBJECTIVES, check_objective
 from .catalog import PRUNERS as PRUNER_CLASSES
 from .catalog import SAMPLERS as SAMPLER_CLASSES
 
-OBJECTIVES = ("final", "best")
 SAMPLERS = tuple(SAMPLER_CLASSES)
 PRUNERS = tuple(PRUNER_CLASSES)
 TRANSFORMS = ("one_minus",)
@@ -43,7 +42,7 @@ TOP_KEYS = {
     "seeds_per_trial": "seeds trained per trial",
     "seed": "base seed of the study",
     "aggregate": f"over seeds: {', '.join(AGGREGATES)}",
-    "objective": f"per seed: {', '.join(OBJECTIVES)} evaluation return",
+    "objective": f"per seed: {', '.join(OBJECTIVES)} (final / best evaluation, mean of all / of the last K)",
     "agent": "fixed VMPOConfig fields",
     "train": "fixed TrainConfig fields",
     "search_space": "parameters to sample",
@@ -261,7 +260,7 @@ def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec
         seeds_per_trial=_positive_int(data.get("seeds_per_trial", 1), "seeds_per_trial", err),
         seed=_nonnegative_int(data.get("seed", 0), "seed", err),
         aggregate=_choice(data.get("aggregate", "mean"), AGGREGATES, "aggregate", err),
-        objective=_choice(data.get("objective", "final"), OBJECTIVES, "objective", err),
+        objective=_objective(data.get("objective", "final"), err),
         agent=_fixed(data.get("agent", {}), VMPOConfig, "agent", err),
         train=_fixed(data.get("train", {}), TrainConfig, "train", err),
         sampler=_named(data.get("sampler", {"name": "tpe"}), SAMPLERS, "sampler", err),
@@ -347,6 +346,14 @@ def _nonnegative_int(value: Any, key: str, err: _Errors) -> int:
         return validate.nonnegative_int(key, value)
     except ValueError:
         err(key, f"must be a non-negative integer, got {value!r}")
+        raise
+
+
+def _objective(value: Any, err: _Errors) -> str:
+    try:
+        return check_objective(value)
+    except ValueError as exc:
+        err("objective", str(exc).replace("unknown objective", "unknown value"))
         raise
 
 

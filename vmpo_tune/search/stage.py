@@ -40,6 +40,7 @@ def run_confirmation(
     seeds: int,
     total_steps: int | None,
     workers: int,
+    first_test_seed: int | None = None,
 ) -> ConfirmationResult:
     """Confirm the ``top`` best trials of ``study`` and its default on ``seeds`` test seeds.
 
@@ -50,11 +51,12 @@ def run_confirmation(
     budget = int(total_steps or info.total_steps or 0)
     if budget < 1:
         raise UserError("the study records no budget per trial; pass --total-steps")
+    seed_list = test_seeds(info, seeds, first_test_seed)
     candidates = select_candidates(study, top)
     confirm = open_confirm_study(storage, study.study_name)
     lock = BudgetLock(settings.storage_url, confirm.study_name, patience=settings.patience)
     try:
-        added = plan_units(confirm, lock, candidates, test_seeds(info, seeds), budget)
+        added = plan_units(confirm, lock, candidates, seed_list, budget, info.objective)
     finally:
         lock.close()
     counts = unit_counts(confirm)
@@ -63,7 +65,7 @@ def run_confirmation(
         len(candidates),
         ", ".join(c.label for c in candidates),
         seeds,
-        test_seeds(info, seeds),
+        seed_list,
         f"{budget:,}",
         counts["units"],
         added,
@@ -99,9 +101,11 @@ def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
     if not ranked:
         return "no candidate has complete units on the test seeds yet (the baseline's are needed too)"
     leader = ranked[0]
+    averaged = leader.objective != "final"  # then the final return is shown beside the objective's statistic
     header = (
-        "rank | candidate | n | IQM [95% CI] | mean [95% CI] | median | min-max | P(> default) [95% CI] | "
-        "vs #1 | search score | search - IQM"
+        f"rank | candidate | n | IQM [95% CI]{f' ({leader.objective})' if averaged else ''} | mean [95% CI] | "
+        f"median | min-max | P(> default) [95% CI] | vs #1 | search score | search - IQM"
+        + (" | final IQM" if averaged else "")
     )
     lines = [header, "-" * len(header)]
     for i, c in enumerate(ranked, 1):
@@ -112,6 +116,7 @@ def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
         lines.append(
             f"{i} | {c.label} | {c.n} | {c.iqm:.1f} {_ci(c.iqm_ci)} | {c.mean:.1f} {_ci(c.mean_ci)} | "
             f"{c.median:.1f} | {c.min:.1f}-{c.max:.1f} | {poi} | {versus} | {score} | {optimism}"
+            + (f" | {c.final_iqm:.1f}" if averaged else "")
         )
     lines.append(
         f"test seeds {leader.seeds}; {counts['complete']} of {counts['units']} unit(s) complete"

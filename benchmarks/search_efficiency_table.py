@@ -1,0 +1,156 @@
+"""The tables and the plot of ``benchmarks/search_efficiency.py``, read from the kept storages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from benchmarks.search_efficiency import BUDGET_TRIALS, CONFIRM_SEEDS, RESULTS, ROOT, STRATEGIES, TEST_SEED_START, Arm
+from vmpo_tune import records
+from vmpo_tune.stats import describe
+
+PLOT = RESULTS / "iqm-vs-cpu-hours.svg"
+
+
+def _load(arm: Arm) -> dict[str, Any] | None:
+    """What one arm's kept storage holds: search trials, confirmation units and the ranked confirmation."""
+    if not arm.kept_db.exists():
+        return None
+    storage = optuna.storages.RDBStorage(f"sqlite:///{arm.kept_db}")
+    try:
+        names = [s.study_name for s in storage.get_all_studies()]
+        if arm.study not in names:
+            return None
+        study = optuna.load_study(study_name=arm.study, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        companion = records.confirm_study_name(arm.study)
+        units = (
+            optuna.load_study(study_name=companion, storage=storage).get_trials(deepcopy=False)
+            if companion in names
+            else []
+        )
+        return {
+            "trials": trials,
+            "finished": sum(t.state.is_finished() for t in trials),
+            "units": units,
+            "confirmation": records.read_confirmation(study),
+        }
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def _returns_by_seed(entry: dict) -> dict[int, float]:
+    return dict(zip(entry["seeds"], entry["returns"]))
+
+
+def _paired(winner: dict, other: dict) -> tuple[list[float], list[float]]:
+    mine, theirs = _returns_by_seed(winner), _returns_by_seed(other)
+    seeds = sorted(set(mine) & set(theirs))
+    return [mine[s] for s in seeds], [theirs[s] for s in seeds]
+
+
+def _fmt_ci(low: float, high: float, digits: int = 0) -> str:
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def render(arms: list[Arm], machine: str) -> str:
+    loaded = {arm.name: _load(arm) for arm in arms}
+    reference = loaded.get("reference")
+    shipped = reference["confirmation"][0] if reference and reference["confirmation"] else None
+    lines = [
+        f"`python benchmarks/search_efficiency.py run` then `... table`, on {machine}; Hopper-v5 at the full "
+        f"300,000 env steps per run. Each strategy has the same nominal budget ({BUDGET_TRIALS} seed runs: "
+        f"{BUDGET_TRIALS} one-seed trials or {BUDGET_TRIALS // 3} three-seed trials) on the `hopper-untuned` "
+        "study (the `hopper` space, starting from VMPOConfig's untuned defaults); its 3 best distinct trials and "
+        f"the untuned default are then trained on the same {CONFIRM_SEEDS} test seeds "
+        f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the shipped `hopper` default (the "
+        "reference). Winner = the confirmation's best IQM. P(> X) = the probability that the winner beats X on a "
+        "fresh seed, with its 95% bootstrap CI. The stored studies are in "
+        f"`{RESULTS.relative_to(ROOT)}/`.",
+        "",
+        "| arm | search (finished / target) | winner | confirmed IQM [95% CI] | P(> untuned default) [CI] | "
+        "P(> shipped default) [CI] | search CPU h | confirm CPU h |",
+        "|---|---:|---|---|---|---|---:|---:|",
+    ]
+    points: list[tuple[str, float, float, tuple[float, float]]] = []
+    for arm in arms:
+        lines.append(_row(arm, loaded[arm.name], shipped, points))
+    if shipped is not None:
+        points.append(("shipped default", 0.0, shipped["iqm"], shipped["iqm_ci"]))
+    if points:
+        _plot(points, PLOT)
+        lines += ["", f"![confirmed IQM against CPU hours]({PLOT.relative_to(ROOT)})"]
+    return "\n".join(lines)
+
+
+def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str:
+    """One arm's table row; a confirmed strategy arm also adds its point (and the untuned default's) to ``points``."""
+    if data is None:
+        return f"| {arm.name} | not started | | | | | | |"
+    target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][1]
+    search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
+    complete_units = sum(t.state == TrialState.COMPLETE for t in data["units"])
+    ranked = data["confirmation"]
+    progress = f"| {arm.name} | {data['finished']} / {target} |"
+    if not ranked or complete_units < len(ranked) * CONFIRM_SEEDS:
+        state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
+        return f"{progress} ({state}) | | | | {search_h:.2f} | {confirm_h:.2f} |"
+    winner = ranked[0]
+    baseline = next(c for c in ranked if c.get("is_baseline"))
+    vs_untuned, vs_shipped = "", "(the reference)"
+    if arm.strategy is not None:
+        vs_untuned = "baseline" if winner is baseline else f"{winner['poi']:.2f} {_fmt_ci(*winner['poi_ci'], 2)}"
+        vs_shipped = ""
+        if shipped is not None:
+            s = describe(winner["label"], [], *_paired(winner, shipped))
+            vs_shipped = f"{s.poi:.2f} {_fmt_ci(*s.poi_ci, 2)}"
+        points.append((arm.name, search_h + confirm_h, winner["iqm"], winner["iqm_ci"]))
+        if not any(p[0] == "untuned default" for p in points):
+            points.append(("untuned default", 0.0, baseline["iqm"], baseline["iqm_ci"]))
+    return (
+        f"{progress} {winner['label']} | {winner['iqm']:.0f} {_fmt_ci(*winner['iqm_ci'])} | {vs_untuned} | "
+        f"{vs_shipped} | {search_h:.2f} | {confirm_h:.2f} |"
+    )
+
+
+def _plot(points: list[tuple[str, float, float, tuple[float, float]]], path: Path) -> None:
+    """A small hand-written SVG: confirmed IQM (with its CI) against CPU hours, one labelled point per arm."""
+    width, height, margin = 640, 400, 60
+    x_max = max(1.0, max(p[1] for p in points) * 1.1)
+    y_max = max(100.0, max(p[3][1] for p in points) * 1.1)
+
+    def sx(x: float) -> float:
+        return margin + (width - 2 * margin) * x / x_max
+
+    def sy(y: float) -> float:
+        return height - margin - (height - 2 * margin) * max(0.0, y) / y_max
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+        'font-size="11">',
+        '<rect width="100%" height="100%" fill="white"/>',
+        f'<line x1="{margin}" y1="{height - margin}" x2="{width - margin}" y2="{height - margin}" stroke="black"/>',
+        f'<line x1="{margin}" y1="{margin}" x2="{margin}" y2="{height - margin}" stroke="black"/>',
+        f'<text x="{width / 2}" y="{height - 20}" text-anchor="middle">CPU hours (search + confirmation)</text>',
+        f'<text x="15" y="{height / 2}" transform="rotate(-90 15 {height / 2})" text-anchor="middle">'
+        "confirmed IQM (10 test seeds, 95% CI)</text>",
+    ]
+    for i in range(5):
+        y = y_max * i / 4
+        parts.append(f'<text x="{margin - 5}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.0f}</text>')
+        x = x_max * i / 4
+        parts.append(f'<text x="{sx(x):.1f}" y="{height - margin + 15}" text-anchor="middle">{x:.1f}</text>')
+    for label, x, y, (low, high) in points:
+        color = "gray" if "default" in label else "steelblue"
+        parts.append(
+            f'<line x1="{sx(x):.1f}" y1="{sy(low):.1f}" x2="{sx(x):.1f}" y2="{sy(high):.1f}" stroke="{color}"/>'
+        )
+        parts.append(f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="4" fill="{color}"/>')
+        parts.append(f'<text x="{sx(x) + 6:.1f}" y="{sy(y) - 6:.1f}">{label}</text>')
+    parts.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(parts) + "\n")

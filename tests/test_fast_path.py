@@ -1,0 +1,93 @@
+"""The fast hidden layer (linear + tanh through sigmoid, backward written out) computes what
+``nn.Sequential(nn.Linear, nn.Tanh, ...)`` computes: values, gradients, and whole updates."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from vmpo_tune import networks
+from vmpo_tune.agent import VMPOAgent
+
+from .test_agent import make_batch
+
+
+def _plain_trunk(trunk, x):
+    return trunk(x)  # the straightforward path: nn.Linear then nn.Tanh, autograd throughout
+
+
+def test_linear_tanh_values_and_gradients_match_the_plain_layers():
+    torch.manual_seed(0)
+    layer = nn.Linear(11, 64)
+    x = (torch.randn(300, 11) * 3).requires_grad_(True)  # pre-activations well into tanh's flat tails
+    x_ref = x.detach().clone().requires_grad_(True)
+    ref_layer = copy.deepcopy(layer)
+    y = networks.linear_tanh(x, layer)
+    y_ref = torch.tanh(ref_layer(x_ref))
+    assert torch.allclose(y, y_ref, atol=3e-7, rtol=0)
+    weights = torch.randn_like(y)
+    (y * weights).sum().backward()
+    (y_ref * weights).sum().backward()
+    for got, want in (
+        (x.grad, x_ref.grad),
+        (layer.weight.grad, ref_layer.weight.grad),
+        (layer.bias.grad, ref_layer.bias.grad),
+    ):
+        assert torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_linear_tanh_saturates_exactly_and_keeps_nan():
+    layer = nn.Linear(1, 1)
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+        layer.bias.zero_()
+    x = torch.tensor([[-100.0], [0.0], [100.0], [float("nan")]])
+    y = networks.linear_tanh(x, layer).detach().reshape(-1)
+    assert y[0] == -1.0 and y[1] == 0.0 and y[2] == 1.0 and torch.isnan(y[3])
+
+
+def test_no_input_gradient_is_computed_for_an_input_that_needs_none():
+    layer = nn.Linear(4, 3)
+    x = torch.randn(5, 4)  # observations: no gradient wanted
+    networks.linear_tanh(x, layer).sum().backward()
+    assert x.grad is None and layer.weight.grad is not None
+
+
+def test_inference_path_gives_the_same_bits_as_the_training_path():
+    """The rollout's means (no autograd) are bit for bit what the update recomputes (with autograd)."""
+    torch.manual_seed(1)
+    policy = networks.DiagonalGaussianPolicy(7, 2, (32, 32), (32, 32))
+    obs = torch.randn(50, 7)
+    with torch.inference_mode():
+        fast = policy.mean_action(obs)
+    mean, _, _ = policy.forward_all(obs)
+    assert torch.equal(fast, mean.detach())
+
+
+@pytest.mark.parametrize("m_steps", [1, 4])
+def test_one_update_equals_the_straightforward_path(monkeypatch, m_steps):
+    agent = VMPOAgent(5, 2, "cpu", policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), m_steps=m_steps, seed=3)
+    reference = copy.deepcopy(agent)
+    batch = make_batch(n=256, seed=4, agent=agent)
+    stats = agent.update(batch)
+    monkeypatch.setattr(networks, "run_trunk", _plain_trunk)
+    ref_stats = reference.update(batch)
+    assert stats.keys() == ref_stats.keys()
+    for key, value in stats.items():
+        assert np.isclose(value, ref_stats[key], rtol=1e-4, atol=1e-6, equal_nan=True), key
+    for (name, p), (_, q) in zip(agent.policy.named_parameters(), reference.policy.named_parameters()):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6), name
+    for (name, p), (_, q) in zip(agent.duals.named_parameters(), reference.duals.named_parameters()):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-7), name
+
+
+def test_updates_are_deterministic_bit_for_bit():
+    def run():
+        agent = VMPOAgent(5, 2, "cpu", policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), m_steps=4, seed=7)
+        for i in range(3):
+            agent.update(make_batch(n=128, seed=i, agent=agent))
+        return [p.detach().clone() for p in agent.policy.parameters()]
+
+    assert all(torch.equal(a, b) for a, b in zip(run(), run()))
