@@ -31,6 +31,8 @@ LAYOUT = dict(template="plotly_white", margin=dict(l=60, r=30, t=50, b=50))
 BASELINE_COLOUR = "#7f7f7f"
 MIN_TRIALS_FOR_IMPORTANCE = 10
 """Fewer complete trials than this give importances and contours that mostly show noise: they are withheld."""
+POI_AXIS_MARGIN = 0.05
+"""Room on either side of the probability axis [0, 1], so that a marker at 0 or 1 is drawn whole."""
 SLICE_COLUMNS = 3
 
 
@@ -89,15 +91,20 @@ def optimization_history(study: optuna.Study) -> go.Figure:
     return fig
 
 
+def importances_withheld(n_complete: int) -> str:
+    """Why the importances and the contour are missing: the threshold, and how far the study is from it."""
+    return (
+        f"Parameter importances and the contour of the two most important parameters need at least "
+        f"{MIN_TRIALS_FOR_IMPORTANCE} complete trials; this study has {n_complete}. With fewer, a ranking of "
+        "parameters mostly reflects noise. Run more trials."
+    )
+
+
 def param_importances(study: optuna.Study) -> tuple[dict[str, float], list[str]]:
     """Optuna's default importance evaluator; returns the importances and any warnings it gave."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
-        raise Unavailable(
-            f"Parameter importances (and the contour of the top two) are withheld: they rest on "
-            f"{len(complete)} complete trial(s), and below {MIN_TRIALS_FOR_IMPORTANCE} a ranking of parameters "
-            "mostly reflects noise. Run more trials."
-        )
+        raise Unavailable(importances_withheld(len(complete)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         importances = optuna.importance.get_param_importances(study)
@@ -247,6 +254,11 @@ def _labels(ranked: Sequence[dict]) -> list[str]:
     return [c["label"] for c in ranked][::-1]  # the winner at the top
 
 
+def baseline_annotation(label: str) -> str:
+    """The default's name on a plot: its label when that already says so ("default", "trial 3 (default)")."""
+    return label if "default" in label else f"default ({label})"
+
+
 def _colours(ranked: Sequence[dict]) -> list[str]:
     return [BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"] for c in ranked][::-1]
 
@@ -278,7 +290,10 @@ def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
     for c in ranked:
         if c["is_baseline"]:
             fig.add_vline(
-                x=c["iqm"], line_dash="dash", line_color=BASELINE_COLOUR, annotation_text=f"default ({c['label']})"
+                x=c["iqm"],
+                line_dash="dash",
+                line_color=BASELINE_COLOUR,
+                annotation_text=baseline_annotation(c["label"]),
             )
     n = ranked[0]["n"] if ranked else 0
     fig.update_layout(
@@ -332,13 +347,14 @@ def probability_of_improvement(ranked: Sequence[dict]) -> go.Figure:
             showlegend=False,
             marker=dict(size=11, color=STATE_COLOURS["COMPLETE"]),
             error_x=_ci_bars(rows, "poi"),
+            cliponaxis=False,
             hovertemplate="%{y}: P = %{x:.2f}<extra></extra>",
         )
     )
     fig.add_vline(x=0.5, line_dash="dash", line_color=BASELINE_COLOUR)
     fig.update_layout(
         title="Probability of improving on the default (95% bootstrap CI)",
-        xaxis=dict(title="P(candidate > default)", range=[0, 1]),
+        xaxis=dict(title="P(candidate > default)", range=[-POI_AXIS_MARGIN, 1 + POI_AXIS_MARGIN], zeroline=False),
         height=120 + 50 * len(rows),
         **LAYOUT,
     )

@@ -22,6 +22,8 @@ import datetime as dt
 import html
 import importlib.util
 import logging
+import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +42,7 @@ def _require_extras() -> None:
 
 _require_extras()
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
@@ -48,7 +51,7 @@ from optuna.trial import FrozenTrial, TrialState
 from plotly.offline import get_plotlyjs
 
 from vmpo_tune import records
-from vmpo_tune.cli_common import add_common_flags, configure_logging, run_cli
+from vmpo_tune.cli_common import Parser, add_common_flags, configure_logging, run_cli
 from vmpo_tune.errors import UserError
 from vmpo_tune.redaction import redact_url, redact_value
 from vmpo_tune.storage import ENV_STORAGE
@@ -59,6 +62,7 @@ from .tables import trials_table, write_tables
 
 log = logging.getLogger(__name__)
 
+IMPORTANCE_TITLES = ("Parameter importances", "Contour")
 NO_TRIALS = "This study has no trials yet, so there is nothing to plot."
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 CSS = """
@@ -72,6 +76,10 @@ h1 { margin-bottom: .2rem; } h2 { margin-top: 2.5rem; border-bottom: 1px solid #
 table.trials { border-collapse: collapse; font-size: .85rem; }
 table.trials td, table.trials th { border: 1px solid #ddd; padding: .2rem .5rem; text-align: right;
                                    white-space: nowrap; }
+table.all-trials { width: 100%; }
+table.all-trials th { position: sticky; top: 0; background: #f6f8fa; }
+table.all-trials td.text { text-align: left; white-space: normal; overflow-wrap: anywhere; }
+table.all-trials td.params { font-size: .8rem; }
 pre { background: #f6f8fa; padding: 1rem; overflow-x: auto; font-size: .85rem; }
 code { background: #f6f8fa; padding: .1rem .3rem; overflow-wrap: anywhere; }
 .plotly-graph-div { max-width: 100%; }
@@ -79,7 +87,7 @@ code { background: #f6f8fa; padding: .1rem .3rem; overflow-wrap: anywhere; }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m analysis.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
@@ -367,7 +375,7 @@ def winner_section(ctx: Context) -> str:
         ("export", f"<code>{esc(export_command(ctx))}</code>"),
     ]
     parts = [
-        f"<h2>{esc(title)} (trial {record.number})</h2>",
+        f"<h2>{esc(heading(title, record.number))}</h2>",
         kv_table(rows),
         "<h3>Parameters</h3>",
         pre(record.params),
@@ -382,6 +390,12 @@ def winner_section(ctx: Context) -> str:
     if record.provenance:
         parts += ["<h3>Provenance</h3>", pre(redact_value(record.provenance))]
     return "\n".join(parts)
+
+
+def heading(title: str, number: int) -> str:
+    """``title (trial N)``, unless the title already names trial N ("Confirmed winner: trial 11")."""
+    names_it = re.search(rf"\btrial {number}\b", title) is not None
+    return title if names_it else f"{title} (trial {number})"
 
 
 def _resumed(record: records.TrialRecord) -> str:
@@ -412,24 +426,46 @@ def artifacts_html(ctx: Context, trial: FrozenTrial) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
+TRIAL_COLUMNS = ("number", "state", "value", "last_step", records.WALL_TIME, records.ENV_STEPS_PER_S)
+
+
+def fmt_cell(value: Any) -> str:
+    """A table cell: blank for a missing value, whole numbers with thousands separators, others to 4 digits."""
+    if value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, np.integer)):
+        return f"{int(value):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{int(value):,}" if value.is_integer() and abs(value) < 1e15 else fmt_value(float(value))
+    return str(value)
+
+
+def trials_html(frame: pd.DataFrame) -> str:
+    """Every trial in one table that fits the page: a few fixed columns, then all of its parameters in one
+    wrapping cell (``name=value ...``) and the failure reason, wrapped too; the page scrolls, not the table."""
+    fixed = [c for c in TRIAL_COLUMNS if c in frame.columns or f"user_attrs.{c}" in frame.columns]
+    params = [c for c in frame.columns if c.startswith("params.")]
+    reason = f"user_attrs.{records.FAIL_REASON}"
+    head = "".join(f"<th>{esc(c)}</th>" for c in fixed) + "<th>params</th>"
+    head += "<th>fail_reason</th>" if reason in frame.columns else ""
+    rows = []
+    for row in frame.to_dict("records"):
+        cells = [f"<td>{esc(fmt_cell(row.get(c, row.get(f'user_attrs.{c}'))))}</td>" for c in fixed]
+        shown = [f"{c.removeprefix('params.')}={fmt_cell(row[c])}" for c in params if fmt_cell(row[c]) != ""]
+        cells.append(f'<td class="text params">{esc(", ".join(shown))}</td>')
+        if reason in frame.columns:
+            cells.append(f'<td class="text">{esc(fmt_cell(row[reason]))}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return f'<table class="trials all-trials"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
 def trials_section(frame: pd.DataFrame, files: list[Path]) -> str:
-    columns = [
-        "number",
-        "state",
-        "value",
-        "last_step",
-        f"user_attrs.{records.WALL_TIME}",
-        f"user_attrs.{records.ENV_STEPS_PER_S}",
-    ]
-    columns += [c for c in frame.columns if c.startswith("params.")]
-    columns += [c for c in (f"user_attrs.{records.FAIL_REASON}",) if c in frame.columns]
-    shown = frame.reindex(columns=[c for c in columns if c in frame.columns])
-    shown = shown.rename(columns=lambda c: c.removeprefix("user_attrs.").removeprefix("params."))
     listing = ", ".join(f"<code>{esc(p.name)}</code>" for p in files)
     parts = ["<h2>Trials</h2>", f"<p>Every column of every trial is in {listing}, beside this file.</p>"]
     if not frame.empty:
-        table = shown.to_html(index=False, na_rep="", classes="trials", border=0, float_format=fmt_value)
-        parts.append(f'<div class="scroll">{table}</div>')
+        parts.append(trials_html(frame))
     return "\n".join(parts)
 
 
@@ -441,7 +477,10 @@ def render(ctx: Context, frame: pd.DataFrame) -> str:
         sections += complete_sections(ctx)
     else:
         titles = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Slice plots", "Contour")
-        sections += [f"<h2>{t}</h2>\n{note(missing)}" for t in titles]
+        withheld = figures.importances_withheld(ctx.n_complete)
+        sections += [
+            f"<h2>{t}</h2>\n{note(missing)}" + (f"\n{note(withheld)}" if t in IMPORTANCE_TITLES else "") for t in titles
+        ]
     with_curve = sum(bool(t.intermediate_values) for t in ctx.trials)
     sections.append(
         plot_section(

@@ -29,6 +29,10 @@ TOY_STUDY = {
 }
 
 
+# no way to diverge or be wrecked: every trial completes, and the candidates differ in epsilon_eta only
+CALM = {**TOY_STUDY, "search_space": {"epsilon_eta": TOY_STUDY["search_space"]["epsilon_eta"]}}
+
+
 def write_study(folder: Path, data: dict | None = None, name: str = "toy") -> Path:
     path = folder / f"{name}.yaml"
     path.write_text(yaml.safe_dump(TOY_STUDY if data is None else data, sort_keys=False))

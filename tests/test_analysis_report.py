@@ -13,10 +13,13 @@ import yaml
 from optuna.trial import TrialState, create_trial
 from plotly.offline import get_plotlyjs
 
-from analysis.figures import MIN_TRIALS_FOR_IMPORTANCE
-from analysis.report import NO_TRIALS, build_report, esc
+from analysis import figures
+from analysis.figures import MIN_TRIALS_FOR_IMPORTANCE, POI_AXIS_MARGIN
+from analysis.report import NO_TRIALS, build_report, esc, heading
 from analysis.tables import flatten, study_table
+from vmpo_tune import records
 from vmpo_tune.redaction import redact as redact_text
+from vmpo_tune.stats import describe, rank
 
 from .search_helpers import cli
 from .study_fixture import (
@@ -65,7 +68,8 @@ def test_report_is_one_offline_file_with_every_plot(tiny_study, tiny_report):
     # history, parallel coordinates, slices, learning curves, wall time; importances and the contour are withheld
     # (a handful of complete trials), with the sentence why, once for each
     assert html.count(PLOT_DIV) == 5 and "Could not draw" not in html
-    assert html.count(f"below {MIN_TRIALS_FOR_IMPORTANCE} a ranking of parameters mostly reflects noise") == 2
+    complete = sum(t.state == TrialState.COMPLETE for t in tiny_study.load().get_trials())
+    assert html.count(f"need at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials; this study has {complete}.") == 2
     for title in (
         "Optimisation history",
         "Parameter importances",
@@ -76,7 +80,6 @@ def test_report_is_one_offline_file_with_every_plot(tiny_study, tiny_report):
         "Wall time and throughput",
     ):
         assert f"<h2>{title}</h2>" in html
-    complete = sum(t.state == TrialState.COMPLETE for t in tiny_study.load().get_trials())
     assert f"Rests on {complete} complete trial(s)." in html  # each figure says what it rests on
     assert "No confirmation yet" in html and "max-width: 1400px" in html
 
@@ -96,6 +99,23 @@ def test_report_draws_every_learning_curve_by_state_and_the_best_config(tiny_stu
     assert esc(config) in html and "policy_lr: 0.0001" in config
     assert "seed0_best.pt" in html and "seed0_evaluations.csv" in html  # the best trial's artifacts
     assert f"optuna-dashboard sqlite:///{tiny_study.db} --artifact-dir run/artifacts" in html
+
+
+def test_trials_table_fits_the_page_with_the_params_in_one_wrapping_cell(tiny_study, tiny_report):
+    html = tiny_report.html.read_text(encoding="utf-8")
+    section = html[html.index("<h2>Trials</h2>") :]
+    table = section[: section.index("</table>")]
+    assert 'class="scroll"' not in section  # no frame of its own: the page scrolls, the table does not
+    assert '<table class="trials all-trials">' in table
+    assert "table.all-trials { width: 100%; }" in html  # as wide as the page, no wider
+    assert "table.all-trials td.text { text-align: left; white-space: normal; overflow-wrap: anywhere; }" in html
+    assert "<th>params</th>" in table and "<th>fail_reason</th>" in table and "<th>params.policy_lr</th>" not in table
+    trials = tiny_study.load().get_trials()
+    assert table.count('<td class="text params">') == len(trials)
+    for t in trials:
+        for name in t.params:
+            assert f"{name}=" in table
+    assert "reward_scale=1e+39" in table  # the infinite-reward trial's parameters, to 4 digits
 
 
 def test_trials_csv_round_trips_what_the_study_holds(tiny_study, tiny_report):
@@ -154,6 +174,8 @@ def test_study_without_complete_trials_says_so(tmp_path):
     assert "Traceback" not in proc.stderr
     html = (tmp_path / "stalled-report.html").read_text(encoding="utf-8")  # default --out: no runs/stalled here
     assert '<p class="note">This study has no complete trials yet (2 trial(s): 0 complete, 1 pruned, 1 failed)' in html
+    # where the importances and the contour would be, the threshold they wait for
+    assert html.count(f"need at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials; this study has 0.") == 2
     assert html.count(PLOT_DIV) == 2  # the pruned trial's learning curve and the wall time; nothing else
     assert "trial 0 (PRUNED)" in html
     frame = pd.read_csv(tmp_path / "stalled-report-trials.csv")
@@ -192,9 +214,72 @@ def test_a_plot_that_cannot_be_drawn_becomes_a_note(tmp_path):
     written = build_report(study, sqlite_url(tmp_path / "one.db"), tmp_path, out)
     assert written[:2] == [out, tmp_path / "one-trials.csv"]
     html = out.read_text(encoding="utf-8")
-    assert html.count("they rest on 1 complete trial(s)") == 2
+    assert html.count(f"need at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials; this study has 1.") == 2
     assert html.count(PLOT_DIV) == 5  # history, parallel, slices, curves, wall time
     assert "Best trial (search score) (trial 0)</h2>" in html and "no stored config" in html
+
+
+# ---------------------------------------------------------------------------- a confirmed study
+
+
+def confirmed_study(tmp_path, baseline_label="default", baseline_trial=None):
+    """Three complete trials and a stored confirmation: trial 2 wins on every test seed, trial 1 loses on every one."""
+    study = optuna.create_study(storage=sqlite_url(tmp_path / "c.db"), study_name="c", direction="maximize")
+    for value in (5.0, 6.0, 9.0):
+        study.add_trial(
+            create_trial(
+                params={"policy_lr": 1e-4, "epsilon_eta": 0.01},
+                distributions=SPACE,
+                value=value,
+                intermediate_values={256: value},
+                user_attrs={"wall_time_s": 1.0, "config": {"agent": {"policy_lr": 1e-4}}},
+            )
+        )
+    seeds = [100, 101, 102, 103]
+    base = [10.0, 11.0, 12.0, 13.0]
+    ranked = rank(
+        [
+            describe("trial 2", seeds, [20.0, 21.0, 22.0, 23.0], base, source_trial=2, search_score=9.0),
+            describe("trial 1", seeds, [1.0, 2.0, 3.0, 4.0], base, source_trial=1, search_score=6.0),
+            describe(baseline_label, seeds, base, base, source_trial=baseline_trial, is_baseline=True),
+        ]
+    )
+    records.write_confirmation(study, [c.as_dict() for c in ranked])
+    return study
+
+
+def test_confirmed_winner_heading_names_its_trial_once(tmp_path):
+    study = confirmed_study(tmp_path)
+    out = tmp_path / "c.html"
+    build_report(study, sqlite_url(tmp_path / "c.db"), tmp_path, out)
+    html = out.read_text(encoding="utf-8")
+    assert "<h2>Confirmed winner: trial 2</h2>" in html and "trial 2 (trial 2)" not in html
+    assert heading("Confirmed winner: trial 2 (default)", 2) == "Confirmed winner: trial 2 (default)"
+    assert heading("Confirmed winner: default", 0) == "Confirmed winner: default (trial 0)"  # the label hides it
+    assert heading("Confirmed winner: trial 12", 1) == "Confirmed winner: trial 12 (trial 1)"  # another trial
+    assert heading("Best trial (search score)", 3) == "Best trial (search score) (trial 3)"
+
+
+@pytest.mark.parametrize(("label", "trial"), [("default", None), ("trial 0 (default)", 0)])
+def test_the_default_is_named_once(tmp_path, label, trial):
+    study = confirmed_study(tmp_path, label, trial)
+    out = tmp_path / "c.html"
+    build_report(study, sqlite_url(tmp_path / "c.db"), tmp_path, out)
+    html = out.read_text(encoding="utf-8")
+    assert "default (default)" not in html and "(default))" not in html
+    (line,) = figures.confirmed_intervals(records.read_confirmation(study)).layout.shapes
+    (note_,) = figures.confirmed_intervals(records.read_confirmation(study)).layout.annotations
+    assert note_.text == label and line.x0 == pytest.approx(11.5)
+    assert figures.baseline_annotation("trial 4") == "default (trial 4)"
+
+
+def test_probability_axis_leaves_room_for_markers_at_0_and_1(tmp_path):
+    ranked = records.read_confirmation(confirmed_study(tmp_path))
+    assert sorted(c["poi"] for c in ranked if not c["is_baseline"]) == [0.0, 1.0]  # markers on both edges
+    fig = figures.probability_of_improvement(ranked)
+    low, high = fig.layout.xaxis.range
+    assert low == -POI_AXIS_MARGIN < 0 and high == 1 + POI_AXIS_MARGIN > 1 and POI_AXIS_MARGIN >= 0.03
+    assert fig.data[0].cliponaxis is False  # and the markers are not clipped at the axis either
 
 
 # ---------------------------------------------------------------------------- errors

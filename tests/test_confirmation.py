@@ -15,11 +15,9 @@ from optuna.trial import TrialState
 from vmpo_tune import records
 from vmpo_tune.search.confirmation import TEST_SEED_OFFSET
 
-from .search_helpers import LONG_TOY, TOY_STUDY, cli, load, running_with_values, spawn, wait_for, write_study
+from .search_helpers import CALM, LONG_TOY, cli, load, running_with_values, spawn, wait_for, write_study
 
 FAST_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "3")
-# no way to diverge or be wrecked: every trial completes, and the candidates differ in epsilon_eta only
-CALM = {**TOY_STUDY, "search_space": {"epsilon_eta": TOY_STUDY["search_space"]["epsilon_eta"]}}
 
 
 def units(url: str, name: str = "toy") -> list:

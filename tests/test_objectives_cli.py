@@ -39,7 +39,9 @@ def test_auc_search_and_its_confirmation_measure_the_curve_mean(tmp_path):
 
 def test_test_seeds_that_overlap_the_tuning_seeds_are_refused(tmp_path):
     write_study(tmp_path)
-    assert cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "runs", cwd=tmp_path).returncode == 0
+    assert (
+        cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--out", "runs", cwd=tmp_path).returncode == 0
+    )
     bad = cli("vmpo_tune.confirm", "--study", "toy", "--run-dir", "runs", "--test-seed-start", "0", cwd=tmp_path)
     assert bad.returncode == 2
     assert "overlap the study's tuning seeds" in bad.stderr

@@ -14,6 +14,13 @@ from .redaction import RedactingFormatter, redact
 LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(message)s", "%H:%M:%S"
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line (no usage block): the problem and where help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     """An argparse type: a positive integer."""
     try:

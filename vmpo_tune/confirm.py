@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
-from . import records, tblog
-from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from . import next_steps, records, tblog
+from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
+from .redaction import redact_url
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from .search.stage import confirmation_exit_code, format_table, run_confirmation
@@ -28,7 +30,7 @@ log = logging.getLogger("vmpo_tune.confirm")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m vmpo_tune.confirm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
@@ -40,7 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="test seeds S, S+1, ... (default: the study seed + 1000); studies confirmed with the same S share seeds",
     )
-    p.add_argument("--workers", type=positive_int, default=1, help="worker processes on this machine (default 1)")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=os.cpu_count() or 1,
+        help="worker processes on this machine (default: one per core; units are independent runs)",
+    )
     p.add_argument("--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core")
     p.add_argument(
         "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
@@ -93,7 +100,12 @@ def confirm(args: argparse.Namespace) -> int:
     finally:
         storage.close()
     print(format_table(result.ranked, result.counts))
-    return confirmation_exit_code(result.outcome)
+    code = confirmation_exit_code(result.outcome)
+    if code == 0 and result.ranked:
+        flags = next_steps.locating_flags(study.study_name, args.storage and redact_url(url), args.run_dir)
+        for line in next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers):
+            log.info("next: %s", line)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,19 +15,19 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import optuna
-import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from . import provenance, records
-from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .redaction import redact_url, redact_value
-from .runfile import FORMAT
+from .runfile import FORMAT, dump
 from .storage import ENV_STORAGE
 
 log = logging.getLogger("vmpo_tune.export")
@@ -36,7 +36,7 @@ BY = ("confirmed", "search")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m vmpo_tune.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--study", required=True, help="study name (as given to the search)")
@@ -57,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="rank by the confirmation on fresh seeds or by the search score (default: confirmed when the study "
         "has a confirmation, else search)",
     )
-    p.add_argument("--out", help="output YAML file (default <study>-best.yaml)")
+    p.add_argument("--out", help="output YAML file (default <study>-best.yaml); an existing one is kept")
+    p.add_argument("--force", action="store_true", help="replace the output file if it already exists")
     add_common_flags(p)
     return p
 
@@ -95,9 +96,10 @@ def run_entry(
             wall_time_s=record.wall_time_s,
             env_steps_per_s=record.env_steps_per_s,
             resumed_from_env_steps=record.resumed_from_env_steps,
-            resume_exact=record.resume_exact,
-            trial_provenance=redact_value(record.provenance),
         )
+        if record.resume_exact is not None:  # only a resumed trial knows whether it resumed exactly
+            entry["resume_exact"] = bool(record.resume_exact)
+        entry["trial_provenance"] = redact_value(record.provenance)
     return entry
 
 
@@ -203,19 +205,64 @@ def build_document(
     }
 
 
+def _exists_message(out: Path) -> str:
+    return f"{out} already exists; pass --force to replace it, or pick another --out"
+
+
+def check_out(out: Path, force: bool) -> None:
+    """Refuse, before the study is even opened, an output file that must not or cannot be written."""
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name, such as {out / 'best.yaml'}")
+    if (out.exists() or out.is_symlink()) and not force:
+        raise UserError(_exists_message(out))
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:  # the folder that will hold the new ones
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write {out}: {folder} is a file, not a folder; pick another --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"cannot write {out}: folder {folder} is not writable; pick another --out")
+
+
+def write_out(out: Path, text: str, force: bool) -> None:
+    """Write ``out`` as a new file, or with ``force`` replace the old one in one step; a failed write leaves
+    no partial file and the old one as it was."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: cannot create {out.parent}: {exc.strerror}; pick another --out") from None
+    try:
+        if force:
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            try:
+                tmp.write_text(text)
+                os.replace(tmp, out)
+            finally:
+                tmp.unlink(missing_ok=True)
+        else:
+            f = out.open("x")  # never replaces a file that appeared since check_out
+            try:
+                with f:
+                    f.write(text)
+            except BaseException:
+                out.unlink(missing_ok=True)
+                raise
+    except FileExistsError:
+        raise UserError(_exists_message(out)) from None
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror}; pick another --out") from None
+
+
 def export(args: argparse.Namespace) -> int:
+    out = Path(args.out or f"{args.study}-best.yaml")
+    check_out(out, args.force)
     study, url, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
     artifact_dir = (
         Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study.study_name, args.run_dir)
     )
     doc = build_document(study, url, args.top, args.by, records.load_companion(storage, study.study_name), artifact_dir)
-    out = Path(args.out or f"{args.study}-best.yaml")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        header = f"# vmpo-tune run configuration; train it with: python -m vmpo_tune.train --config {out}\n"
-        out.write_text(header + yaml.safe_dump(doc, sort_keys=False))
-    except OSError as exc:
-        raise UserError(f"cannot write {out}: {exc.strerror}; pick another --out") from None
+    header = f"# vmpo-tune run configuration; train it with: python -m vmpo_tune.train --config {out}\n"
+    write_out(out, header + dump(doc), args.force)
     best = doc["runs"][0]
     if "confirmed" in best:
         c = best["confirmed"]

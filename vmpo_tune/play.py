@@ -28,7 +28,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from . import records, video
-from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .evaluation import EvalResult
 from .export import BY, build_document
@@ -41,7 +41,7 @@ log = logging.getLogger("vmpo_tune.play")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m vmpo_tune.play", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     which = p.add_mutually_exclusive_group(required=True)

@@ -21,6 +21,19 @@ from .errors import UserError
 FORMAT = "vmpo-tune/run-config/2"
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """A safe dumper that writes every repeated value out in full: no ``&id001`` anchors or ``*id001``
+    aliases, so the file reads and edits by hand like any other YAML."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(doc: Mapping[str, Any]) -> str:
+    """A run file's YAML text: keys in the document's order, no anchors or aliases."""
+    return yaml.dump(doc, Dumper=_PlainDumper, sort_keys=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class RunFile:
     study: str
@@ -33,6 +46,7 @@ class RunFile:
     used_seeds: tuple[int, ...] = ()
     """Every seed the search and its confirmation trained (fresh seeds avoid them)."""
     resume_exact: bool | None = None
+    """Whether a resumed run continued exactly (False: train will not reproduce it); None: never resumed."""
     checkpoint: Path | None = None
     """The stored best checkpoint of the run's first seed, when the export found one."""
 
@@ -85,10 +99,18 @@ def parse_run(doc: Any, where: str, rank: int = 1) -> RunFile:
             agent=VMPOConfig.from_dict(run["agent"]),
             train=TrainConfig.from_dict(run["train"]),
             used_seeds=tuple(sorted(used)),
-            resume_exact=run.get("resume_exact"),
+            resume_exact=_resume_exact(run.get("resume_exact")),
             checkpoint=Path(checkpoint["path"]) if checkpoint.get("path") else None,
         )
     except KeyError as exc:
         raise UserError(f"{where}: runs[{rank - 1}].{exc.args[0]}: missing") from None
     except (ValueError, TypeError, AttributeError) as exc:
         raise UserError(f"{where}: runs[{rank - 1}]: {exc}") from None
+
+
+def _resume_exact(value: Any) -> bool | None:
+    """``resume_exact`` of a run: true or false for a resumed run; absent (or null, as files written before
+    the key was left out for runs never resumed) when the run was not resumed."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise ValueError(f"resume_exact: must be true or false, got {value!r}")

@@ -19,7 +19,7 @@ import torch
 import yaml
 
 from . import tblog
-from .cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .runfile import load_run
 from .stats import iqm
@@ -29,7 +29,7 @@ log = logging.getLogger("vmpo_tune.train")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m vmpo_tune.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", required=True, help="run file written by python -m vmpo_tune.export")

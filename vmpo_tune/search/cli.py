@@ -13,8 +13,8 @@ from pathlib import Path
 
 import optuna
 
-from .. import records, tblog
-from ..cli_common import add_common_flags, configure_logging, positive_int, run_cli
+from .. import next_steps, records, tblog
+from ..cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
@@ -52,7 +52,7 @@ next run resumes them exactly where they stopped.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="python -m vmpo_tune.search",
         description=__doc__,
         epilog=EPILOG,
@@ -228,10 +228,15 @@ def search(args: argparse.Namespace) -> int:
             _expectation(spec, study, args)
             display = ProgressDisplay(study, args.trials, spec.total_steps)
             outcome = run_workers(settings, args.workers, display, per_worker=lambda i: {"sampler": samplers[i]})
-        complete = _summary(study, where)
+        complete = _summary(study)
         code = _exit_code(study, args.trials, outcome)
         if code == 0 and args.confirm_top and complete:
             code = _confirm(study, storage, settings, args)
+        if code == 0 and complete:
+            confirmed = bool(records.read_confirmation(study))
+            hint_flags = next_steps.locating_flags(study_name, args.storage and where, args.out)
+            for line in next_steps.suggestions(study_name, hint_flags, confirmed=confirmed, workers=args.workers):
+                log.info("next: %s", line)
         return code
     finally:
         lock.close()
@@ -255,15 +260,13 @@ def _enqueue(study: optuna.Study, lock: BudgetLock, queued: list, n_trials: int)
 def _expectation(spec: StudySpec, study: optuna.Study, args: argparse.Namespace) -> None:
     """Say at the start how long the budget will take, from this study's finished trials if it has some."""
     trials = study.get_trials(deepcopy=False)
-    timed = [t.user_attrs.get(records.WALL_TIME) for t in trials if t.state.is_finished()]
-    timed = [w for w in timed if w]
     left = max(args.trials - records.budget_counts(trials).finished, 0)
     cores = os.cpu_count() or 1
-    if timed:
-        per_trial = sum(timed) / len(timed)
+    per_trial = seconds_per_trial(trials)
+    if per_trial is not None:
         log.info(
             "expected: about %s for %d more trial(s) with %d worker(s) (%.0f s per trial so far, pruned ones included)",
-            duration(left * per_trial / args.workers),
+            duration(per_trial * -(-left // args.workers)),  # rounds of trials: one trial never splits
             left,
             args.workers,
             per_trial,
@@ -272,7 +275,7 @@ def _expectation(spec: StudySpec, study: optuna.Study, args: argparse.Namespace)
         per_trial = float(spec.timing["seconds_per_trial"])
         log.info(
             "expected: about %s for %d trial(s) with %d worker(s) (%.0f s per trial measured on %s)",
-            duration(left * per_trial / args.workers),
+            duration(per_trial * -(-left // args.workers)),
             left,
             args.workers,
             per_trial,
@@ -284,7 +287,31 @@ def _expectation(spec: StudySpec, study: optuna.Study, args: argparse.Namespace)
         log.info("this machine has %d cores: --workers %d would use them all", cores, cores)
 
 
-def _summary(study: optuna.Study, where: str) -> bool:
+def seconds_per_trial(trials) -> float | None:
+    """Mean seconds a trial of this study takes, from its finished trials (None before the first).
+
+    Seconds per env step actually trained, times the steps a finished trial ran in all: a trial
+    that was resumed trained only its last part in its recorded wall time, so its wall time
+    alone would make the estimate too short.
+    """
+    timed = [t for t in trials if t.state.is_finished() and t.user_attrs.get(records.WALL_TIME)]
+    trained = sum(int(t.user_attrs.get(records.ENV_STEPS_TRAINED) or 0) for t in timed)
+    if not timed or not trained:
+        return None
+    rate = sum(float(t.user_attrs[records.WALL_TIME]) for t in timed) / trained
+    retried = records.retried_numbers(trials)  # an interrupted attempt is not a trial of its own
+    whole = [t for t in timed if t.number not in retried] or timed
+    return rate * sum(_full_steps(t) for t in whole) / len(whole)
+
+
+def _full_steps(trial) -> int:
+    """Env steps a finished trial ran over all its attempts (all seeds)."""
+    seeds = len(trial.user_attrs.get(records.SEEDS) or []) or 1
+    trained = int(trial.user_attrs.get(records.ENV_STEPS_TRAINED) or 0)
+    return trained + seeds * int(trial.user_attrs.get(records.RESUMED_FROM) or 0)
+
+
+def _summary(study: optuna.Study) -> bool:
     counts = records.budget_counts(study.get_trials(deepcopy=False))
     log.info("%s", counts.summary())
     try:
@@ -299,13 +326,6 @@ def _summary(study: optuna.Study, where: str) -> bool:
         versus = f" (the default configuration, trial {default.number}, scored {default.value:.1f})"
     log.info(
         "best (on the tuning seeds): trial %d with %.1f%s; params %s", best.number, best.value, versus, best.params
-    )
-    log.info("export it with: python -m vmpo_tune.export --study %s --storage '%s'", study.study_name, where)
-    log.info(
-        "watch it with:  python -m vmpo_tune.play --study %s --storage '%s' --video %s-best.mp4",
-        study.study_name,
-        where,
-        study.study_name.replace("/", "-"),
     )
     return True
 

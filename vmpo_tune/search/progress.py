@@ -73,6 +73,7 @@ class ProgressDisplay:
         self.start = time.monotonic()
         self._start_finished: int | None = None
         self._start_steps: int | None = None
+        self._resumed_at: dict[int, int] = {}
 
     # ------------------------------------------------------------------ state
 
@@ -87,6 +88,9 @@ class ProgressDisplay:
         done_steps = sum(_trained(t) for t in trials if t.state.is_finished())
         if self._start_finished is None:
             self._start_finished, self._start_steps = counts.finished, done_steps
+        for t in trials:  # where each running trial started from (a resumed one did not train its first steps now)
+            if t.state.name == "RUNNING" and t.number not in self._resumed_at:
+                self._resumed_at[t.number] = int(t.user_attrs.get(records.RESUMED_FROM) or 0)
         self._eta = self._estimate(trials, counts, running, done_steps)
         self._last_poll = time.monotonic()
 
@@ -101,7 +105,10 @@ class ProgressDisplay:
         left = max(self.n_trials - counts.finished - len(active), 0) * per_trial
         left += sum(max(per_trial - s, 0) for s in active)
         elapsed = time.monotonic() - self.start
-        made = done_steps - (self._start_steps or 0) + sum(active)
+        # steps trained by this run: finished trials' trained steps, and the running ones' progress since
+        # they (re)started; a resumed trial's earlier steps are not this run's work
+        made = done_steps - (self._start_steps or 0)
+        made += sum(max(s - self._resumed_at.get(n, 0), 0) for n, s in running if n >= 0)
         if made <= 0 or elapsed < 5:
             return ""
         return f"ETA {duration(left / (made / elapsed))}"

@@ -124,7 +124,7 @@ class TrialRunner:
             records.write_seed_values(trial, mark, values)
         trial.report(value, mark)
         self._save_resume(trial, trainers)
-        if plan.prune and trial.should_prune():
+        if plan.prune and mark < plan.total_steps and trial.should_prune():  # a run that reached its budget is done
             raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")
 
     def _boards(self, trial: optuna.Trial, trainers: list[VMPOTrainer]) -> list[ScalarLog]:

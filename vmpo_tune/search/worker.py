@@ -246,16 +246,29 @@ def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, re
         return False
 
 
+def run_name(trial: records.TrialRecord) -> str:
+    """How a log line names a trial: ``trial 7``, or for a confirmation unit its candidate and seed
+    (``unit 3: trial 11 on seed 1002``), never a bare number of the companion study."""
+    if trial.candidate is None:
+        return f"trial {trial.number}"
+    seed = f" on seed {trial.seeds[0]}" if trial.seeds else ""
+    return f"unit {trial.number}: {trial.candidate}{seed}"
+
+
 def _log_outcome(trial: records.TrialRecord, reason: str | None, wall: float) -> None:
     sps = trial.env_steps_per_s
     speed = f", {sps:,.0f} steps/s" if sps else ""
+    name = run_name(trial)
     if trial.state == TrialState.COMPLETE:
-        seeds = ", ".join(f"{r:.1f}" for r in trial.seed_returns)
-        log.info("trial %d COMPLETE: %.1f (seeds: %s) in %.0fs%s", trial.number, trial.value, seeds, wall, speed)
+        if trial.candidate is None:
+            seeds = ", ".join(f"{r:.1f}" for r in trial.seed_returns)
+            log.info("%s COMPLETE: %.1f (seeds: %s) in %.0fs%s", name, trial.value, seeds, wall, speed)
+        else:
+            log.info("%s COMPLETE: %.1f in %.0fs%s", name, trial.value, wall, speed)
     elif trial.state == TrialState.PRUNED:
-        log.info("trial %d PRUNED: %s (%.0fs%s)", trial.number, reason, wall, speed)
+        log.info("%s PRUNED: %s (%.0fs%s)", name, reason, wall, speed)
     else:
-        log.warning("trial %d FAIL: %s", trial.number, reason)
+        log.warning("%s FAIL: %s", name, reason)
 
 
 # ---------------------------------------------------------------------------- processes
