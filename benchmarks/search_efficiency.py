@@ -9,7 +9,8 @@ The campaign (Hopper-v5, the full 300k steps per run) is a queue of *arms*, run 
 * ``reference``: the shipped ``hopper`` study's hand-tuned default, trained once on its tuning
   seed and confirmed on the shared test seeds (the bar to beat);
 * per repeat (``--repeats``, each with its own study seed: other tuning seeds, other sampler
-  draws), each strategy of :data:`STRATEGIES` on the ``hopper-untuned`` study (the same space,
+  draws), each strategy of :data:`STRATEGIES` (TPE with one seed per trial, racing, random
+  sampling, TPE with three seeds per trial) on the ``hopper-untuned`` study (the same space,
   starting from VMPOConfig's untuned defaults), with the same nominal env-step budget: a search
   through the ordinary CLI, then ``confirm --top 3`` of its best trials *and the untuned default*
   on the same test seeds for every arm (``--test-seed-start``).
@@ -50,11 +51,13 @@ TEST_SEED_START = 1000  # shared by every arm: disjoint from every repeat's tuni
 CONFIRM_TOP, CONFIRM_SEEDS = 3, 10
 BUDGET_TRIALS = 30  # one-seed trials per search (an arm's search and confirmation: about an hour on 2 cores)
 
-# Strategy: (sampler, seeds per trial, pruner). The budget is the same number of seed runs for each.
+# Strategy: (seeds per trial, search flags). The budget is the same number of seed runs for each; in the order
+# the campaign runs them (the most telling first).
 STRATEGIES = {
-    "tpe-1seed": ("tpe", 1, "median"),
-    "random-1seed": ("random", 1, "median"),
-    "tpe-3seeds": ("tpe", 3, "seedmedian"),
+    "tpe-1seed": (1, ["--sampler", "tpe", "--pruner", "median"]),
+    "racing": (1, ["--sampler", "tpe", "--pruner", "median", "--search", "racing", "--race-seeds", "5"]),
+    "random-1seed": (1, ["--sampler", "random", "--pruner", "median"]),
+    "tpe-3seeds": (3, ["--sampler", "tpe", "--pruner", "seedmedian"]),
 }
 
 
@@ -83,7 +86,7 @@ class Arm:
 
 
 def study_seed(repeat: int) -> int:
-    return 100 * repeat  # tuning seeds 0-2, 100-102, ...: never the test seeds 1000-1009
+    return 100 * repeat  # tuning seeds 0-4, 100-104, ... (racing earns up to 5): never the test seeds 1000-1009
 
 
 def arms(repeats: int) -> list[Arm]:
@@ -123,9 +126,10 @@ def run_arm(arm: Arm, workers: int) -> None:
         cli("vmpo_tune.search", "--study", arm.study, "--trials", "1", "--out", str(arm.run_dir), *where)
         top = 1
     else:
-        sampler, seeds, pruner = STRATEGIES[arm.strategy]
-        search = ["--study", arm.study, "--trials", str(BUDGET_TRIALS // seeds), "--out", str(arm.run_dir)]
-        search += ["--sampler", sampler, "--pruner", pruner, "--seeds-per-trial", str(seeds)]
+        seeds, flags = STRATEGIES[arm.strategy]
+        search = ["--study", arm.study, "--trials", str(BUDGET_TRIALS // seeds), "--out", str(arm.run_dir), *flags]
+        if seeds > 1:
+            search += ["--seeds-per-trial", str(seeds)]
         cli("vmpo_tune.search", *search, "--seed", str(study_seed(arm.repeat)), *where)
         backup(arm.live_db, arm.kept_db)
         top = CONFIRM_TOP

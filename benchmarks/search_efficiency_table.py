@@ -64,7 +64,8 @@ def render(arms: list[Arm], machine: str) -> str:
     lines = [
         f"`python benchmarks/search_efficiency.py run` then `... table`, on {machine}; Hopper-v5 at the full "
         f"300,000 env steps per run. Each strategy has the same nominal budget ({BUDGET_TRIALS} seed runs: "
-        f"{BUDGET_TRIALS} one-seed trials or {BUDGET_TRIALS // 3} three-seed trials) on the `hopper-untuned` "
+        f"{BUDGET_TRIALS} one-seed trials, {BUDGET_TRIALS // 3} three-seed trials, or {BUDGET_TRIALS} racing runs) on "
+        "the `hopper-untuned` "
         "study (the `hopper` space, starting from VMPOConfig's untuned defaults); its 3 best distinct trials and "
         f"the untuned default are then trained on the same {CONFIRM_SEEDS} test seeds "
         f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the shipped `hopper` default (the "
@@ -91,7 +92,7 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
     """One arm's table row; a confirmed strategy arm also adds its point (and the untuned default's) to ``points``."""
     if data is None:
         return f"| {arm.name} | not started | | | | | | |"
-    target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][1]
+    target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][0]
     search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
     complete_units = sum(t.state == TrialState.COMPLETE for t in data["units"])
     ranked = data["confirmation"]

@@ -49,6 +49,7 @@ LAYERS: dict[str, float] = {
     # the search, bottom to top
     "vmpo_tune.search": 5,
     "vmpo_tune.search.catalog": 5.1,
+    "vmpo_tune.search.racing": 5.1,
     "vmpo_tune.search.pruning": 5.0,
     "vmpo_tune.search.spec": 5.2,
     "vmpo_tune.search.space": 5.3,
@@ -68,7 +69,8 @@ LAYERS: dict[str, float] = {
     "analysis.tables": 6,
     "analysis.figures": 6,
     "analysis.dashboard": 6,
-    # command lines
+    # command lines, and the next steps they suggest
+    "vmpo_tune.next_steps": 6.5,
     "vmpo_tune.search.cli": 7,
     "vmpo_tune.search.__main__": 7.1,
     "vmpo_tune.confirm": 7,

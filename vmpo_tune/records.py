@@ -106,6 +106,9 @@ class StudyInfo:
     seeds_per_trial: int = 1
     aggregate: str = "mean"
     objective: str = "final"
+    search: str = "standard"
+    race_seeds: int = 0
+    """With racing: the seeds a configuration can earn (0 for a standard search)."""
     seed: int = 0
     eval_interval: int | None = None
     eval_episodes: int | None = None
@@ -123,8 +126,9 @@ class StudyInfo:
 
     @property
     def tuning_seeds(self) -> list[int]:
-        """The seeds every trial trains (paired comparisons); test seeds never overlap them."""
-        return [self.seed + i for i in range(self.seeds_per_trial)]
+        """The seeds trials train (paired comparisons; with racing, the seeds that can be earned); test seeds
+        never overlap them."""
+        return [self.seed + i for i in range(max(self.seeds_per_trial, self.race_seeds))]
 
     @property
     def searched_params(self) -> list[str]:

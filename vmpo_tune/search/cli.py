@@ -20,11 +20,12 @@ from ..errors import UserError
 from ..redaction import redact_url
 from ..stats import check_objective
 from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, resolve_url
+from . import racing
 from .factories import make_pruner, make_sampler
 from .launch import WORKERS_PER_CORE, Outcome, check_worker_count, prepare_folders, run_workers
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from .progress import ProgressDisplay, duration
-from .spec import PRUNERS, SAMPLERS, StudySpec, configs_to_enqueue, load_spec, study_listing
+from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, configs_to_enqueue, load_spec, study_listing
 from .stage import confirmation_exit_code, format_table, run_confirmation
 from .study import create_or_load
 from .worker import WorkerSettings, quiet_library_noise
@@ -86,6 +87,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, help="seconds after which workers start no new trial")
     p.add_argument("--seed", type=int, help="base seed of training runs and samplers (default: the study's)")
+    p.add_argument(
+        "--search",
+        choices=SEARCHES,
+        help="standard: every trial trains all its seeds; racing: a trial is one seed run and a configuration "
+        "earns more seeds only while it may beat the incumbent on the same seeds (default: the study's)",
+    )
+    p.add_argument(
+        "--race-seeds", type=positive_int, help="with racing: the seeds the winner accumulates (default: the study's)"
+    )
     p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the study's)")
     p.add_argument("--pruner", choices=PRUNERS, help="pruner (default: the study's)")
     p.add_argument("--device", default="cpu", help="torch device for training: cpu or cuda (default cpu)")
@@ -143,6 +153,16 @@ def apply_overrides(spec: StudySpec, args: argparse.Namespace) -> StudySpec:
         for field in ("total_steps", "eval_interval", "eval_episodes", "seeds_per_trial", "seed")
         if getattr(args, field) is not None
     }
+    if args.search is not None:
+        changes["search"] = args.search
+    if args.race_seeds is not None:
+        if (args.search or spec.search) != "racing":
+            raise UserError("--race-seeds needs a racing search: add --search racing")
+        if args.race_seeds < 2:
+            raise UserError(f"--race-seeds must be at least 2, got {args.race_seeds}")
+        changes["race_seeds"] = args.race_seeds
+    if changes.get("search", spec.search) == "racing" and changes.get("seeds_per_trial", spec.seeds_per_trial) != 1:
+        raise UserError("a racing search trains one seed per trial (seeds are earned): drop --seeds-per-trial")
     if args.objective is not None:
         try:
             changes["objective"] = check_objective(args.objective)
@@ -319,6 +339,10 @@ def _summary(study: optuna.Study) -> bool:
     except ValueError:
         log.info("no complete trial yet")
         return False
+    info = records.read_study_info(study)
+    if info.search == "racing":
+        _race_summary(study, info)
+        return True
     scored = [t for t in study.get_trials(deepcopy=False) if t.value is not None]
     default = next((t for t in scored if records.TrialRecord.of(t).is_default), None)
     versus = ""
@@ -328,6 +352,24 @@ def _summary(study: optuna.Study) -> bool:
         "best (on the tuning seeds): trial %d with %.1f%s; params %s", best.number, best.value, versus, best.params
     )
     return True
+
+
+def _race_summary(study: optuna.Study, info: records.StudyInfo) -> None:
+    """The race's standing: the incumbent on its seeds, and how the seed runs were spent."""
+    table = racing.standings(study.get_trials(deepcopy=False), info.seed)
+    leader = table[0]
+    log.info(
+        "racing: %d configuration(s) raced; the winner (configuration of trial %d) stands on %d of %d seeds "
+        "with a mean of %.1f (seeds: %s)",
+        len(racing.contenders(study.get_trials(deepcopy=False), info.seed)),
+        leader.first,
+        leader.n,
+        info.race_seeds,
+        leader.mean,
+        ", ".join(f"{v:.1f}" for v in leader.seed_values()),
+    )
+    for c in table[1:4]:
+        log.info("  then: configuration of trial %d, %d seed(s), mean %.1f", c.first, c.n, c.mean)
 
 
 def _exit_code(study: optuna.Study, n_trials: int, outcome: Outcome) -> int:

@@ -33,6 +33,7 @@ from ..config import TrainConfig, VMPOConfig
 from ..errors import UserError
 from ..stats import CandidateStats, describe, rank
 from ..storage import BudgetLock
+from . import racing
 from .runner import RunPlan, TrialRunner
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> lis
         raise UserError(f"a study with {info.seeds_per_trial} seeds per trial leaves no room for test seeds")
     start = info.seed + TEST_SEED_OFFSET if first is None else first
     seeds = list(range(start, start + n))
-    tuning = set(range(info.seed, info.seed + info.seeds_per_trial))
+    tuning = set(info.tuning_seeds)
     if first is not None and (first < 0 or tuning & set(seeds)):
         raise UserError(
             f"--test-seed-start {first} gives test seeds {seeds[0]}-{seeds[-1]}, which overlap the study's tuning "
@@ -91,15 +92,13 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     default_key = _config_key(default)
     chosen: list[Candidate] = []
     seen: set[str] = set()
-    for trial in sorted(complete, key=lambda t: (-t.value, t.number)):
-        key = _config_key(records.read_config(trial))
+    for number, score, config in _ranked(study, complete):
+        key = _config_key(config)
         if key in seen:
             continue
         seen.add(key)
-        label = f"trial {trial.number}" + (" (default)" if key == default_key else "")
-        chosen.append(
-            Candidate(label, trial.number, float(trial.value), records.read_config(trial), key == default_key)
-        )
+        label = f"trial {number}" + (" (default)" if key == default_key else "")
+        chosen.append(Candidate(label, number, score, config, key == default_key))
         if len(chosen) == top:
             break
     if default_key not in seen:
@@ -114,6 +113,22 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
             )
         )
     return chosen
+
+
+def _ranked(study: optuna.Study, complete: list[FrozenTrial]) -> list[tuple[int, float, dict]]:
+    """``(trial number, search score, configuration)``, best first: trials by value, or with racing the
+    configurations by the race's standing (most seeds, then mean over them), named by their first trial."""
+    info = records.read_study_info(study)
+    if info.search != "racing":
+        ordered = sorted(complete, key=lambda t: (-t.value, t.number))
+        return [(t.number, float(t.value), records.read_config(t)) for t in ordered]
+    by_number = {t.number: t for t in complete}
+    out = []
+    for c in racing.standings(study.get_trials(deepcopy=False), info.seed):
+        config = next((records.read_config(by_number[n]) for n in c.complete if n in by_number), None)
+        if config:
+            out.append((c.first, c.mean, config))
+    return out
 
 
 def _default_config(study: optuna.Study) -> dict | None:

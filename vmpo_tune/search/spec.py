@@ -24,9 +24,11 @@ from ..records import StudyInfo
 from ..stats import AGGREGATES, OBJECTIVES, check_objective
 from .catalog import PRUNERS as PRUNER_CLASSES
 from .catalog import SAMPLERS as SAMPLER_CLASSES
+from .racing import RACE_SEEDS
 
 SAMPLERS = tuple(SAMPLER_CLASSES)
 PRUNERS = tuple(PRUNER_CLASSES)
+SEARCHES = ("standard", "racing")
 TRANSFORMS = ("one_minus",)
 # Fields a study may not set: they belong to the run (or the search needs them), not to the configuration.
 RESERVED = ("env_id", "seed", "device", "eval_interval", "eval_episodes", "checkpoints")
@@ -46,6 +48,7 @@ TOP_KEYS = {
     "agent": "fixed VMPOConfig fields",
     "train": "fixed TrainConfig fields",
     "search_space": "parameters to sample",
+    "search": "standard (every trial trains all its seeds) or racing / {name: racing, seeds: N} (seeds are earned)",
     "sampler": "{name, ...options}",
     "pruner": "{name, ...options}",
 }
@@ -99,6 +102,10 @@ class StudySpec:
     seed: int = 0
     aggregate: str = "mean"
     objective: str = "final"
+    search: str = "standard"
+    """``standard``, or ``racing``: a trial is one seed run and seeds are earned (:mod:`.racing`)."""
+    race_seeds: int = RACE_SEEDS
+    """With racing: the seeds the incumbent accumulates (tuning seeds ``seed .. seed + race_seeds - 1``)."""
     agent: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     space: tuple[ParamSpec, ...] = ()
@@ -117,12 +124,15 @@ class StudySpec:
             "aggregate",
             "objective",
         )
-        return {
+        out = {
             **{k: getattr(self, k) for k in keys},
             "agent": dict(self.agent),
             "train": dict(self.train),
             "space": [p.describe() for p in self.space],
         }
+        if self.search != "standard":  # (absent for standard searches: studies stored before racing still open)
+            out["search"] = {"name": self.search, "seeds": self.race_seeds}
+        return out
 
     def info(self) -> StudyInfo:
         """What the stored study records about this spec (its default configuration included)."""
@@ -136,6 +146,8 @@ class StudySpec:
             seeds_per_trial=self.seeds_per_trial,
             aggregate=self.aggregate,
             objective=self.objective,
+            search=self.search,
+            race_seeds=self.race_seeds if self.search == "racing" else 0,
             seed=self.seed,
             eval_interval=self.eval_interval,
             eval_episodes=self.eval_episodes,
@@ -145,7 +157,10 @@ class StudySpec:
 
     @property
     def tuning_seeds(self) -> list[int]:
-        """Every trial trains the same seeds (paired comparisons); confirm on others."""
+        """Every trial trains the same seeds (paired comparisons); confirm on others.
+
+        With racing, a new configuration trains the first of them; the others are earned.
+        """
         return [self.seed + i for i in range(self.seeds_per_trial)]
 
 
@@ -261,6 +276,7 @@ def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec
         seed=_nonnegative_int(data.get("seed", 0), "seed", err),
         aggregate=_choice(data.get("aggregate", "mean"), AGGREGATES, "aggregate", err),
         objective=_objective(data.get("objective", "final"), err),
+        **_search(data.get("search", "standard"), err),
         agent=_fixed(data.get("agent", {}), VMPOConfig, "agent", err),
         train=_fixed(data.get("train", {}), TrainConfig, "train", err),
         sampler=_named(data.get("sampler", {"name": "tpe"}), SAMPLERS, "sampler", err),
@@ -271,6 +287,8 @@ def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec
         if p.name in spec_kwargs["agent"] or p.name in spec_kwargs["train"]:
             section = "agent" if p.name in spec_kwargs["agent"] else "train"
             err(f"search_space.{p.name}", f"is also fixed under {section}: keep one of the two")
+    if spec_kwargs["search"] == "racing" and spec_kwargs["seeds_per_trial"] != 1:
+        err("seeds_per_trial", "a racing search trains one seed per trial (seeds are earned): remove seeds_per_trial")
     spec = StudySpec(space=space, **spec_kwargs)
     _check_defaults(spec, err)
     return spec
@@ -347,6 +365,21 @@ def _nonnegative_int(value: Any, key: str, err: _Errors) -> int:
     except ValueError:
         err(key, f"must be a non-negative integer, got {value!r}")
         raise
+
+
+def _search(value: Any, err: _Errors) -> dict:
+    """``search: standard``, ``search: racing`` or ``search: {name: racing, seeds: N}``."""
+    options = {"name": value} if isinstance(value, str) else _mapping(value, "search", err)
+    bad = sorted(set(options) - {"name", "seeds"})
+    if bad:
+        err(f"search.{bad[0]}", "unknown key (valid: name, seeds)")
+    name = _choice(options.get("name", "standard"), SEARCHES, "search", err)
+    seeds = options.get("seeds", RACE_SEEDS)
+    if name == "standard" and "seeds" in options:
+        err("search.seeds", "only racing earns seeds: use seeds_per_trial for a standard search")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 2:
+        err("search.seeds", f"must be an integer >= 2 (the seeds the incumbent accumulates), got {seeds!r}")
+    return {"search": name, "race_seeds": seeds}
 
 
 def _objective(value: Any, err: _Errors) -> str:

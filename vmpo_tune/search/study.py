@@ -70,19 +70,23 @@ def reserve_trial(
     grace: float,
     stopping: Callable[[], bool] = lambda: False,
     poll: float = 2.0,
+    plan_more: Callable[[optuna.Study, int], int] | None = None,
 ) -> optuna.Trial | None:
     """A new (or waiting) trial if the budget allows, else None once no trial runs anywhere.
 
     Atomic across workers: counting and creating happen under the budget lock, and the
     trial's first heartbeat is recorded before the lock is released (a trial without a
     heartbeat would never be found stale if its worker died at once). ``n_trials = 0``
-    runs only queued trials (the confirmation's units).
+    runs only queued trials (the confirmation's units). ``plan_more(study, room)`` may queue
+    up to ``room`` trials first, under the same lock (racing's earned seeds).
     """
     announced = False
     while not stopping():
         with lock.hold():
             fail_stale_trials(study, grace)
             counts = records.budget_counts(study.get_trials(deepcopy=False))
+            if plan_more is not None and counts.used < n_trials and plan_more(study, n_trials - counts.used):
+                counts = records.budget_counts(study.get_trials(deepcopy=False))
             if counts.waiting or counts.used < n_trials:
                 trial = study.ask()
                 beat(study, trial._trial_id)

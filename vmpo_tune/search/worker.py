@@ -17,6 +17,7 @@ units, one configuration on one test seed each): :class:`WorkerSettings` says wh
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import time
@@ -35,6 +36,7 @@ from .. import records
 from ..errors import TrialFailed, UserError
 from ..redaction import RedactingFormatter
 from ..storage import PATIENCE, BudgetLock, StorageUnavailable, open_storage
+from . import racing
 from .confirmation import UnitObjective
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, fail_and_requeue
 from .objective import Objective
@@ -179,8 +181,15 @@ def run_worker(
         def stopping() -> bool:
             return stopper.stopping or (deadline is not None and time.monotonic() >= deadline)
 
+        plan_more = None
+        if settings.spec is not None and settings.spec.search == "racing" and not settings.confirm:
+            plan_more = functools.partial(
+                racing.queue_next, base_seed=settings.spec.seed, max_seeds=settings.spec.race_seeds
+            )
         while not stopping():
-            trial = reserve_trial(study, lock, settings.n_trials, settings.grace_period, stopping=stopping)
+            trial = reserve_trial(
+                study, lock, settings.n_trials, settings.grace_period, stopping=stopping, plan_more=plan_more
+            )
             if trial is None:
                 break
             slot.set(trial.number, 0)
