@@ -58,6 +58,8 @@ STRATEGIES = {
     "racing": (1, ["--sampler", "tpe", "--pruner", "median", "--search", "racing", "--race-seeds", "5"]),
     "random-1seed": (1, ["--sampler", "random", "--pruner", "median"]),
     "tpe-3seeds": (3, ["--sampler", "tpe", "--pruner", "seedmedian"]),
+    # the averaging objective (mean of every evaluation): does smoothing the evaluation noise pick better winners?
+    "tpe-1seed-auc": (1, ["--sampler", "tpe", "--pruner", "median", "--objective", "auc"]),
 }
 
 

@@ -43,8 +43,21 @@ def _load(arm: Arm) -> dict[str, Any] | None:
         storage.engine.dispose()
 
 
+def _finals(entry: dict) -> list[float]:
+    """A confirmed candidate's final returns (an averaging objective stores its own statistic as ``returns``)."""
+    return list(entry.get("final_returns") or entry["returns"])
+
+
+def _final_stats(entry: dict, baseline: dict):
+    """IQM, CIs and P(> baseline) of ``entry``'s final returns, paired by test seed with ``baseline``'s."""
+    x, y = _paired(entry, baseline)
+    mine = dict(zip(entry["seeds"], _finals(entry)))
+    seeds = sorted(mine)
+    return describe(entry["label"], seeds, [mine[s] for s in seeds], y)
+
+
 def _returns_by_seed(entry: dict) -> dict[int, float]:
-    return dict(zip(entry["seeds"], entry["returns"]))
+    return dict(zip(entry["seeds"], _finals(entry)))
 
 
 def _paired(winner: dict, other: dict) -> tuple[list[float], list[float]]:
@@ -69,7 +82,8 @@ def render(arms: list[Arm], machine: str) -> str:
         "study (the `hopper` space, starting from VMPOConfig's untuned defaults); its 3 best distinct trials and "
         f"the untuned default are then trained on the same {CONFIRM_SEEDS} test seeds "
         f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the shipped `hopper` default (the "
-        "reference). Winner = the confirmation's best IQM. P(> X) = the probability that the winner beats X on a "
+        "reference). Winner = the confirmation's best IQM (of the statistic the arm optimised); the table gives "
+        "every winner's final return. P(> X) = the probability that the winner's final return beats X's on a "
         "fresh seed, with its 95% bootstrap CI. The stored studies are in "
         f"`{RESULTS.relative_to(ROOT)}/`.",
         "",
@@ -100,20 +114,22 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
     if not ranked or complete_units < len(ranked) * CONFIRM_SEEDS:
         state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
         return f"{progress} ({state}) | | | | {search_h:.2f} | {confirm_h:.2f} |"
-    winner = ranked[0]
+    winner = ranked[0]  # by the statistic the search optimised (the final return, unless an averaging objective)
     baseline = next(c for c in ranked if c.get("is_baseline"))
+    final = _final_stats(winner, baseline)  # every arm is compared on the final return
     vs_untuned, vs_shipped = "", "(the reference)"
     if arm.strategy is not None:
-        vs_untuned = "baseline" if winner is baseline else f"{winner['poi']:.2f} {_fmt_ci(*winner['poi_ci'], 2)}"
+        vs_untuned = "baseline" if winner is baseline else f"{final.poi:.2f} {_fmt_ci(*final.poi_ci, 2)}"
         vs_shipped = ""
         if shipped is not None:
             s = describe(winner["label"], [], *_paired(winner, shipped))
             vs_shipped = f"{s.poi:.2f} {_fmt_ci(*s.poi_ci, 2)}"
-        points.append((arm.name, search_h + confirm_h, winner["iqm"], winner["iqm_ci"]))
+        points.append((arm.name, search_h + confirm_h, final.iqm, final.iqm_ci))
         if not any(p[0] == "untuned default" for p in points):
-            points.append(("untuned default", 0.0, baseline["iqm"], baseline["iqm_ci"]))
+            untuned = _final_stats(baseline, baseline)
+            points.append(("untuned default", 0.0, untuned.iqm, untuned.iqm_ci))
     return (
-        f"{progress} {winner['label']} | {winner['iqm']:.0f} {_fmt_ci(*winner['iqm_ci'])} | {vs_untuned} | "
+        f"{progress} {winner['label']} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_untuned} | "
         f"{vs_shipped} | {search_h:.2f} | {confirm_h:.2f} |"
     )
 

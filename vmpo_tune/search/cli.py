@@ -37,7 +37,7 @@ studies (--study NAME, or a path to a study YAML file):
 {study_listing()}
 
 examples:
-  python -m vmpo_tune.search --study demo --trials 12 --workers 2        # about two minutes on 2 cores
+  python -m vmpo_tune.search --study demo --trials 12 --workers 2        # under a minute on 2 cores
   python -m vmpo_tune.search --study hopper --trials 200 --workers 8 --confirm-top 5 --confirm-seeds 10
   python -m vmpo_tune.search --study hopper --trials 200 --workers 8 \\
       --storage postgresql://tuner@db.example/vmpo      # many machines: run this on each
