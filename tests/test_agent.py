@@ -7,7 +7,7 @@ import torch
 from vmpo_tune.agent import NonFiniteError, VMPOAgent
 from vmpo_tune.config import VMPOConfig
 
-# The documented VMPOAgent signature (shared/seeds/agent_api.md), checked name by name.
+# The documented VMPOAgent signature (ARCHITECTURE.md, "V-MPO as implemented"), checked name by name.
 DOCUMENTED = [
     ("obs_dim", inspect.Parameter.empty),
     ("act_dim", inspect.Parameter.empty),

@@ -1,6 +1,6 @@
 """Imports run one way: every module has a layer, imports never point up, and nothing imports in a circle.
 
-The layers (DESIGN.md, bottom to top): ground (no project imports but each other), the
+The layers (ARCHITECTURE.md, "Layers"; bottom to top): ground (no project imports but each other), the
 pieces the agent is made of, the agent, the trainer, the stored-study format, the
 search, the analysis, the command lines. Within the search the modules are ordered
 too. A new module must be given its place here, which is the point: placing it is a

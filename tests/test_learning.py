@@ -1,4 +1,5 @@
-"""The cheap learning gate of VMPO_SPEC.md: InvertedPendulum-v5, one env, >= 950 within 100k steps."""
+"""The cheap learning gate (ARCHITECTURE.md, "V-MPO as implemented"): InvertedPendulum-v5, one env, >= 950 within
+100k steps."""
 
 import dataclasses
 

@@ -3,7 +3,7 @@ import pytest
 
 from vmpo_tune.targets import compute_targets
 
-# The hand-computed case of VMPO_SPEC.md (gamma 0.9).
+# The hand-computed case of ARCHITECTURE.md, "V-MPO as implemented" (gamma 0.9).
 REWARDS = np.array([[1, 2], [0.5, -1], [3, 0]])
 DONES = np.array([[0, 0], [0, 1], [1, 0]])
 VALUES = np.array([[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])
