@@ -34,7 +34,7 @@ def _load(arm: Arm) -> dict[str, Any] | None:
         )
         return {
             "trials": trials,
-            "finished": sum(t.state.is_finished() for t in trials),
+            "finished": records.budget_counts(trials).finished,
             "units": units,
             "confirmation": records.read_confirmation(study),
         }

@@ -21,7 +21,7 @@ from . import next_steps, records, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .redaction import redact_url
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
-from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .search.stage import confirmation_exit_code, format_table, run_confirmation
 from .search.worker import WorkerSettings, quiet_library_noise
 from .storage import ENV_STORAGE, PATIENCE, resolve_url
@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def confirm(args: argparse.Namespace) -> int:
     check_worker_count(args.workers, args.force)
+    check_liveness(args.heartbeat_interval, args.grace_period)
     if args.tensorboard:
         tblog.check_available()
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)

@@ -445,14 +445,58 @@ def open_storage(url: str, create_parent: bool = False, patience: float = PATIEN
         if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
             raise connection_error(url, exc.__cause__) from None
         raise
-    except ModuleNotFoundError as exc:
-        extra = "postgres" if parsed.get_backend_name() == "postgresql" else "mysql"
-        raise UserError(
-            f"the driver for {parsed.drivername} is not installed ({exc.name}); pip install 'vmpo-tune[{extra}]'"
-        ) from None
+    except ImportError as exc:  # Optuna re-raises a missing driver as a plain ImportError
+        raise missing_driver(parsed) from exc
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise connection_error(url, exc) from None
     return ResilientStorage(inner, patience)
+
+
+def holds_optuna_schema(url: str) -> bool:
+    """Whether the database behind an RDB ``url`` has Optuna's tables, found without changing anything.
+
+    SQLite is opened read-only (no table created, the journal mode left as it is); a server
+    is asked through SQLAlchemy's inspector. Read-only commands (export, confirm's opening,
+    the report, play) call it before opening a storage, which would create the schema.
+    """
+    url = normalize_url(url)
+    parsed = parse_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = _sqlite_path(parsed)
+        if path is None or not path.exists():
+            return False
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            return (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone() is not None
+            )
+        finally:
+            conn.close()
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(parsed))
+    except ImportError as exc:
+        raise missing_driver(parsed) from exc
+    try:
+        return sqlalchemy.inspect(engine).has_table("studies")
+    except ImportError as exc:
+        raise missing_driver(parsed) from exc
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise connection_error(url, exc) from None
+    finally:
+        engine.dispose()
+
+
+def missing_driver(parsed: sqlalchemy.engine.URL) -> UserError:
+    """The one line for a storage URL whose database driver is not installed: which driver, which install."""
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    postgres = backend == "postgresql"
+    extra, ours, scheme = ("postgres", "psycopg", "postgresql") if postgres else ("mysql", "pymysql", "mysql")
+    hint = f"pip install 'vmpo-tune[{extra}]'"
+    if driver not in (ours, ""):  # another driver named in the URL: its own package, or the one the extra installs
+        hint = f"install it, or use {scheme}+{ours}://... with {hint}"
+    return UserError(f"the database driver {driver or backend!r} for {backend} storage is not installed; {hint}")
 
 
 def _create_rdb_storage(url: str, engine_kwargs: dict, attempts: int = 5) -> RDBStorage:

@@ -19,11 +19,11 @@ from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
 from ..stats import check_objective
-from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, resolve_url
+from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, parse_url, resolve_url
 from . import racing
 from .factories import make_pruner, make_sampler
 from .launch import WORKERS_PER_CORE, Outcome, check_worker_count, prepare_folders, run_workers
-from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
+from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .progress import ProgressDisplay, duration
 from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, configs_to_enqueue, load_spec, study_listing
 from .stage import confirmation_exit_code, format_table, run_confirmation
@@ -180,11 +180,7 @@ def check_args(args: argparse.Namespace) -> None:
     check_worker_count(args.workers, args.force)
     if args.tensorboard:
         tblog.check_available()
-    if args.grace_period <= args.heartbeat_interval:
-        raise UserError(
-            f"the grace period ({args.grace_period} s) must be longer than the heartbeat interval "
-            f"({args.heartbeat_interval} s); fix --grace-period / --heartbeat-interval"
-        )
+    check_liveness(args.heartbeat_interval, args.grace_period)
 
 
 def search(args: argparse.Namespace) -> int:
@@ -196,6 +192,11 @@ def search(args: argparse.Namespace) -> int:
     except EnvError as exc:
         raise UserError(f"{spec.path}: env_id: {exc}") from None
     study_name = args.study_name or spec.name
+    if study_name.endswith(records.CONFIRM_SUFFIX):
+        raise UserError(
+            f"study name {study_name!r} is the name of a confirmation's companion study (names ending in "
+            f"{records.CONFIRM_SUFFIX!r} are reserved for it); pick another --study-name"
+        )
     out = Path(args.out) if args.out else records.default_run_dir(study_name)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study_name, out)
     # distinct per run, machine and worker: machines started together must not propose the same points
@@ -203,6 +204,11 @@ def search(args: argparse.Namespace) -> int:
     samplers = [make_sampler(spec, args.sampler, seed=(run_seed + i) % 2**31) for i in range(args.workers)]
     pruner = make_pruner(spec, args.pruner)
     url = resolve_url(args.storage, out)
+    if url.startswith("sqlite:") and parse_url(url).database in (None, "", ":memory:"):
+        raise UserError(
+            "an in-memory SQLite storage lives inside one process, and worker processes cannot share it; use a "
+            "file (--storage sqlite:///path/study.db, or no --storage for runs/<study>/study.db)"
+        )
     prepare_folders(out, artifact_dir)
     storage = open_storage(url, create_parent=not args.storage and url.startswith("sqlite:///"), patience=args.patience)
     lock = BudgetLock(url, study_name, patience=args.patience)

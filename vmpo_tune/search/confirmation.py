@@ -34,7 +34,8 @@ from ..errors import UserError
 from ..stats import CandidateStats, describe, rank
 from ..storage import BudgetLock
 from . import racing
-from .runner import RunPlan, TrialRunner
+from .liveness import requeue
+from .runner import DIVERGED, RunPlan, TrialRunner
 
 log = logging.getLogger(__name__)
 
@@ -189,12 +190,11 @@ def plan_units(
                 "candidates": list(known.values()),
             },
         )
+        trials = confirm_study.get_trials(deepcopy=False)
+        added = requeue_failed_units(confirm_study, trials)
         queued = {
-            (config_id(records.read_config(t)), tuple(records.read_seeds(t)))
-            for t in confirm_study.trials
-            if records.read_config(t)
+            (config_id(records.read_config(t)), tuple(records.read_seeds(t))) for t in trials if records.read_config(t)
         }
-        added = 0
         for c in candidates:
             stored = known[config_id(c.config)]
             config = {**c.config, "total_steps": total_steps}
@@ -205,6 +205,24 @@ def plan_units(
                 confirm_study.enqueue_trial({}, user_attrs=attrs)
                 added += 1
     return added
+
+
+def requeue_failed_units(confirm_study: optuna.Study, trials: Sequence[FrozenTrial]) -> int:
+    """Queue again every unit that failed for a fault (a lost worker, an outage, retries used up), not for a
+    result: a run that diverged diverges again on the same seed, and counts as the candidate's failure.
+    Call it under the lock; returns how many were queued. The retry inherits the unit's resume record."""
+    retried = records.retried_numbers(trials)
+    again = 0
+    for t in trials:
+        reason = str(t.user_attrs.get(records.FAIL_REASON) or "")
+        if t.state != TrialState.FAIL or t.number in retried or not records.read_config(t):
+            continue
+        if reason.startswith(DIVERGED):
+            continue
+        requeue(confirm_study, t, records.read_resume(t), count_failure=False)
+        log.info("unit %d (%s) failed (%s): queued again", t.number, t.user_attrs.get(records.CANDIDATE), reason)
+        again += 1
+    return again
 
 
 class UnitObjective:

@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from .. import records
+from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,15 @@ class Heartbeat:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join(timeout=max(self.interval, 5.0))  # a beat stuck on a lost storage is left behind
+
+
+def check_liveness(heartbeat_interval: float, grace_period: float) -> None:
+    """Refuse a grace period that a live trial's heartbeats could not keep up with (search and confirm alike)."""
+    if grace_period <= heartbeat_interval:
+        raise UserError(
+            f"the grace period ({grace_period} s) must be longer than the heartbeat interval "
+            f"({heartbeat_interval} s); fix --grace-period / --heartbeat-interval"
+        )
 
 
 def stale_trials(study: optuna.Study, grace: float) -> list[tuple[FrozenTrial, float]]:

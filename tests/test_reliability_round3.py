@@ -1,0 +1,127 @@
+"""Red-team cases of round 3 (RELIABILITY.md): databases that are not ours, reserved names, liveness flags,
+in-memory storages, missing drivers, and confirmation units that failed for a fault."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import optuna
+import pytest
+import sqlalchemy
+from optuna.trial import TrialState
+
+from vmpo_tune import records
+from vmpo_tune.search.runner import DIVERGED
+
+from .search_helpers import CALM, cli, load, write_study
+
+
+def one_line_exit_2(run, *needles: str) -> None:
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in run.stderr, run.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def sqlite_state(path) -> tuple:
+    conn = sqlite3.connect(path)
+    try:
+        tables = sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master"))
+        return tables, conn.execute("PRAGMA journal_mode").fetchone()[0], path.read_bytes()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("vmpo_tune.export", "--study", "toy"),
+        ("vmpo_tune.confirm", "--study", "toy"),
+        ("analysis.report", "--study", "toy"),
+        ("vmpo_tune.play", "--study", "toy"),
+    ],
+)
+def test_read_only_commands_leave_a_database_without_a_study_as_it_was(tmp_path, command):
+    db = tmp_path / "theirs.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, amount REAL)")
+    conn.execute("INSERT INTO invoices (amount) VALUES (12.5)")
+    conn.commit()
+    conn.close()
+    before = sqlite_state(db)
+    run = cli(*command[:1], *command[1:], "--storage", f"sqlite:///{db}", cwd=tmp_path)
+    one_line_exit_2(run, "holds no Optuna study")
+    assert sqlite_state(db) == before  # no table created, journal mode unchanged, not a byte written
+
+
+@pytest.mark.server
+def test_a_server_database_without_a_study_gets_no_tables(tmp_path, pg_url):
+    run = cli("vmpo_tune.export", "--study", "toy", "--storage", pg_url, cwd=tmp_path)
+    one_line_exit_2(run, "holds no Optuna study")
+    engine = sqlalchemy.create_engine(pg_url)
+    try:
+        assert sqlalchemy.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
+
+
+def test_reserved_names_in_memory_storages_and_liveness_flags_are_one_line(tmp_path):
+    write_study(tmp_path)
+    one_line_exit_2(
+        cli("vmpo_tune.search", "--study", "toy.yaml", "--study-name", "toy/confirm", cwd=tmp_path), "reserved"
+    )
+    one_line_exit_2(
+        cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", "sqlite:///:memory:", cwd=tmp_path), "in-memory"
+    )
+    flags = ("--heartbeat-interval", "10", "--grace-period", "2")
+    one_line_exit_2(cli("vmpo_tune.confirm", "--study", "toy", *flags, cwd=tmp_path), "grace period")
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgresql+psycopg2://u@127.0.0.1:5432/db", "vmpo-tune[postgres]"),
+        ("mysql+mysqldb://u@127.0.0.1:3306/db", "vmpo-tune[mysql]"),
+    ],
+)
+def test_a_storage_whose_driver_is_missing_names_the_install(tmp_path, url, hint):
+    write_study(tmp_path)
+    for command in (("vmpo_tune.search", "--study", "toy.yaml"), ("vmpo_tune.export", "--study", "toy")):
+        one_line_exit_2(cli(*command, "--storage", url, cwd=tmp_path), "is not installed", hint)
+
+
+def test_units_that_failed_for_a_fault_are_queued_again_and_diverged_ones_are_not(tmp_path):
+    write_study(tmp_path, CALM)
+    url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
+    args = ("--study", "toy", "--run-dir", "run", "--top", "1", "--seeds", "2")
+    assert cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "2", cwd=tmp_path).returncode == 0
+    first = cli("vmpo_tune.confirm", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    companion = load(url, records.confirm_study_name("toy"))
+    done = companion.get_trials()
+    template = done[0]
+
+    def failed_unit(seed: int, reason: str):
+        attrs = {**template.user_attrs, records.SEEDS: [seed], records.FAIL_REASON: reason}
+        return optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs)
+
+    plan = records.read_confirm_plan(companion)
+    seeds = plan["test_seeds"]
+    lost = failed_unit(seeds[-1] + 1, "no heartbeat for 40 s: its worker died, was killed or lost the storage")
+    diverged = failed_unit(seeds[-1] + 2, f"{DIVERGED}the V-MPO loss became nan")
+    companion.add_trial(lost)
+    companion.add_trial(diverged)
+    again = cli("vmpo_tune.confirm", *args[:-1], "4", cwd=tmp_path)  # the two new seeds are these units' seeds
+    assert again.returncode == 0, again.stderr
+    units = load(url, records.confirm_study_name("toy")).get_trials()
+    by_seed = {}
+    for t in units:
+        by_seed.setdefault((t.user_attrs[records.CANDIDATE], t.user_attrs[records.SEEDS][0]), []).append(t)
+    label = template.user_attrs[records.CANDIDATE]
+    lost_runs = by_seed[(label, seeds[-1] + 1)]
+    assert [t.state for t in lost_runs] == [TrialState.FAIL, TrialState.COMPLETE]  # queued again, and it ran
+    assert lost_runs[1].system_attrs[records.RETRY_OF] == lost_runs[0].number
+    assert [t.state for t in by_seed[(label, seeds[-1] + 2)]] == [TrialState.FAIL]  # a result, not retried
+    assert "1 failed" in again.stdout  # the diverged unit stays counted as the candidate's failure
