@@ -9,7 +9,7 @@ import pytest
 from optuna.trial import TrialState
 
 from vmpo_tune import records
-from vmpo_tune.redaction import redact, redact_url
+from vmpo_tune.redaction import redact, redact_command, redact_url
 from vmpo_tune.search import liveness
 from vmpo_tune.search.confirmation import Candidate, config_id, plan_units
 from vmpo_tune.storage import BudgetLock, open_storage
@@ -29,6 +29,26 @@ from vmpo_tune.storage import BudgetLock, open_storage
 def test_every_form_of_password_is_redacted(url, shown):
     assert redact_url(url) == shown
     assert redact(f"--storage '{url}' --trials 3") == f"--storage '{shown}' --trials 3"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:Zq9 Wx7 Kp3@h/db",  # spaces
+        "postgresql://u:Zq9'Wx7@h/db",  # a quote
+        'postgresql://u:Zq9 "Wx7"@h/db',  # double quotes
+        "postgresql://u:Zq9@Wx7@h/db",  # a raw '@'
+        "postgresql://u@h/db?password=Zq9;Wx7&sslmode=require",  # a ';' in a query value
+    ],
+)
+def test_passwords_with_spaces_quotes_semicolons_and_at_signs_leave_no_fragment(url):
+    for shown in (
+        redact_url(url),
+        redact(f"error: cannot reach {url} (timeout)"),
+        redact_command(["vmpo-search", "--storage", url]),
+    ):
+        assert "***" in shown and not [f for f in ("Zq9", "Wx7", "Kp3") if f in shown], shown
+    assert redact_url(url).endswith(("@h/db", "&sslmode=require"))
 
 
 def study_at(tmp_path, name="s"):

@@ -367,13 +367,17 @@ def _everything_stored(url: str) -> str:
 
 @pytest.mark.server
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["userinfo", "query"])
+@pytest.mark.parametrize("form", ["userinfo", "query", "spaces-and-quotes", "semicolon"])
 def test_a_planted_password_appears_nowhere(tmp_path, pg_url, form):
     """Every output of every command, every stored attribute, the export, the report, its CSV / Parquet
     and the dashboard note are searched for a password planted in the storage URL (trust auth ignores it)."""
     secret = "Pl4nted-S3cret"
     if form == "userinfo":
         url = pg_url.replace("postgresql://postgres@", f"postgresql://postgres:{secret}@")
+    elif form == "spaces-and-quotes":
+        url = pg_url.replace("postgresql://postgres@", "postgresql://postgres:Pl4nted S3cret's@")
+    elif form == "semicolon":
+        url = f"{pg_url}?sslmode=disable&password=Pl4nted;S3cret"
     else:
         url = f"{pg_url}?sslmode=disable&password={secret}"
     write_study(tmp_path)
@@ -411,5 +415,5 @@ def test_a_planted_password_appears_nowhere(tmp_path, pg_url, form):
     files += [p for p in (tmp_path / "run").rglob("*") if p.is_file() and p.suffix in (".csv", ".yaml", ".log")]
     texts = outputs + [p.read_bytes().decode("latin-1") for p in files] + [_everything_stored(pg_url)]
     assert "***" in _everything_stored(pg_url)  # the command line was stored, with the password masked
-    leaks = [i for i, text in enumerate(texts) if secret in text]
+    leaks = [i for i, text in enumerate(texts) if secret in text or "Pl4nted" in text or "S3cret" in text]
     assert not leaks, [texts[i][:300] for i in leaks]

@@ -11,7 +11,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from .redaction import redact
+from .redaction import redact_command
 
 PACKAGES = ("vmpo-tune", "torch", "gymnasium", "mujoco", "optuna", "numpy")
 
@@ -49,5 +49,5 @@ def record() -> dict:
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "pid": os.getpid(),
-        "command": redact(" ".join(sys.argv)),
+        "command": redact_command(sys.argv),
     }

@@ -24,6 +24,10 @@ SECRET_KEYS = ("password", "passwd", "pwd", "pass", "secret", "token", "api_key"
 _URL = re.compile(r"\b[a-zA-Z][\w+.-]*://[^\s'\"<>]*")
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@?#]*):(?P<password>.*)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
+# a secret's value runs to the next "&" or "#": drivers split the query on "&" only, so "a;b c" is one password
+_SECRET_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&#]*)")
+# "scheme://user:" whose "@" lies beyond a space or a quote (a password with a space or a quote in a text)
+_OPEN_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^:/@?#\s'\"]*:)(?P<password>[^@\n]*)@")
 
 
 def is_secret_key(key: str) -> bool:
@@ -32,21 +36,47 @@ def is_secret_key(key: str) -> bool:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with every password (userinfo or query parameter) replaced by ``***``."""
+    """``url`` (one whole URL, spaces and quotes included) with every password replaced by ``***``.
+
+    The userinfo's password runs to the last ``@`` (a raw ``@`` inside it included); a secret
+    query value runs to the next ``&`` or ``#`` (a ``;`` or a space inside it included).
+    """
     url = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", url, count=1)
-
-    def query(m: re.Match) -> str:
-        if is_secret_key(m["key"]):
-            return f"{m['sep']}{m['key']}={MASK}"
-        return m.group(0)
-
     head, sep, tail = url.partition("?")
-    return head + sep + _QUERY_PARAM.sub(query, sep + tail)[len(sep) :] if sep else head
+    if not sep:
+        return head
+    out, pos, query = [], 0, sep + tail
+    for m in _QUERY_PARAM.finditer(query):
+        if m.start() < pos:
+            continue
+        out.append(query[pos : m.start()])
+        if is_secret_key(m["key"]):
+            whole = _SECRET_PARAM.match(query, m.start())
+            out.append(f"{m['sep']}{m['key']}={MASK}")
+            pos = whole.end()
+        else:
+            out.append(m.group(0))
+            pos = m.end()
+    out.append(query[pos:])
+    return head + "".join(out)
 
 
 def redact(text: str) -> str:
-    """``text`` with the secrets of every URL in it replaced by ``***``."""
+    """``text`` with the secrets of every URL in it replaced by ``***``.
+
+    In free text a URL ends at a space or a quote, so a password holding one is found by its
+    userinfo (``scheme://user:`` up to the next ``@`` on the same line) before URLs are cut out.
+    """
+    text = _OPEN_USERINFO.sub(lambda m: f"{m['head']}{MASK}@", text)
     return _URL.sub(lambda m: redact_url(m.group(0)), text)
+
+
+def redact_command(argv: list[str]) -> str:
+    """A command line for display or storage: each argument redacted whole (a URL with a space or a quote
+    in its password is one argument), then quoted as a shell would need it."""
+    import shlex
+
+    return shlex.join(redact_url(a) if "://" in a else redact(a) for a in argv)
 
 
 def redact_value(value: Any) -> Any:
