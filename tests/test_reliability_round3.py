@@ -125,3 +125,76 @@ def test_units_that_failed_for_a_fault_are_queued_again_and_diverged_ones_are_no
     assert lost_runs[1].system_attrs[records.RETRY_OF] == lost_runs[0].number
     assert [t.state for t in by_seed[(label, seeds[-1] + 2)]] == [TrialState.FAIL]  # a result, not retried
     assert "1 failed" in again.stdout  # the diverged unit stays counted as the candidate's failure
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"- 1\n- 2\n", "expected an exported run file or a mapping"),
+        (b"1: 2\n", "is not a config field name"),
+        (b"\x00\x01binary", "malformed YAML"),
+        (b"\xff\xfe\x80", "not a UTF-8 text file"),
+        (b"train: 7\n", "train: expected a mapping"),
+        (b"agent: [1, 2]\n", "agent: expected a mapping"),
+        (b"epsilon_eta: true\n", "is not a number"),
+        (b"policy_lr: true\n", "is not one of the study's choices"),
+        (b"runs: 3\n", "runs: expected a list"),
+        (b"{}\n", "queues nothing"),
+    ],
+)
+def test_enqueue_files_of_the_wrong_shape_are_one_line_before_anything_is_stored(tmp_path, content, needle):
+    write_study(tmp_path)
+    (tmp_path / "bad.yaml").write_bytes(content)
+    run = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "3", "--enqueue", "bad.yaml", cwd=tmp_path)
+    one_line_exit_2(run, "bad.yaml", needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_enqueue_without_room_is_refused_before_the_study_exists_and_a_rerun_resumes(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "mine.yaml").write_text("policy_lr: 1.0e-4\nepsilon_eta: 0.05\n")
+    cramped = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--enqueue", "mine.yaml", cwd=tmp_path)
+    one_line_exit_2(cramped, "no room", "at least 2")
+    assert not (tmp_path / "runs").exists()
+    args = ("--study", "toy.yaml", "--trials", "2", "--enqueue", "mine.yaml")
+    assert cli("vmpo_tune.search", *args, cwd=tmp_path).returncode == 0
+    again = cli("vmpo_tune.search", *args, cwd=tmp_path)  # the same command again: it is queued already
+    assert again.returncode == 0, again.stderr
+    assert len(load(f"sqlite:///{tmp_path / 'runs' / 'toy' / 'study.db'}").trials) == 2
+
+
+def _bomb() -> str:
+    levels = "abcdefghij"
+    text = 'a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]\n'
+    for prev, name in zip(levels, levels[1:]):
+        text += f"{name}: &{name} [" + ", ".join([f"*{prev}"] * 9) + "]\n"
+    return text
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", "nested deeper"),
+        (_bomb(), "aliases"),
+        ("x: " + "y" * (1 << 20) + "\n", "too large"),
+    ],
+)
+def test_hostile_study_files_are_one_line_and_do_not_break_other_commands(tmp_path, content, needle):
+    studies = tmp_path / "studies"
+    studies.mkdir()
+    (studies / "hostile.yaml").write_text(content)
+    write_study(studies, name="fine")
+    run = cli("vmpo_tune.search", "--study", "hostile", "--trials", "1", cwd=tmp_path)
+    one_line_exit_2(run, "hostile.yaml", needle)
+    helped = cli("vmpo_tune.search", "--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "hostile: (unreadable study file)" in helped.stdout
+    fine = cli("vmpo_tune.search", "--study", "fine", "--trials", "1", cwd=tmp_path)
+    assert fine.returncode == 0, fine.stderr
+
+
+def test_a_tensorboard_folder_that_cannot_be_one_is_refused_before_the_first_trial(tmp_path):
+    write_study(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    run = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--tensorboard", "afile/tb", cwd=tmp_path)
+    one_line_exit_2(run, "afile is a file")
+    assert not (tmp_path / "runs").exists()

@@ -68,7 +68,7 @@ def confirm(args: argparse.Namespace) -> int:
     check_worker_count(args.workers, args.force)
     check_liveness(args.heartbeat_interval, args.grace_period)
     if args.tensorboard:
-        tblog.check_available()
+        tblog.check_available(args.tensorboard)
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
     study, url, storage = records.open_existing_study(args.study, args.storage, run_dir)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(args.study, run_dir)

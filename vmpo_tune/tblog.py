@@ -9,6 +9,7 @@ with the env steps as the step. ``tensorboard --logdir DIR`` shows them.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -17,12 +18,20 @@ from .errors import UserError
 _SKIP = ("env_steps", "actual_steps")
 
 
-def check_available() -> None:
-    """A one-line error when the tensorboard package is missing (call it before anything runs)."""
+def check_available(folder: str | Path) -> None:
+    """A one-line error when the tensorboard package is missing or ``folder`` cannot be a writable folder
+    (call it before anything runs: otherwise every trial would fail on its first evaluation)."""
     try:
         import tensorboard  # noqa: F401
     except ImportError:
         raise UserError("--tensorboard needs the tensorboard package: pip install 'vmpo-tune[tensorboard]'") from None
+    path = Path(folder)
+    blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise UserError(f"--tensorboard {folder}: {blocker} is a file, not a folder; pick another --tensorboard")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"--tensorboard {folder}: {existing} is not writable; pick another --tensorboard")
 
 
 class ScalarLog:

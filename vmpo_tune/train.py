@@ -87,7 +87,7 @@ def train(args: argparse.Namespace) -> int:
         )
     finals, bests = [], []
     if args.tensorboard:
-        tblog.check_available()
+        tblog.check_available(args.tensorboard)
     for seed in seeds:
         trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(train_cfg, seed=seed))
         board = tblog.ScalarLog(Path(args.tensorboard) / f"seed-{seed}") if args.tensorboard else None

@@ -32,9 +32,9 @@ from .worker import WorkerSettings, quiet_library_noise
 
 log = logging.getLogger("vmpo_tune.search")
 
-EPILOG = f"""
+EPILOG = """
 studies (--study NAME, or a path to a study YAML file):
-{study_listing()}
+{studies}
 
 examples:
   python -m vmpo_tune.search --study demo --trials 12 --workers 2        # under a minute on 2 cores
@@ -46,7 +46,7 @@ examples:
 by every worker on the same storage: rerunning a study that holds 120 runs 80 more.
 A failed trial that was retried is replaced by its retry and not counted twice.
 
-Storage: --storage, else ${ENV_STORAGE}, else the SQLite file <out>/study.db. Reruns resume.
+Storage: --storage, else ${env_storage}, else the SQLite file <out>/study.db. Reruns resume.
 Ctrl-C / SIGTERM stop cleanly: running trials end as FAIL and are queued again, so the
 next run resumes them exactly where they stopped.
 """
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m vmpo_tune.search",
         description=__doc__,
-        epilog=EPILOG,
+        epilog=EPILOG.format(studies=study_listing(), env_storage=ENV_STORAGE),  # read when the parser is built
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--study", required=True, help="study name (studies/NAME.yaml) or path to a study YAML file")
@@ -179,7 +179,7 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--device must be cpu, cuda or cuda:N, got {args.device!r}")
     check_worker_count(args.workers, args.force)
     if args.tensorboard:
-        tblog.check_available()
+        tblog.check_available(args.tensorboard)
     check_liveness(args.heartbeat_interval, args.grace_period)
 
 
@@ -187,6 +187,11 @@ def search(args: argparse.Namespace) -> int:
     check_args(args)
     spec = apply_overrides(load_spec(args.study), args)
     queued = [(path, params) for path in args.enqueue for params in configs_to_enqueue(spec, Path(path))]
+    if queued and 1 + len(queued) > args.trials:  # the default runs first: refused before any study is created
+        raise UserError(
+            f"--trials {args.trials} leaves no room for {len(queued)} queued configuration(s) and the default; raise "
+            f"--trials to at least {1 + len(queued)}"
+        )
     try:  # parsing checked the id against the registry; one env built here checks its spaces before anything is stored
         check_env(spec.env_id)
     except EnvError as exc:
@@ -272,7 +277,15 @@ def search(args: argparse.Namespace) -> int:
 def _enqueue(study: optuna.Study, lock: BudgetLock, queued: list, n_trials: int) -> None:
     """Queue hand-written configurations; they count against --trials like every trial (under the lock)."""
     with lock.hold():
-        used = records.budget_counts(study.get_trials(deepcopy=False)).used
+        trials = study.get_trials(deepcopy=False)
+        there = [{**t.system_attrs.get("fixed_params", {}), **t.params} for t in trials]
+        # a rerun of the same command: a configuration a trial already holds (its other parameters sampled) is skipped
+        queued = [
+            (path, params)
+            for path, params in queued
+            if not any(all(k in held and held[k] == v for k, v in params.items()) for held in there)
+        ]
+        used = records.budget_counts(trials).used
         if used + len(queued) > n_trials:
             raise UserError(
                 f"the study holds {used} trial(s) and --trials is {n_trials}: no room for {len(queued)} queued "

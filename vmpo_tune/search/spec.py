@@ -234,21 +234,60 @@ def load_spec(name_or_path: str, check_env: bool = True) -> StudySpec:
     return parse_spec(read_yaml(path), path, check_env=check_env)
 
 
+MAX_YAML_BYTES = 1 << 20
+"""Study and enqueue files are hand-written and small: a larger one is refused before it is parsed."""
+MAX_YAML_DEPTH, MAX_YAML_ALIASES = 32, 64
+"""Nesting and alias limits: a deeply nested file or an alias-expansion bomb is one line, not a hang."""
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with limits on nesting depth and on the number of aliases."""
+
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self._depth, self._aliases = 0, 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_YAML_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_YAML_ALIASES} aliases (an alias-expansion bomb?)")
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.YAMLError(f"nested deeper than {MAX_YAML_DEPTH} levels")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
 def read_yaml(path: Path) -> Any:
-    """A YAML file read with the safe loader; a syntax error names the file and the line of the culprit."""
+    """A YAML file read with the safe loader and limits (size, depth, aliases, UTF-8 text); every problem is
+    one line naming the file (and the line of a syntax error)."""
     try:
-        return yaml.safe_load(path.read_text())
+        size = path.stat().st_size
+        if size > MAX_YAML_BYTES:
+            raise UserError(
+                f"{path}: {size:,} bytes is too large for a study or config file (limit {MAX_YAML_BYTES:,})"
+            )
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a UTF-8 text file; pass a YAML file") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_LimitedLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.MarkedYAMLError as exc:
         # the problem mark is where the parser gave up, often the line after; the context mark is where
         # the construct it could not finish began
         mark = exc.context_mark or exc.problem_mark
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        what = " ".join(filter(None, [exc.context, exc.problem])) or str(exc)
+        what = " ".join(" ".join(filter(None, [exc.context, exc.problem])).split()) or " ".join(str(exc).split())
         raise UserError(f"{where}: malformed YAML: {what}; fix the syntax at that line") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path}: malformed YAML: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the study file: {exc.strerror}") from None
+        raise UserError(f"{path}: malformed YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to read") from None
 
 
 def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec:
@@ -621,7 +660,7 @@ def params_from_config(spec: StudySpec, values: Mapping[str, Any], source: str) 
     for p in spec.space:
         if not is_active(p, chosen) or p.name not in values:
             continue
-        value = values[p.name]
+        value = _typed(p, values[p.name], source)
         sampled = p.to_sampled_value(value)
         if not in_space(p, sampled):
             where = f"one of {list(p.choices)}" if p.kind == "categorical" else f"in [{p.low}, {p.high}]"
@@ -634,20 +673,58 @@ def params_from_config(spec: StudySpec, values: Mapping[str, Any], source: str) 
     return params
 
 
+def _typed(p: ParamSpec, value: Any, source: str) -> Any:
+    """A config value of the right type for ``p``: a number for a range (never a boolean), a choice's own
+    type for a categorical (``true`` is not the choice ``1``); YAML 1.1's ``1e-3`` strings are numbers."""
+    if p.kind == "categorical":
+        if any(c == value and isinstance(c, bool) == isinstance(value, bool) for c in p.choices):
+            return value
+        raise UserError(
+            f"{source}: {p.name}: {value!r} is not one of the study's choices {list(p.choices)}; pick one of them"
+        )
+    number = value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise UserError(f"{source}: {p.name}: {value!r} is not a number; write a number in [{p.low}, {p.high}]")
+    if p.kind == "int" and number != int(number):
+        raise UserError(f"{source}: {p.name}: {value!r} is not an integer; write a whole number")
+    return int(number) if p.kind == "int" else float(number)
+
+
+def _mapping_of_fields(value: Any, where: str) -> dict:
+    """A mapping whose keys are field names (strings), or a one-line error saying what was found."""
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: expected a mapping of config fields to values, got {type(value).__name__}")
+    bad = [k for k in value if not isinstance(k, str)]
+    if bad:
+        raise UserError(f"{where}: {bad[0]!r} is not a config field name (field names are words such as policy_lr)")
+    return value
+
+
 def configs_to_enqueue(spec: StudySpec, path: Path) -> list[dict[str, Any]]:
     """The parameter sets a file asks to queue: every run of an exported run file, or one mapping of
-    config fields (``{policy_lr: 0.001, gamma: 0.99, ...}``, optionally under ``agent:`` / ``train:``)."""
+    config fields (``{policy_lr: 0.001, gamma: 0.99, ...}``, optionally under ``agent:`` / ``train:``).
+    The whole file is checked (shapes, key and value types, the space) before anything is stored."""
     data = read_yaml(path)
-    if isinstance(data, dict) and isinstance(data.get("runs"), list):
-        runs = [{**run.get("agent", {}), **run.get("train", {})} for run in data["runs"] if isinstance(run, dict)]
+    if isinstance(data, dict) and "runs" in data:
+        if not isinstance(data["runs"], list) or not data["runs"]:
+            raise UserError(f"{path}: runs: expected a list of exported runs, got {data['runs']!r}")
+        runs = []
+        for i, run in enumerate(data["runs"]):
+            where = f"{path}: runs[{i}]"
+            run = _mapping_of_fields(run, where)
+            agent = _mapping_of_fields(run.get("agent", {}), f"{where}.agent")
+            train = _mapping_of_fields(run.get("train", {}), f"{where}.train")
+            runs.append({**agent, **train})
     elif isinstance(data, dict):
-        runs = [
-            {
-                **data.get("agent", {}),
-                **data.get("train", {}),
-                **{k: v for k, v in data.items() if k not in ("agent", "train")},
-            }
-        ]
+        data = _mapping_of_fields(data, str(path))
+        agent = _mapping_of_fields(data.get("agent", {}), f"{path}: agent")
+        train = _mapping_of_fields(data.get("train", {}), f"{path}: train")
+        runs = [{**agent, **train, **{k: v for k, v in data.items() if k not in ("agent", "train")}}]
+        if not runs[0]:
+            raise UserError(f"{path}: an empty mapping queues nothing; write config fields such as policy_lr: 0.001")
     else:
         raise UserError(f"{path}: expected an exported run file or a mapping of config fields to values")
     out = []
