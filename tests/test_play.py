@@ -6,6 +6,7 @@ MUJOCO_GL says otherwise): scripts/install-renderer installs it, and CI runs it.
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 
@@ -159,10 +160,14 @@ def test_play_trains_a_run_whose_checkpoint_is_missing_then_reuses_it(searched, 
         (["--video", "out.avi"], "name it FILE.mp4"),
         (["--checkpoint", "missing.pt"], "checkpoint missing.pt does not exist"),
         (["--checkpoint", "best.yaml"], "is not a vmpo-tune agent checkpoint"),
+        (["--checkpoint", "truncated.pt"], "is not a vmpo-tune agent checkpoint"),
+        (["--checkpoint", "foreign.pt"], "is not a vmpo-tune agent checkpoint"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(searched, args, message):
     root, _ = searched
+    (root / "truncated.pt").write_bytes(b"PK\x03\x04" + bytes(200))  # the start of a zip, cut off
+    (root / "foreign.pt").write_bytes(pickle.dumps({"weights": [1.0, 2.0]}))  # some other program's pickle
     proc = cli("vmpo_tune.play", "--config", "best.yaml", *args, cwd=root)
     assert proc.returncode == 2 and message in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not list(root.glob("out.avi"))

@@ -32,7 +32,9 @@ def load_agent(path: str | Path, device: torch.device | str = "cpu") -> VMPOAgen
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; pass an existing file to --checkpoint")
     try:
-        return VMPOAgent.load(path, device)
+        with warnings.catch_warnings():  # torch warns about a foreign pickle before refusing it: the error says it
+            warnings.simplefilter("ignore")
+            return VMPOAgent.load(path, device)
     except (pickle.UnpicklingError, KeyError, RuntimeError, ValueError, EOFError) as exc:
         raise UserError(f"{path} is not a vmpo-tune agent checkpoint ({first_line(exc)})") from None
 
