@@ -31,6 +31,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.cli_common": GROUND,
     "vmpo_tune.provenance": GROUND,
     "vmpo_tune.tblog": GROUND,
+    "vmpo_tune.paths": GROUND,
     # what the agent and the trainer are made of; the storage layer
     "vmpo_tune.networks": 1,
     "vmpo_tune.envs": 1,
@@ -42,10 +43,10 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.agent": 2,
     "vmpo_tune.trainer": 3,
     "vmpo_tune.playback": 3,
-    # the stored-study format, and the note built from it
-    "vmpo_tune.records": 4,
-    "vmpo_tune.notes": 4.5,
-    "vmpo_tune.runfile": 4.5,
+    # the stored-study format, and the note built from it: right above the storage layer (no torch, no gymnasium)
+    "vmpo_tune.records": 1.5,
+    "vmpo_tune.notes": 1.6,
+    "vmpo_tune.runfile": 1.6,
     # the search, bottom to top
     "vmpo_tune.search": 5,
     "vmpo_tune.search.catalog": 5.1,
@@ -170,3 +171,17 @@ def test_the_checker_resolves_relative_and_function_local_imports(tmp_path):
     found = imports_of("vmpo_tune.search.spec", path, known)
     assert found == {"vmpo_tune.trainer", "vmpo_tune.search.cli"}
     assert LAYERS["vmpo_tune.search.cli"] > LAYERS["vmpo_tune.search.spec"]  # the second one points up
+
+
+def test_reading_a_stored_study_imports_neither_torch_nor_gymnasium():
+    """The stored format, the tables and the note are read by the report, export and the dashboard note:
+    they must not pull in the trainer's heavy imports."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import vmpo_tune.records, vmpo_tune.notes, vmpo_tune.runfile, analysis.tables; "
+        "print(sorted(m for m in ('torch', 'gymnasium', 'mujoco') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

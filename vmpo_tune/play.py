@@ -32,10 +32,11 @@ from .cli_common import Parser, add_common_flags, configure_logging, positive_in
 from .errors import UserError
 from .evaluation import EvalResult
 from .export import BY, build_document
+from .paths import BEST_CHECKPOINT
 from .playback import load_agent, play_episodes
 from .runfile import RunFile, load_run, parse_run
 from .storage import ENV_STORAGE
-from .trainer import BEST_CHECKPOINT, VMPOTrainer
+from .trainer import VMPOTrainer
 
 log = logging.getLogger("vmpo_tune.play")
 

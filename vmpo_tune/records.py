@@ -31,9 +31,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .errors import UserError
+from .paths import BEST_CHECKPOINT
 from .redaction import redact_url
 from .storage import ResilientStorage, holds_optuna_schema, journal_path, open_storage, parse_url, resolve_url
-from .trainer import BEST_CHECKPOINT
 
 RUNS_DIR = Path("runs")
 

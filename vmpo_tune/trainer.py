@@ -51,14 +51,13 @@ from .envs import (  # noqa: F401  (documented helpers, importable from here)
     make_vector_env,
 )
 from .evaluation import EvalResult, Evaluator, _evaluate_vectorized  # noqa: F401
+from .paths import BEST_CHECKPOINT, CURVE_FILE, STATE_FILE
 from .rollout import RolloutBuffer
 from .schedules import lr_factor
 
 log = logging.getLogger(__name__)
 
-_STATE_FILE, _CURVE_FILE = "resume.pt", "evaluations.csv"
-BEST_CHECKPOINT = "best.pt"
-"""The file, in a run's output folder, of the best agent so far (:meth:`VMPOAgent.load` reads it)."""
+_STATE_FILE, _CURVE_FILE = STATE_FILE, CURVE_FILE
 _STATE_FORMAT = 2
 _CSV_FIELDS = (
     "env_steps",
