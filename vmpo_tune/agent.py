@@ -153,9 +153,10 @@ class VMPOAgent:
         policy_group["lr"] = self.config.policy_lr * factor
         value_group["lr"] = self.config.value_lr * factor
 
-    def _build_optimizer(self, params, lr: float | None = None) -> torch.optim.Optimizer:
-        """Optimiser of ``optimizer_type`` over ``params``; unknown types raise ``ValueError``."""
-        lr = self.config.policy_lr if lr is None else lr
+    def _build_optimizer(self, params) -> torch.optim.Optimizer:
+        """Optimiser of ``optimizer_type`` over ``params`` (each group carries its own step size); unknown types
+        raise ``ValueError``."""
+        lr = self.config.policy_lr  # the default of groups without their own
         kind = self.config.optimizer_type
         if kind == "adam":
             return torch.optim.Adam(params, lr=lr)

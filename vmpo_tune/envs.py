@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Callable
+from typing import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -135,15 +135,6 @@ def action_scaler(space: gym.spaces.Box) -> Callable[[np.ndarray], np.ndarray]:
         return lambda a: a
     center, half = (high + low) / 2.0, (high - low) / 2.0
     return lambda a: (center + half * np.clip(a, -1.0, 1.0)).astype(space.dtype)
-
-
-def find_wrapper(env: Any, wrapper_type: type) -> Any | None:
-    """The first wrapper of ``wrapper_type`` in ``env``'s chain, or None."""
-    while env is not None:
-        if isinstance(env, wrapper_type):
-            return env
-        env = getattr(env, "env", None)
-    return None
 
 
 def _iter_final_info_entries(infos) -> list[tuple[int, dict]]:

@@ -88,16 +88,3 @@ class Evaluator:
     def close(self) -> None:
         for env in self.envs:
             env.close()
-
-
-def _evaluate_vectorized(agent, eval_envs: gym.vector.VectorEnv, seed: int = 42) -> Dict[str, float]:
-    """High-performance vectorized evaluation.
-    Runs all n_episodes in parallel using a SyncVectorEnv.
-
-    One deterministic episode per sub-environment of a ``SyncVectorEnv`` (seeds
-    ``seed, seed + 1, ...``); returns ``eval/`` metrics.
-    """
-    envs = getattr(eval_envs, "envs", None)
-    if envs is None:
-        raise TypeError("_evaluate_vectorized needs a SyncVectorEnv (it steps the sub-environments directly)")
-    return run_episodes(agent, envs, [seed + i for i in range(len(envs))]).as_metrics()

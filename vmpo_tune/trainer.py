@@ -37,20 +37,17 @@ from .agent import VMPOAgent
 from .config import TRAIN_DEFAULTS as T
 from .config import VMPO_DEFAULTS as D
 from .config import TrainConfig, VMPOConfig, pick_fields
-from .envs import (  # noqa: F401  (documented helpers, importable from here)
+from .envs import (
     _extract_episode_returns,
     _extract_final_observations,
-    _iter_final_info_entries,
     _make_env,
-    _resolve_env_id,
     action_scaler,
     check_continuous,
     check_env_id,
     env_dims,
-    find_wrapper,
     make_vector_env,
 )
-from .evaluation import EvalResult, Evaluator, _evaluate_vectorized  # noqa: F401
+from .evaluation import EvalResult, Evaluator
 from .paths import BEST_CHECKPOINT, CURVE_FILE, STATE_FILE
 from .rollout import RolloutBuffer
 from .schedules import lr_factor

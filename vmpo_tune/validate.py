@@ -64,16 +64,6 @@ def strict_bool(name: str, value: Any) -> bool:
     return value
 
 
-def parse_bool(name: str, text: str) -> bool:
-    """A command-line / environment boolean: true/false, yes/no, on/off, 1/0."""
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError(f"{name} must be true or false, got {text!r}")
-
-
 def did_you_mean(word: str, valid: Sequence[str]) -> str:
     """``"; did you mean 'x'?"`` for the closest of ``valid``, or ``""``."""
     import difflib
