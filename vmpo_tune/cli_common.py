@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import enum
 import logging
 import sys
 from typing import Callable
@@ -12,6 +13,24 @@ from .errors import UserError
 from .redaction import RedactingFormatter, redact
 
 LOG_FORMAT, DATE_FORMAT = "%(asctime)s %(message)s", "%H:%M:%S"
+
+
+class ExitCode(enum.IntEnum):
+    """How every command (and every worker process) exits; README "Exit codes" documents them."""
+
+    OK = 0
+    INTERNAL = 1
+    """An unexpected error (rerun with --debug for the traceback), or a worker process that died."""
+    USER_ERROR = 2
+    """Bad input: one line naming the problem and the fix; nothing stored changed."""
+    STORAGE_LOST = 3
+    """The storage stayed unreachable for --patience seconds; rerun the same command when it is back."""
+    SIGINT = 130
+    SIGTERM = 143
+
+    @classmethod
+    def of_signal(cls, name: str | None) -> ExitCode:
+        return {"SIGINT": cls.SIGINT, "SIGTERM": cls.SIGTERM}.get(name or "", cls.OK)
 
 
 class Parser(argparse.ArgumentParser):
@@ -50,10 +69,10 @@ def run_cli(fn: Callable[[], int], debug: bool) -> int:
         if debug:
             raise
         print(f"error: {redact(str(exc))}", file=sys.stderr)
-        return 2
+        return ExitCode(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.SIGINT
     except Exception as exc:
         if debug:
             raise
@@ -61,4 +80,4 @@ def run_cli(fn: Callable[[], int], debug: bool) -> int:
             f"internal error: {type(exc).__name__}: {redact(str(exc))} (rerun with --debug for the traceback)",
             file=sys.stderr,
         )
-        return 1
+        return ExitCode.INTERNAL

@@ -4,6 +4,9 @@
 class UserError(Exception):
     """A problem with input or environment, with a message naming the problem and the fix."""
 
+    exit_code = 2
+    """What the command exits with (``cli_common.ExitCode``: 2, bad input; a lost storage says 3)."""
+
 
 class TrialFailed(Exception):
     """A trial that cannot produce a value (a diverged run); it ends as FAIL with this reason."""

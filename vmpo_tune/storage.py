@@ -168,6 +168,8 @@ def _engine_kwargs(parsed: URL) -> dict:
 class StorageUnavailable(UserError):
     """The storage kept failing for longer than the patience allowed."""
 
+    exit_code = 3  # ExitCode.STORAGE_LOST
+
 
 _TRANSIENT_WORDS = (
     "server closed the connection",

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 
 from .. import next_steps, records, tblog
-from ..cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
+from ..cli_common import ExitCode, Parser, add_common_flags, configure_logging, positive_int, run_cli
 from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
@@ -399,10 +399,10 @@ def _exit_code(study: optuna.Study, n_trials: int, outcome: Outcome) -> int:
             "stopped by %s; running trials were marked FAIL and queued again: rerun the same command to resume them",
             outcome.stopped_by,
         )
-        return 130 if outcome.stopped_by == "SIGINT" else 143
+        return ExitCode.of_signal(outcome.stopped_by)
     if outcome.storage_lost:
         log.error("the storage was unreachable for too long; rerun the same command when it is back")
-        return 2
+        return ExitCode.STORAGE_LOST
     short = counts.waiting or counts.running or counts.used < n_trials
     if outcome.died:
         log.error(
@@ -411,8 +411,8 @@ def _exit_code(study: optuna.Study, n_trials: int, outcome: Outcome) -> int:
             outcome.died,
             "; rerun the same command to finish the budget" if short else "; the budget was finished by the others",
         )
-        return 1
-    return 0
+        return ExitCode.INTERNAL
+    return ExitCode.OK
 
 
 def _confirm(study: optuna.Study, storage, settings: WorkerSettings, args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from ..cli_common import DATE_FORMAT, LOG_FORMAT
+from ..cli_common import DATE_FORMAT, LOG_FORMAT, ExitCode
 from ..errors import UserError
 from ..redaction import RedactingFormatter
 from ..storage import StorageUnavailable, writable
@@ -28,7 +28,7 @@ from . import worker_entry
 from .progress import DisplayHandler, ProgressDisplay
 from .worker import EXIT_STORAGE, EXIT_USER_ERROR, ProgressSlot, WorkerSettings, run_worker
 
-_BY_SIGNAL = {130: "SIGINT", 143: "SIGTERM"}
+_BY_SIGNAL = {ExitCode.SIGINT: "SIGINT", ExitCode.SIGTERM: "SIGTERM"}
 WORKERS_PER_CORE = 4
 """More workers than this per core only slow each other down (each trains on one core)."""
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 
 from .. import notes, records
+from ..cli_common import ExitCode
 from ..errors import UserError
 from ..stats import CandidateStats, separated_from
 from ..storage import BudgetLock
@@ -131,10 +132,14 @@ def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
 
 
 def confirmation_exit_code(outcome: Outcome) -> int:
+    """The same codes as the search's: a signal, a lost storage (3), a dead worker (1)."""
     if outcome.stopped_by:
         log.warning("confirmation stopped by %s: rerun the same command to finish its units", outcome.stopped_by)
-        return 130 if outcome.stopped_by == "SIGINT" else 143
-    if outcome.storage_lost or outcome.died:
-        log.error("the confirmation did not finish (a worker died or the storage was lost): rerun the same command")
-        return 1
-    return 0
+        return ExitCode.of_signal(outcome.stopped_by)
+    if outcome.storage_lost:
+        log.error("the storage was unreachable for too long: rerun the same command when it is back")
+        return ExitCode.STORAGE_LOST
+    if outcome.died:
+        log.error("the confirmation did not finish (a worker died): rerun the same command")
+        return ExitCode.INTERNAL
+    return ExitCode.OK

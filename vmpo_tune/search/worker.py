@@ -33,6 +33,7 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
 from .. import records
+from ..cli_common import ExitCode
 from ..errors import TrialFailed, UserError
 from ..redaction import RedactingFormatter
 from ..storage import PATIENCE, BudgetLock, StorageUnavailable, open_storage
@@ -46,7 +47,7 @@ from .study import reserve_trial
 
 log = logging.getLogger(__name__)
 
-EXIT_USER_ERROR, EXIT_STORAGE = 2, 3
+EXIT_USER_ERROR, EXIT_STORAGE = ExitCode.USER_ERROR, ExitCode.STORAGE_LOST
 
 
 class Interrupted(BaseException):
@@ -306,4 +307,4 @@ def worker_main(settings: WorkerSettings, array, log_queue, parent_signal) -> No
     except UserError as exc:
         log.error("error: %s", exc)
         raise SystemExit(EXIT_USER_ERROR) from None
-    raise SystemExit(130 if stopped_by == "SIGINT" else 143 if stopped_by == "SIGTERM" else 0)
+    raise SystemExit(int(ExitCode.of_signal(stopped_by)))
