@@ -121,3 +121,25 @@ def mysql_url(mysql_admin):
         conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name}"))
         for host in ("localhost", "127.0.0.1"):
             conn.execute(sqlalchemy.text(f"DROP USER IF EXISTS '{user}'@'{host}'"))
+
+
+@pytest.fixture
+def redis_url():
+    """A Redis database index of its own on the loopback server, emptied before and after."""
+    import random
+
+    import redis
+
+    url = f"redis://127.0.0.1:6379/{random.randint(1, 15)}"
+    client = redis.Redis.from_url(url, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis is not reachable at {url} ({type(exc).__name__}); start it: bash scripts/services"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()

@@ -22,6 +22,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -41,7 +42,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .redaction import redact_url
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,31 @@ def resolve_url(cli_url: str | None, out_dir: Path) -> str:
 
 
 JOURNAL = "journal://"
+
+
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_INSTALL = "pip install 'vmpo-tune[redis]'"
+
+
+def is_redis(url: str) -> bool:
+    """A Redis URL: a journal storage kept in Redis (Optuna's ``JournalRedisBackend``)."""
+    return url.startswith(REDIS_SCHEMES[:2])
+
+
+def _redis_client(url: str):
+    """A Redis client for ``url``, checked with a ping; a missing client or an unreachable server is one line."""
+    try:
+        import redis
+    except ImportError:
+        raise UserError(f"a redis:// storage needs the Redis client: {REDIS_INSTALL}") from None
+    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise UserError(
+            f"cannot reach Redis at {redact_url(url)} ({first_line(exc)}); start it or fix --storage"
+        ) from None
+    return client
 
 
 def journal_path(url: str) -> Path | None:
@@ -103,6 +129,8 @@ def prepare_sqlite(url: str, create_parent: bool) -> None:
     path = journal_path(url)
     if path is not None:
         _check_folder(path, create_parent)
+        return
+    if is_redis(url):
         return
     path = _sqlite_path(parse_url(url))
     if path is None:
@@ -438,6 +466,11 @@ def open_storage(url: str, create_parent: bool = False, patience: float = PATIEN
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return ResilientStorage(JournalStorage(JournalFileBackend(str(journal))), patience)
+    if is_redis(url):
+        from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+        _redis_client(url).close()  # the client is installed and the server answers
+        return ResilientStorage(JournalStorage(JournalRedisBackend(url)), patience)
     parsed = parse_url(url)
     try:
         inner = with_retries(
@@ -540,18 +573,24 @@ def connection_error(url: str, exc: BaseException) -> UserError:
 # ---------------------------------------------------------------------------- budget lock
 
 
+REDIS_LOCK_TTL = 60
+"""Seconds after which a Redis budget lock whose holder died frees itself (holders keep it well under 1 s)."""
+
+
 class BudgetLock:
     """A cross-process (and cross-machine, on a server) mutex for one study's trial budget."""
 
     def __init__(self, url: str, study_name: str, patience: float = PATIENCE) -> None:
         self.url, self.study_name, self.patience = normalize_url(url), study_name, patience
         journal = journal_path(self.url)
-        parsed = None if journal is not None else parse_url(self.url)
-        self.backend = "journal" if parsed is None else parsed.get_backend_name()
+        redis_store = is_redis(self.url)
+        parsed = None if journal is not None or redis_store else parse_url(self.url)
+        self.backend = "journal" if journal is not None else "redis" if redis_store else parsed.get_backend_name()
         self._path = journal if parsed is None else _sqlite_path(parsed)
         self._key = int.from_bytes(hashlib.sha256(f"vmpo-tune:{study_name}".encode()).digest()[:8], "big", signed=True)
         self._engine = None
-        if self.backend not in ("sqlite", "journal"):
+        self._redis = _redis_client(self.url) if redis_store else None
+        if self.backend not in ("sqlite", "journal", "redis"):
             connect_args = _engine_kwargs(parsed)["connect_args"]
             self._engine = sqlalchemy.create_engine(
                 self.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
@@ -562,9 +601,24 @@ class BudgetLock:
         if self.backend in ("sqlite", "journal"):
             with self._flock():
                 yield
+        elif self.backend == "redis":
+            with self._redis_lock():
+                yield
         else:
             with self._advisory():
                 yield
+
+    @contextmanager
+    def _redis_lock(self) -> Iterator[None]:
+        """Redis's own lock (a key with an expiry: a holder that died frees it after ``REDIS_LOCK_TTL`` s)."""
+        lock = self._redis.lock(f"vmpo-tune:{self.study_name}:budget", timeout=REDIS_LOCK_TTL, sleep=0.05)
+        if not lock.acquire(blocking=True, blocking_timeout=self.patience):
+            raise StorageUnavailable(f"the budget lock in Redis stayed taken for {self.patience:.0f} s")
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # expired meanwhile: another holder may have it now
+                lock.release()
 
     @contextmanager
     def _flock(self) -> Iterator[None]:
@@ -629,3 +683,5 @@ class BudgetLock:
     def close(self) -> None:
         if self._engine is not None:
             self._engine.dispose()
+        if self._redis is not None:
+            self._redis.close()

@@ -22,7 +22,7 @@ from ..stats import check_objective
 from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, parse_url, resolve_url
 from . import racing
 from .factories import make_pruner, make_sampler
-from .launch import WORKERS_PER_CORE, Outcome, check_worker_count, prepare_folders, run_workers
+from .launch import WORKERS_PER_CORE, Outcome, check_folders, check_worker_count, prepare_folders, run_workers
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .progress import ProgressDisplay, duration
 from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, configs_to_enqueue, load_spec, study_listing
@@ -214,8 +214,9 @@ def search(args: argparse.Namespace) -> int:
             "an in-memory SQLite storage lives inside one process, and worker processes cannot share it; use a "
             "file (--storage sqlite:///path/study.db, or no --storage for runs/<study>/study.db)"
         )
-    prepare_folders(out, artifact_dir)
+    check_folders(out, artifact_dir)
     storage = open_storage(url, create_parent=not args.storage and url.startswith("sqlite:///"), patience=args.patience)
+    prepare_folders(out, artifact_dir)
     lock = BudgetLock(url, study_name, patience=args.patience)
     where = redact_url(url)
     try:

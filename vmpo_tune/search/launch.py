@@ -42,6 +42,18 @@ def check_worker_count(workers: int, force: bool) -> None:
         )
 
 
+def check_folders(out: Path, artifact_dir: Path) -> None:
+    """That the output folders could be made, without making them (a storage that cannot be reached then
+    leaves no folder behind): the nearest existing folder of each is a writable folder."""
+    for folder, flag in ((out, "--out"), (artifact_dir, "--artifact-dir")):
+        existing = next(p for p in (folder, *folder.parents) if p.exists())
+        if not existing.is_dir():
+            raise UserError(f"cannot create the output folder {folder}: {existing} is a file; pick another {flag}")
+        if not writable(existing):
+            what = f"the folder {existing} is not writable" if existing == folder else f"{existing} is not writable"
+            raise UserError(f"cannot create the output folder {folder}: {what}; pick a writable {flag}")
+
+
 def prepare_folders(out: Path, artifact_dir: Path) -> None:
     """Create the output folders and make sure they are writable, before anything is stored."""
     for folder, flag in ((out, "--out"), (artifact_dir, "--artifact-dir")):

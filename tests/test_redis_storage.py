@@ -1,0 +1,90 @@
+"""``--storage redis://``: Optuna's journal kept in a real Redis server, with the same budget, liveness and
+resume rules as every other storage; and the one-line errors of a Redis that is not there."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import optuna
+import pytest
+from optuna.storages.journal import JournalRedisBackend, JournalStorage
+from optuna.trial import TrialState
+
+from vmpo_tune import records
+
+from .search_helpers import CALM, LONG_TOY, ROOT, TOY_STUDY, cli, spawn, wait_for, write_study
+
+pytestmark = pytest.mark.server
+FAST_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "3")
+
+
+def stored(url: str, name: str = "toy") -> list:
+    return optuna.load_study(study_name=name, storage=JournalStorage(JournalRedisBackend(url))).get_trials()
+
+
+def test_two_commands_share_an_exact_budget_and_confirm_through_redis(tmp_path, redis_url):
+    write_study(tmp_path, CALM)
+    args = ("--study", "toy.yaml", "--storage", redis_url, "--out", "run", "--trials", "6", "--workers", "2")
+    first, second = spawn("vmpo_tune.search", *args, cwd=tmp_path), spawn("vmpo_tune.search", *args, cwd=tmp_path)
+    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, (tmp_path / "proc.out").read_text()
+    counts = records.budget_counts(stored(redis_url))
+    assert counts.finished == 6 and counts.running == 0 and counts.waiting == 0, counts
+    confirm = cli(
+        "vmpo_tune.confirm", "--study", "toy", "--storage", redis_url, "--run-dir", "run", "--seeds", "2", cwd=tmp_path
+    )
+    assert confirm.returncode == 0, confirm.stderr
+    exported = cli("vmpo_tune.export", "--study", "toy", "--storage", redis_url, "--out", "best.yaml", cwd=tmp_path)
+    assert exported.returncode == 0 and (tmp_path / "best.yaml").exists(), exported.stderr
+
+
+@pytest.mark.slow
+def test_a_killed_worker_on_redis_is_retried_and_resumed_exactly(tmp_path, redis_url):
+    write_study(tmp_path, {**LONG_TOY, "total_steps": 8_000})
+    args = ("--study", "toy.yaml", "--storage", redis_url, "--out", "run", "--trials", "2", "--workers", "2")
+    proc = spawn("vmpo_tune.search", *args, *FAST_HEARTBEAT, cwd=tmp_path)
+
+    def running():
+        try:
+            trials = stored(redis_url)
+        except KeyError:  # the study is not created yet
+            return None
+        return [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2] or None
+
+    try:
+        victim = wait_for(running, timeout=180)[0]
+        os.kill(victim.user_attrs[records.PROVENANCE]["pid"], signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    time.sleep(3.5)
+    rerun = cli("vmpo_tune.search", *args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = stored(redis_url)
+    counts = records.budget_counts(trials)
+    assert counts.finished == 2 and counts.running == 0, counts
+    killed = next(t for t in trials if t.number == victim.number)
+    assert killed.state == TrialState.FAIL and "no heartbeat" in killed.user_attrs[records.FAIL_REASON]
+    retry = next(t for t in trials if t.system_attrs.get(records.RETRY_OF) == killed.number)
+    assert retry.state == TrialState.COMPLETE and retry.user_attrs[records.RESUME_EXACT] is True
+
+
+def test_a_redis_url_with_nothing_listening_is_one_line(tmp_path):
+    write_study(tmp_path, TOY_STUDY)
+    for command in (("vmpo_tune.search", "--study", "toy.yaml"), ("vmpo_tune.export", "--study", "toy")):
+        run = cli(*command, "--storage", "redis://127.0.0.1:1/0", cwd=tmp_path)
+        assert run.returncode == 2 and "cannot reach Redis" in run.stderr, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_redis_url_without_the_client_names_the_install(tmp_path):
+    write_study(tmp_path, TOY_STUDY)
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "redis.py").write_text("raise ImportError('no redis client here')\n")  # as if it were not installed
+    env = {"PYTHONPATH": f"{shadow}{os.pathsep}{ROOT}"}
+    run = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", "redis://127.0.0.1:6379/0", cwd=tmp_path, env=env)
+    assert run.returncode == 2 and "pip install 'vmpo-tune[redis]'" in run.stderr, run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
