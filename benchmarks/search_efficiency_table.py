@@ -84,12 +84,13 @@ def render(arms: list[Arm], machine: str) -> str:
         f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the shipped `hopper` default (the "
         "reference). Winner = the confirmation's best IQM (of the statistic the arm optimised); the table gives "
         "every winner's final return. P(> X) = the probability that the winner's final return beats X's on a "
-        "fresh seed, with its 95% bootstrap CI. The stored studies are in "
+        "fresh seed, with its 95% bootstrap CI. CPU hours are the runs' wall time on one core each; env steps are "
+        "the cost that no other load on the machine can inflate. The stored studies are in "
         f"`{RESULTS.relative_to(ROOT)}/`.",
         "",
         "| arm | search (finished / target) | winner | confirmed IQM [95% CI] | P(> untuned default) [CI] | "
-        "P(> shipped default) [CI] | search CPU h | confirm CPU h |",
-        "|---|---:|---|---|---|---|---:|---:|",
+        "P(> shipped default) [CI] | search env steps | search CPU h | confirm CPU h |",
+        "|---|---:|---|---|---|---|---:|---:|---:|",
     ]
     points: list[tuple[str, float, float, tuple[float, float]]] = []
     for arm in arms:
@@ -105,15 +106,16 @@ def render(arms: list[Arm], machine: str) -> str:
 def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str:
     """One arm's table row; a confirmed strategy arm also adds its point (and the untuned default's) to ``points``."""
     if data is None:
-        return f"| {arm.name} | not started | | | | | | |"
+        return f"| {arm.name} | not started | | | | | | | |"
     target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][0]
     search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
+    steps = f"{records.env_steps(data['trials']) / 1e6:.1f}M"
     complete_units = sum(t.state == TrialState.COMPLETE for t in data["units"])
     ranked = data["confirmation"]
     progress = f"| {arm.name} | {data['finished']} / {target} |"
     if not ranked or complete_units < len(ranked) * CONFIRM_SEEDS:
         state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
-        return f"{progress} ({state}) | | | | {search_h:.2f} | {confirm_h:.2f} |"
+        return f"{progress} ({state}) | | | | {steps} | {search_h:.2f} | {confirm_h:.2f} |"
     winner = ranked[0]  # by the statistic the search optimised (the final return, unless an averaging objective)
     baseline = next(c for c in ranked if c.get("is_baseline"))
     final = _final_stats(winner, baseline)  # every arm is compared on the final return
@@ -130,7 +132,7 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
             points.append(("untuned default", 0.0, untuned.iqm, untuned.iqm_ci))
     return (
         f"{progress} {winner['label']} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_untuned} | "
-        f"{vs_shipped} | {search_h:.2f} | {confirm_h:.2f} |"
+        f"{vs_shipped} | {steps} | {search_h:.2f} | {confirm_h:.2f} |"
     )
 
 

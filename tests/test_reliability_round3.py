@@ -198,3 +198,18 @@ def test_a_tensorboard_folder_that_cannot_be_one_is_refused_before_the_first_tri
     run = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "1", "--tensorboard", "afile/tb", cwd=tmp_path)
     one_line_exit_2(run, "afile is a file")
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_result_for_a_trial_failed_meanwhile_is_dropped_not_a_traceback(tmp_path):
+    """A worker whose trial was failed as stale by another worker (its heartbeats were lost in an outage)
+    finishes the run and then finds the trial FAIL: the result is dropped with a warning, never a crash."""
+    from vmpo_tune.search.worker import _tell
+    from vmpo_tune.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}", create_parent=True)
+    study = optuna.create_study(storage=storage, study_name="s", direction="maximize")
+    trial = study.ask()
+    storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)  # another worker failed it as stale
+    assert _tell(study, trial, TrialState.COMPLETE, 123.0, None, None) is False
+    assert _tell(study, trial, TrialState.PRUNED, None, "pruned", None) is False
+    assert study.trials[0].state == TrialState.FAIL and study.trials[0].value is None

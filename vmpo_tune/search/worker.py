@@ -254,6 +254,10 @@ def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, re
         return True
     except optuna.exceptions.UpdateFinishedTrialError:
         return False
+    except ValueError as exc:  # Optuna's "Cannot tell a FAIL trial.": failed as stale during an outage meanwhile
+        if str(exc).startswith("Cannot tell a "):
+            return False
+        raise
 
 
 def run_name(trial: records.TrialRecord) -> str:
