@@ -67,6 +67,31 @@ def test_a_running_trial_without_heartbeat_goes_stale_by_its_start_time(tmp_path
     assert {t.number for t, _ in stale} == {beating.number, silent.number}
 
 
+def test_silence_that_an_outage_explains_is_not_a_dead_worker(tmp_path, monkeypatch):
+    """During an outage nobody can beat; once the storage is back, a live worker gets the grace period to beat
+    again before anyone fails its trial (red team: a 12 s block failed live units as "no heartbeat")."""
+    import vmpo_tune.storage as storage_module
+
+    study, _ = study_at(tmp_path)
+    trial = study.ask()
+    liveness.beat(study, trial._trial_id)
+    monkeypatch.setattr(storage_module, "_TROUBLE", [0.0])
+    time.sleep(1.5)
+    assert [t.number for t, _ in liveness.stale_trials(study, grace=1.0)] == [trial.number]  # silent, no outage
+    calls = []
+
+    def flaky():  # the storage fails once (a dropped connection), then answers
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("server closed the connection unexpectedly")
+        return "ok"
+
+    assert storage_module.with_retries(flaky, "a read", patience=5, quiet=True) == "ok"
+    assert liveness.stale_trials(study, grace=1.0) == []  # the outage (0.25 s ago at most) explains the silence
+    time.sleep(1.1)
+    assert [t.number for t, _ in liveness.stale_trials(study, grace=1.0)] == [trial.number]  # but not forever
+
+
 def test_interruptions_do_not_use_up_retries_but_failures_do(tmp_path):
     study, _ = study_at(tmp_path)
     trial = study.ask()

@@ -282,6 +282,18 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
     return out
 
 
+_TROUBLE = [0.0]
+
+
+def last_trouble() -> float:
+    """Wall-clock time of the last transient storage failure this process saw (0 if none).
+
+    The liveness rules read it: during an outage no worker can write a heartbeat, so once the
+    storage is back, silence that the outage explains is not a dead worker (``liveness.stale_trials``).
+    """
+    return _TROUBLE[0]
+
+
 def with_retries(
     call: Callable[[], _T], what: str, patience: float = PATIENCE, on_retry=None, quiet: bool = False
 ) -> _T:
@@ -298,6 +310,7 @@ def with_retries(
         except Exception as exc:
             if not is_transient(exc):
                 raise
+            _TROUBLE[0] = time.time()
             attempt += 1
             detail = _describe(exc)
             if time.monotonic() + delay > deadline:

@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from .. import records
 from ..errors import UserError
+from ..storage import last_trouble
 
 log = logging.getLogger(__name__)
 
@@ -83,19 +84,22 @@ def stale_trials(study: optuna.Study, grace: float) -> list[tuple[FrozenTrial, f
     A trial with a heartbeat is stale when the heartbeat is older than ``grace`` seconds. A
     RUNNING trial that never got one (its worker died between taking it and the first beat,
     or it was started by plain Optuna) is stale once it started more than
-    ``max(grace, NO_HEARTBEAT_GRACE)`` seconds ago, by the local clock.
+    ``max(grace, NO_HEARTBEAT_GRACE)`` seconds ago, by the local clock. Both clocks start no
+    earlier than the last storage failure this process saw (:func:`~vmpo_tune.storage.last_trouble`):
+    an outage stops every heartbeat, and a live worker gets ``grace`` seconds after it to beat again.
     """
     now = time.time()
+    trouble = last_trouble()  # silence during an outage this process saw too is the outage's, not a dead worker's
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = trial.system_attrs.get(records.HEARTBEAT)
         if isinstance(last, (int, float)):
-            if now - last > grace:
+            if now - max(last, trouble) > grace:
                 out.append((trial, now - last))
         elif trial.datetime_start is not None:
-            age = now - trial.datetime_start.timestamp()
+            age = now - max(trial.datetime_start.timestamp(), trouble)
             if age > max(grace, NO_HEARTBEAT_GRACE):
-                out.append((trial, age))
+                out.append((trial, now - trial.datetime_start.timestamp()))
     return out
 
 
