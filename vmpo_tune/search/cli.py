@@ -209,14 +209,7 @@ def search(args: argparse.Namespace) -> int:
     samplers = [make_sampler(spec, args.sampler, seed=(run_seed + i) % 2**31) for i in range(args.workers)]
     pruner = make_pruner(spec, args.pruner)
     url = resolve_url(args.storage, out)
-    if url.startswith("sqlite:") and parse_url(url).database in (None, "", ":memory:"):
-        raise UserError(
-            "an in-memory SQLite storage lives inside one process, and worker processes cannot share it; use a "
-            "file (--storage sqlite:///path/study.db, or no --storage for runs/<study>/study.db)"
-        )
-    check_folders(out, artifact_dir)
-    storage = open_storage(url, create_parent=not args.storage and url.startswith("sqlite:///"), patience=args.patience)
-    prepare_folders(out, artifact_dir)
+    storage = _open_storage(args, url, out, artifact_dir)
     lock = BudgetLock(url, study_name, patience=args.patience)
     where = redact_url(url)
     try:
@@ -273,6 +266,23 @@ def search(args: argparse.Namespace) -> int:
     finally:
         lock.close()
         storage.close()
+
+
+def _open_storage(args: argparse.Namespace, url: str, out: Path, artifact_dir: Path):
+    """The study's storage, with the output folders checked first and made (for a server, once it answered)."""
+    if url.startswith("sqlite:") and parse_url(url).database in (None, "", ":memory:"):
+        raise UserError(
+            "an in-memory SQLite storage lives inside one process, and worker processes cannot share it; use a "
+            "file (--storage sqlite:///path/study.db, or no --storage for runs/<study>/study.db)"
+        )
+    check_folders(out, artifact_dir)
+    server = not url.startswith(("sqlite:", "journal:"))  # a file storage may live in the output folder
+    if not server:
+        prepare_folders(out, artifact_dir)
+    storage = open_storage(url, create_parent=not args.storage and url.startswith("sqlite:///"), patience=args.patience)
+    if server:  # made once the server answered: an unreachable one leaves no folder behind
+        prepare_folders(out, artifact_dir)
+    return storage
 
 
 def _enqueue(study: optuna.Study, lock: BudgetLock, queued: list, n_trials: int) -> None:
