@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from benchmarks.search_efficiency import BUDGET_TRIALS, CONFIRM_SEEDS, RESULTS, ROOT, STRATEGIES, TEST_SEED_START, Arm
 from vmpo_tune import records
+from vmpo_tune.search.runner import DIVERGED
 from vmpo_tune.stats import describe
 
 PLOT = RESULTS / "iqm-vs-cpu-hours.svg"
@@ -111,9 +112,13 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
     search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
     steps = f"{records.env_steps(data['trials']) / 1e6:.1f}M"
     complete_units = sum(t.state == TrialState.COMPLETE for t in data["units"])
+    done_units = complete_units + sum(  # a unit whose run diverged is a result too: it will not run again
+        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
+        for t in data["units"]
+    )
     ranked = data["confirmation"]
     progress = f"| {arm.name} | {data['finished']} / {target} |"
-    if not ranked or complete_units < len(ranked) * CONFIRM_SEEDS:
+    if not ranked or done_units < len(ranked) * CONFIRM_SEEDS:
         state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
         return f"{progress} ({state}) | | | | {steps} | {search_h:.2f} | {confirm_h:.2f} |"
     winner = ranked[0]  # by the statistic the search optimised (the final return, unless an averaging objective)

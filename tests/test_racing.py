@@ -242,3 +242,17 @@ def test_an_interrupted_race_resumes_exactly(tmp_path):
     assert len(runs) == len(set(runs))
     retry = next(t for t in trials if t.system_attrs.get(records.RETRY_OF) is not None)
     assert retry.user_attrs[records.RESUME_EXACT] is True and retry.user_attrs[records.RESUMED_FROM] > 0
+
+
+def test_a_configuration_with_a_lost_run_cannot_stay_incumbent_and_seeds_are_never_asked_twice():
+    race = race_of(
+        *[run(0, k, 90.0) for k in range(2)],
+        run(0, 2, None, TrialState.PRUNED),  # the best mean, but it lost a run: it cannot hold the title
+        *[run(1, k, 50.0) for k in range(2)],
+        run(2, 0, 60.0),
+    )
+    assert racing.incumbent(race).params == {"x": 1}
+    assert asks(race) == [(2, 1), (1, 2)]  # the race goes on: a challenger earns a seed, the incumbent too
+    assert racing.standings([t for c in [] for t in c], 0) == []
+    resumed = race_of(*[run(0, k, 10.0) for k in (0, 1, 3)], run(0, 2, None, TrialState.WAITING))
+    assert [(c.params["x"], k) for c, k in racing.next_runs(resumed, 5, room=1)] == [(0, 4)]  # not seed 3 again

@@ -80,14 +80,23 @@ def test_silence_that_an_outage_explains_is_not_a_dead_worker(tmp_path, monkeypa
     assert [t.number for t, _ in liveness.stale_trials(study, grace=1.0)] == [trial.number]  # silent, no outage
     calls = []
 
-    def flaky():  # the storage fails once (a dropped connection), then answers
+    def blip():  # one dropped connection: not an outage, it changes nothing
         calls.append(1)
         if len(calls) == 1:
             raise ConnectionError("server closed the connection unexpectedly")
         return "ok"
 
-    assert storage_module.with_retries(flaky, "a read", patience=5, quiet=True) == "ok"
-    assert liveness.stale_trials(study, grace=1.0) == []  # the outage (0.25 s ago at most) explains the silence
+    assert storage_module.with_retries(blip, "a read", patience=5, quiet=True) == "ok"
+    assert [t.number for t, _ in liveness.stale_trials(study, grace=1.0)] == [trial.number]
+    down_until = time.time() + storage_module.OUTAGE + 0.1
+
+    def outage():  # the storage fails for longer than OUTAGE seconds, then answers
+        if time.time() < down_until:
+            raise ConnectionError("server closed the connection unexpectedly")
+        return "ok"
+
+    assert storage_module.with_retries(outage, "a read", patience=10, quiet=True) == "ok"
+    assert liveness.stale_trials(study, grace=1.0) == []  # the outage that just ended explains the silence
     time.sleep(1.1)
     assert [t.number for t, _ in liveness.stale_trials(study, grace=1.0)] == [trial.number]  # but not forever
 
@@ -132,3 +141,14 @@ def test_confirmation_units_are_matched_by_configuration_not_label(tmp_path):
     pairs = sorted((t.user_attrs[records.CANDIDATE], records.read_seeds(t)[0]) for t in units)
     assert len(pairs) == len(set(pairs)) == 6
     lock.close()
+
+
+def test_a_url_glued_to_its_flag_and_a_bad_flag_hide_the_password(tmp_path):
+    from .search_helpers import cli
+
+    assert (
+        redact_command(["vmpo-search", "--storage=postgresql://u:Zq9@h/db"])
+        == "vmpo-search '--storage=postgresql://u:***@h/db'"
+    )
+    run = cli("vmpo_tune.search", "--study", "x", "postgresql://u:Zq9@h/db", cwd=tmp_path)  # a stray argument
+    assert run.returncode == 2 and "Zq9" not in run.stderr and "***" in run.stderr

@@ -37,7 +37,7 @@ class Parser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are one line (no usage block): the problem and where help is."""
 
     def error(self, message: str):
-        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+        self.exit(ExitCode.USER_ERROR, f"error: {redact(message)} (see {self.prog} --help)\n")
 
 
 def positive_int(text: str) -> int:

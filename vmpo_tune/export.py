@@ -28,6 +28,7 @@ from .cli_common import Parser, add_common_flags, configure_logging, positive_in
 from .errors import UserError
 from .redaction import redact_url, redact_value
 from .runfile import FORMAT, dump
+from .search import racing
 from .storage import ENV_STORAGE
 
 log = logging.getLogger("vmpo_tune.export")
@@ -67,6 +68,12 @@ def ranked_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
     complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
     if not complete:
         raise UserError(f"study {study.study_name!r} has no complete trial yet; run (or resume) its search first")
+    info = records.read_study_info(study)
+    if info.search == "racing":  # configurations by the race (most seeds, then mean), each once
+        by_number = {t.number: t for t in complete}
+        table = racing.standings(study.get_trials(deepcopy=False), info.seed)
+        picked = [next((by_number[n] for n in c.complete if n in by_number), None) for c in table]
+        return [t for t in picked if t is not None][:top]
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
 
 

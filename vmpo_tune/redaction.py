@@ -24,15 +24,18 @@ SECRET_KEYS = ("password", "passwd", "pwd", "pass", "secret", "token", "api_key"
 _URL = re.compile(r"\b[a-zA-Z][\w+.-]*://[^\s'\"<>]*")
 _USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][\w+.-]*://)(?P<user>[^:/@?#]*):(?P<password>.*)@")
 _QUERY_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&;#\s]*)")
-# a secret's value runs to the next "&" or "#": drivers split the query on "&" only, so "a;b c" is one password
-_SECRET_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&#]*)")
+# a secret's value runs to the next "&": drivers split the query on "&" only, so "a;b c#d" is one password
+_SECRET_PARAM = re.compile(r"(?P<sep>[?&;])(?P<key>[^=&;#\s]+)=(?P<value>[^&]*)")
+_SCHEME = re.compile(r"[a-zA-Z][\w+.-]*://")
 # "scheme://user:" whose "@" lies beyond a space or a quote (a password with a space or a quote in a text)
 _OPEN_USERINFO = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^:/@?#\s'\"]*:)(?P<password>[^@\n]*)@")
 
 
 def is_secret_key(key: str) -> bool:
-    """True for query keys that carry a credential (``password``, ``sslpassword``, ``PWD``, ...)."""
-    return key.lower().endswith(SECRET_KEYS)
+    """True for query keys that carry a credential (``password``, ``sslpassword``, ``PWD``, ``pass%77ord``, ...)."""
+    from urllib.parse import unquote
+
+    return unquote(key).lower().endswith(SECRET_KEYS)
 
 
 def redact_url(url: str) -> str:
@@ -76,7 +79,15 @@ def redact_command(argv: list[str]) -> str:
     in its password is one argument), then quoted as a shell would need it."""
     import shlex
 
-    return shlex.join(redact_url(a) if "://" in a else redact(a) for a in argv)
+    return shlex.join(_redact_argument(a) for a in argv)
+
+
+def _redact_argument(arg: str) -> str:
+    """One command-line argument: a URL in it (``URL`` or ``--storage=URL``) redacted whole, then the rest."""
+    start = _SCHEME.search(arg)
+    if start is None:
+        return redact(arg)
+    return redact(arg[: start.start()] + redact_url(arg[start.start() :]))
 
 
 def redact_value(value: Any) -> Any:

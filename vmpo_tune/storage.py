@@ -68,13 +68,13 @@ def resolve_url(cli_url: str | None, out_dir: Path) -> str:
 JOURNAL = "journal://"
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://")
 REDIS_INSTALL = "pip install 'vmpo-tune[redis]'"
 
 
 def is_redis(url: str) -> bool:
     """A Redis URL: a journal storage kept in Redis (Optuna's ``JournalRedisBackend``)."""
-    return url.startswith(REDIS_SCHEMES[:2])
+    return url.startswith(REDIS_SCHEMES)
 
 
 def _redis_client(url: str):
@@ -83,7 +83,10 @@ def _redis_client(url: str):
         import redis
     except ImportError:
         raise UserError(f"a redis:// storage needs the Redis client: {REDIS_INSTALL}") from None
-    client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT)
+    except ValueError as exc:
+        raise UserError(f"cannot parse the Redis URL {redact_url(url)!r} ({exc}); use redis://HOST:PORT/DB") from None
     try:
         client.ping()
     except redis.RedisError as exc:
@@ -257,6 +260,12 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return True
+        if type(exc).__module__.startswith("redis") and type(exc).__name__ in (
+            "ConnectionError",
+            "TimeoutError",
+            "BusyLoadingError",
+        ):
+            return True
         text = str(exc).lower()
         if isinstance(exc, (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError)) and any(
             word in text for word in _TRANSIENT_WORDS
@@ -283,10 +292,12 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 
 
 _TROUBLE = [0.0]
+OUTAGE = 2.0
+"""Seconds of failing calls that make an outage (a lone 'database is locked' or a deadlock retry does not)."""
 
 
 def last_trouble() -> float:
-    """Wall-clock time of the last transient storage failure this process saw (0 if none).
+    """Wall-clock time at which the last storage outage this process saw ended (0 if none).
 
     The liveness rules read it: during an outage no worker can write a heartbeat, so once the
     storage is back, silence that the outage explains is not a dead worker (``liveness.stale_trials``).
@@ -303,14 +314,17 @@ def with_retries(
     ``on_retry()`` runs before each retry (for example, to drop a dead connection).
     """
     deadline = time.monotonic() + patience
-    delay, attempt = 0.2, 0
+    delay, attempt, first_failure = 0.2, 0, None
     while True:
         try:
-            return call()
+            result = call()
+            if first_failure is not None and time.time() - first_failure >= OUTAGE:
+                _TROUBLE[0] = time.time()  # an outage just ended (see last_trouble)
+            return result
         except Exception as exc:
             if not is_transient(exc):
                 raise
-            _TROUBLE[0] = time.time()
+            first_failure = first_failure or time.time()
             attempt += 1
             detail = _describe(exc)
             if time.monotonic() + delay > deadline:
@@ -515,13 +529,19 @@ def holds_optuna_schema(url: str) -> bool:
             return False
         import sqlite3
 
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
-            return (
-                conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone() is not None
-            )
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise UserError(
+                f"{path}: cannot open it read-only ({first_line(exc)}); pass an SQLite study file"
+            ) from None
+        try:
+            found = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='studies'").fetchone()
+        except sqlite3.Error as exc:  # not an SQLite file at all
+            raise UserError(f"{path} is not an SQLite database ({first_line(exc)}); pass a study's storage") from None
         finally:
             conn.close()
+        return found is not None
     try:
         engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool, **_engine_kwargs(parsed))
     except ImportError as exc:
@@ -586,8 +606,8 @@ def connection_error(url: str, exc: BaseException) -> UserError:
 # ---------------------------------------------------------------------------- budget lock
 
 
-REDIS_LOCK_TTL = 60
-"""Seconds after which a Redis budget lock whose holder died frees itself (holders keep it well under 1 s)."""
+REDIS_LOCK_TTL = 120
+"""Seconds (beyond ``--patience``) after which a Redis budget lock whose holder died frees itself."""
 
 
 class BudgetLock:
@@ -624,8 +644,12 @@ class BudgetLock:
     @contextmanager
     def _redis_lock(self) -> Iterator[None]:
         """Redis's own lock (a key with an expiry: a holder that died frees it after ``REDIS_LOCK_TTL`` s)."""
-        lock = self._redis.lock(f"vmpo-tune:{self.study_name}:budget", timeout=REDIS_LOCK_TTL, sleep=0.05)
-        if not lock.acquire(blocking=True, blocking_timeout=self.patience):
+        ttl = REDIS_LOCK_TTL + self.patience  # longer than any hold, retries of an outage included
+        lock = self._redis.lock(f"vmpo-tune:{self.study_name}:budget", timeout=ttl, sleep=0.05)
+        got = with_retries(
+            lambda: lock.acquire(blocking=True, blocking_timeout=self.patience), "budget lock", self.patience
+        )
+        if not got:
             raise StorageUnavailable(f"the budget lock in Redis stayed taken for {self.patience:.0f} s")
         try:
             yield

@@ -11,8 +11,6 @@ import contextlib
 import math
 from typing import Any, Sequence
 
-_TRUE, _FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
-
 
 def positive_int(name: str, value: Any) -> int:
     """An ``int`` >= 1 (a float such as ``3.0`` is accepted; booleans are not)."""

@@ -387,6 +387,9 @@ def _summary(study: optuna.Study) -> bool:
 def _race_summary(study: optuna.Study, info: records.StudyInfo) -> None:
     """The race's standing: the incumbent on its seeds, and how the seed runs were spent."""
     table = racing.standings(study.get_trials(deepcopy=False), info.seed)
+    if not table:
+        log.info("racing: no configuration has completed its first seed yet")
+        return
     leader = table[0]
     log.info(
         "racing: %d configuration(s) raced; the winner (configuration of trial %d) stands on %d of %d seeds "

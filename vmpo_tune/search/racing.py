@@ -25,7 +25,8 @@ killed worker, another machine or a rerun all see the same race):
 With at most a handful of seeds, no rank test can reject anything at a useful level
 (Optuna's ``WilcoxonPruner``, which treats instances as steps, returns p >= 0.03 below six
 pairs and says so): so the comparison is SMAC's mean over the shared seeds. Pruning by env
-steps acts on a configuration's first seed run (against the other first runs); runs that
+steps acts on a configuration's first seed run (against the study's other runs at the same
+step, the earned ones included, which makes it stricter than in a standard search); runs that
 a configuration earned are not pruned, since they were granted by the paired comparison.
 
 Follow-up runs are queued under the study's budget lock, count against ``--trials`` like
@@ -115,7 +116,9 @@ def _fixed_params(trial: FrozenTrial) -> dict:
 
 
 def incumbent(race: Sequence[Contender]) -> Contender | None:
-    ranked = [c for c in race if c.n >= 1]
+    """The configuration the others race: most seeds, then best mean, then the earlier; one with a lost run
+    (pruned, or failed for good) cannot hold the title."""
+    ranked = [c for c in race if c.n >= 1 and not c.closed]
     if not ranked:
         return None
     return max(ranked, key=lambda c: (c.n, c.mean, -c.first))
@@ -138,15 +141,15 @@ def next_runs(race: Sequence[Contender], max_seeds: int, room: int | None = None
     inc = incumbent(race)
     if inc is None:
         return []
-    missing = [k for k in range(inc.n, max_seeds) if k not in inc.pending and k not in inc.closed]
-    if room is not None and not inc.closed and 0 < room <= len(missing):
+    missing = [k for k in range(inc.n, max_seeds) if k not in inc.pending and k not in inc.values]
+    if room is not None and 0 < room <= len(missing):
         return [(inc, k) for k in missing[:room]]
     runs = []
     for c in race:
         if not c.pending and c.n < inc.n and in_race(c, inc):
             runs += [(c, k) for k in range(c.n, min(2 * c.n, inc.n))]
     caught_up = any(c is not inc and not c.pending and c.n >= inc.n for c in race)
-    if inc.n < max_seeds and not inc.pending and not inc.closed and caught_up:
+    if inc.n < max_seeds and not inc.pending and caught_up:
         runs.append((inc, inc.n))
     return runs
 
@@ -163,6 +166,7 @@ def queue_next(study: optuna.Study, room: int, base_seed: int, max_seeds: int) -
 
 
 def standings(trials: Sequence[FrozenTrial], base_seed: int) -> list[Contender]:
-    """Configurations with at least one completed seed, best first (most seeds, then mean)."""
+    """Configurations with at least one completed seed, best first (most seeds, then mean); those with a lost
+    run (pruned, or failed for good) after all the others."""
     race = [c for c in contenders(trials, base_seed) if c.n >= 1]
-    return sorted(race, key=lambda c: (-c.n, -c.mean, c.first))
+    return sorted(race, key=lambda c: (bool(c.closed), -c.n, -c.mean, c.first))

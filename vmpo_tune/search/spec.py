@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -686,8 +687,8 @@ def _typed(p: ParamSpec, value: Any, source: str) -> Any:
     if isinstance(value, str):
         with contextlib.suppress(ValueError):
             number = float(value)
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise UserError(f"{source}: {p.name}: {value!r} is not a number; write a number in [{p.low}, {p.high}]")
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
+        raise UserError(f"{source}: {p.name}: {value!r} is not a finite number; write a number in [{p.low}, {p.high}]")
     if p.kind == "int" and number != int(number):
         raise UserError(f"{source}: {p.name}: {value!r} is not an integer; write a whole number")
     return int(number) if p.kind == "int" else float(number)
