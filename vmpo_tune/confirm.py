@@ -19,7 +19,6 @@ from pathlib import Path
 
 from . import next_steps, records, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
-from .redaction import redact_url
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .search.stage import confirmation_exit_code, format_table, run_confirmation
@@ -103,7 +102,7 @@ def confirm(args: argparse.Namespace) -> int:
     print(format_table(result.ranked, result.counts))
     code = confirmation_exit_code(result.outcome)
     if code == 0 and result.ranked:
-        flags = next_steps.locating_flags(study.study_name, args.storage and redact_url(url), args.run_dir)
+        flags = next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
         for line in next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers):
             log.info("next: %s", line)
     return code

@@ -13,6 +13,7 @@ import shlex
 from pathlib import Path
 
 from .records import default_run_dir
+from .redaction import redact_url
 
 ANALYSIS_INSTALL = "pip install -e '.[analysis]'"
 VIDEO_INSTALL = "pip install -e '.[video]' and, as root, scripts/install-renderer"
@@ -37,11 +38,15 @@ def free_name(stem: str, suffix: str, folder: Path | None = None) -> str:
     return name
 
 
+SECRET_STORAGE = "'<the same --storage URL; its password is not shown>'"
+
+
 def locating_flags(study_name: str, storage: str | None, out: str | None) -> list[str]:
-    """The flags another command needs to find this study: none for the default places."""
+    """The flags another command needs to find this study: none for the default places. A storage URL with a
+    password is not repeated (a hint printed with ``***`` would not work): the hint says to pass the same one."""
     flags = []
     if storage:
-        flags += ["--storage", shlex.quote(storage)]
+        flags += ["--storage", SECRET_STORAGE if redact_url(storage) != storage else shlex.quote(storage)]
     if out and Path(out) != default_run_dir(study_name):
         flags += ["--run-dir", shlex.quote(str(out))]
     return flags

@@ -259,7 +259,7 @@ def search(args: argparse.Namespace) -> int:
             code = _confirm(study, storage, settings, args)
         if code == 0 and complete:
             confirmed = bool(records.read_confirmation(study))
-            hint_flags = next_steps.locating_flags(study_name, args.storage and where, args.out)
+            hint_flags = next_steps.locating_flags(study_name, args.storage and url, args.out)
             for line in next_steps.suggestions(study_name, hint_flags, confirmed=confirmed, workers=args.workers):
                 log.info("next: %s", line)
         return code
