@@ -141,7 +141,10 @@ def check_race(url: str, n_trials: int, max_seeds: int) -> list[racing.Contender
     runs = runs_of(url)
     assert len(runs) == len(set(runs)), "a (configuration, seed) ran twice"
     table = racing.standings(trials, 0)
-    assert table[0].n == max_seeds and table[0].params["policy_lr"] == 1.0e-4
+    # the winner is a good configuration and holds the most seeds; with several workers finishing the budget at
+    # once a late change of incumbent can leave it short of max_seeds (one worker: exactly max_seeds, see below)
+    assert table[0].params["policy_lr"] == 1.0e-4 and table[0].n >= 2
+    assert table[0].n == max(c.n for c in table) <= max_seeds
     for c in racing.contenders(trials, 0):
         if c.params.get("policy_lr") == 10.0:
             assert c.n <= 1 and not c.pending  # wrecked: lost on its first seed, never earned another
@@ -151,11 +154,12 @@ def check_race(url: str, n_trials: int, max_seeds: int) -> list[racing.Contender
 def test_a_racing_search_ends_with_a_winner_on_its_seeds_and_confirms_by_the_race(tmp_path):
     write_study(tmp_path, RACING_TOY)
     url = f"sqlite:///{tmp_path / 'runs' / 'study.db'}"
-    args = ("--study", "toy.yaml", "--trials", "8", "--workers", "2", "--out", "runs", *with_rivals(tmp_path))
+    args = ("--study", "toy.yaml", "--trials", "8", "--workers", "1", "--out", "runs", *with_rivals(tmp_path))
     search = cli("vmpo_tune.search", *args, cwd=tmp_path)
     assert search.returncode == 0, search.stderr
-    assert "racing: " in search.stderr and "stands on 3 of 3 seeds" in search.stderr
+    assert "racing: " in search.stderr and "stands on 3 of 3 seeds" in search.stderr  # one worker: all N seeds
     table = check_race(url, 8, 3)
+    assert table[0].n == 3
     confirm = cli(
         "vmpo_tune.confirm", "--study", "toy", "--run-dir", "runs", "--top", "1", "--seeds", "2", cwd=tmp_path
     )

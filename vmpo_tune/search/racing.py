@@ -20,7 +20,8 @@ killed worker, another machine or a rerun all see the same race):
 * once a challenger has raced the incumbent on all of the incumbent's seeds (it lost,
   tied, or took over), the incumbent earns one more seed, up to ``race_seeds``;
 * when the budget left is no more than the seeds the incumbent lacks, it gets them all,
-  so the search ends with its winner on ``race_seeds`` seeds (unless a run fails).
+  so the search ends with its winner on ``race_seeds`` seeds (unless a run fails, or, with
+  several workers finishing the budget together, the incumbent changes in the last runs).
 
 With at most a handful of seeds, no rank test can reject anything at a useful level
 (Optuna's ``WilcoxonPruner``, which treats instances as steps, returns p >= 0.03 below six
