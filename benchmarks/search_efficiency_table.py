@@ -50,11 +50,10 @@ def _finals(entry: dict) -> list[float]:
 
 
 def _final_stats(entry: dict, baseline: dict):
-    """IQM, CIs and P(> baseline) of ``entry``'s final returns, paired by test seed with ``baseline``'s."""
-    x, y = _paired(entry, baseline)
+    """IQM, CIs and P(> baseline) of ``entry``'s final returns against ``baseline``'s on the shared test seeds."""
     mine = dict(zip(entry["seeds"], _finals(entry)))
     seeds = sorted(mine)
-    return describe(entry["label"], seeds, [mine[s] for s in seeds], y)
+    return describe(entry["label"], seeds, [mine[s] for s in seeds], _paired(entry, baseline)[1])
 
 
 def _returns_by_seed(entry: dict) -> dict[int, float]:

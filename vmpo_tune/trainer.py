@@ -54,7 +54,6 @@ from .schedules import lr_factor
 
 log = logging.getLogger(__name__)
 
-_STATE_FILE, _CURVE_FILE = STATE_FILE, CURVE_FILE
 _STATE_FORMAT = 2
 _CSV_FIELDS = (
     "env_steps",
@@ -229,9 +228,9 @@ class VMPOTrainer:
         out = None if out_dir is None else Path(out_dir)
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            if resume and (out / _STATE_FILE).exists():
-                self.load_state(out / _STATE_FILE)
-                log.info("resumed from %s at %d env steps", out / _STATE_FILE, self.env_steps)
+            if resume and (out / STATE_FILE).exists():
+                self.load_state(out / STATE_FILE)
+                log.info("resumed from %s at %d env steps", out / STATE_FILE, self.env_steps)
         cfg = self.config
         marks = [m for m in _eval_marks(total_steps, cfg.eval_interval) if m > self.env_steps]
         envs = make_vector_env(self.env_id, cfg.num_envs, cfg.seed)
@@ -283,13 +282,13 @@ class VMPOTrainer:
 
     def discard_state(self, out_dir: str | os.PathLike) -> None:
         """Remove the resume state and the best checkpoint from ``out_dir`` (after they were kept elsewhere)."""
-        for name in (_STATE_FILE, BEST_CHECKPOINT):
+        for name in (STATE_FILE, BEST_CHECKPOINT):
             (Path(out_dir) / name).unlink(missing_ok=True)
 
     def artifacts(self, out_dir: str | os.PathLike) -> list[tuple[Path, str]]:
         """``(path, mimetype)`` of the files worth keeping after a run: the best checkpoint and the curve."""
         out = Path(out_dir)
-        files = [(out / BEST_CHECKPOINT, "application/octet-stream"), (out / _CURVE_FILE, "text/csv")]
+        files = [(out / BEST_CHECKPOINT, "application/octet-stream"), (out / CURVE_FILE, "text/csv")]
         return [(path, mime) for path, mime in files if path.exists()]
 
     # ------------------------------------------------------------------ phases
@@ -397,9 +396,9 @@ class VMPOTrainer:
         self.history.append({**row, **point.train_metrics})
         if out is None:
             return
-        _write_csv(out / _CURVE_FILE, self.history)
+        _write_csv(out / CURVE_FILE, self.history)
         if self.config.checkpoints:
-            self.save_state(out / _STATE_FILE)
+            self.save_state(out / STATE_FILE)
             if improved or not (out / BEST_CHECKPOINT).exists():  # (a resumed run holds its best in memory)
                 _atomic_save(self._best_agent, out / BEST_CHECKPOINT)
 

@@ -26,7 +26,7 @@ from ..redaction import RedactingFormatter
 from ..storage import StorageUnavailable, writable
 from . import worker_entry
 from .progress import DisplayHandler, ProgressDisplay
-from .worker import EXIT_STORAGE, EXIT_USER_ERROR, ProgressSlot, WorkerSettings, run_worker
+from .worker import ProgressSlot, WorkerSettings, run_worker
 
 _BY_SIGNAL = {ExitCode.SIGINT: "SIGINT", ExitCode.SIGTERM: "SIGTERM"}
 WORKERS_PER_CORE = 4
@@ -143,13 +143,13 @@ def _pool(settings: WorkerSettings, workers: int, display: ProgressDisplay, per_
     finally:
         codes = pool.join()
         _drain(records_queue, display)
-    if EXIT_USER_ERROR in codes:
+    if ExitCode.USER_ERROR in codes:
         raise UserError("a worker stopped on an error (see above)")
     stopped_by = pool.signal_name or next((_BY_SIGNAL[c] for c in codes if c in _BY_SIGNAL), None)
     return Outcome(
         stopped_by=stopped_by,
-        died=[c for c in codes if c not in (0, EXIT_STORAGE, *_BY_SIGNAL)],
-        storage_lost=EXIT_STORAGE in codes,
+        died=[c for c in codes if c not in (0, ExitCode.STORAGE_LOST, *_BY_SIGNAL)],
+        storage_lost=ExitCode.STORAGE_LOST in codes,
     )
 
 

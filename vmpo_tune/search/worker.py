@@ -47,8 +47,6 @@ from .study import reserve_trial
 
 log = logging.getLogger(__name__)
 
-EXIT_USER_ERROR, EXIT_STORAGE = ExitCode.USER_ERROR, ExitCode.STORAGE_LOST
-
 
 class Interrupted(BaseException):
     """Raised in a running trial after SIGINT / SIGTERM (a BaseException: nothing swallows it)."""
@@ -307,8 +305,8 @@ def worker_main(settings: WorkerSettings, array, log_queue, parent_signal) -> No
         stopped_by = run_worker(settings, ProgressSlot(array, settings.worker_index), parent_signal=parent_signal)
     except StorageUnavailable as exc:
         log.error("error: %s", exc)
-        raise SystemExit(EXIT_STORAGE) from None
+        raise SystemExit(ExitCode.STORAGE_LOST) from None
     except UserError as exc:
         log.error("error: %s", exc)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        raise SystemExit(ExitCode.USER_ERROR) from None
     raise SystemExit(int(ExitCode.of_signal(stopped_by)))
