@@ -2,6 +2,10 @@
 
     python benchmarks/results_table.py --study hopper --run-dir runs/hopper --ppo ppo-hopper.json \\
         --machine "16-core x86_64 (device machine)" --search-command "..." --ppo-command "..."
+    python benchmarks/results_table.py --study walker2d --pending     # a study with no confirmation yet
+
+A pending section says so (the study file's ``status``), gives the commands that will produce the
+table and the published numbers it will be read against (:data:`PUBLISHED`, from ANCHORS.md).
 
 The winner and the default come from the study's confirmation (python -m vmpo_tune.confirm):
 their final returns on the test seeds, which no tuning run used. PPO's come from
@@ -23,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune import records  # noqa: E402
+from vmpo_tune.search.study import recorded_simulator  # noqa: E402
 from vmpo_tune.stats import bootstrap_ci, iqm  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parents[1] / "RESULTS.md"
@@ -32,6 +37,40 @@ HEADER = (
     "confidence intervals over seeds (rliable's practice). Each section names its machine, its seeds and the "
     "commands that reproduce it; `benchmarks/results_table.py` writes it.\n"
 )
+
+
+PUBLISHED = {  # env id: (what, return) at 1M env steps unless stated, as ANCHORS.md lists them
+    "Hopper-v5": [("PPO, rl-zoo3 (tuned, 1 run)", "2,410"), ("PPO, CleanRL (3 seeds)", "2,383"),
+                  ("TRPO, rl-zoo3", "3,618"), ("TD3, rl-zoo3", "3,606")],
+    "HalfCheetah-v5": [("PPO, rl-zoo3 (tuned, 1 run)", "5,819"), ("PPO, CleanRL (3 seeds)", "1,443"),
+                       ("TRPO, rl-zoo3", "1,785"), ("TD3, rl-zoo3", "9,656")],
+    "Walker2d-v5": [("PPO, rl-zoo3 (tuned, 1 run)", "3,479"), ("PPO, CleanRL (3 seeds)", "2,288"),
+                    ("TRPO, rl-zoo3", "4,933"), ("TD3, rl-zoo3", "4,718")],
+    "dm_control/walker/walk": [("PPO, CleanRL (10 seeds, after 8M steps)", "about 300-400"),
+                               ("RPO, CleanRL (10 seeds, after 8M steps)", "787")],
+}  # fmt: skip
+
+
+def pending(study: str) -> None:
+    """The section of a study that has no confirmation yet: its status, the commands, the published numbers."""
+    from vmpo_tune.search.spec import load_spec
+
+    spec = load_spec(study)
+    search = f"python -m vmpo_tune.search --study {study} --trials 60 --workers 2 --confirm-top 3 --confirm-seeds 10"
+    lines = [
+        f"{spec.env_id}, {spec.total_steps:,} env steps per run. **No confirmation has been run for this study yet**: "
+        f"{spec.status}.",
+        "",
+        f"To produce this section: `{search}` (resumable: rerun it to continue), then "
+        f'`python benchmarks/results_table.py --study {study} --run-dir runs/{study} --machine "..." '
+        f'--search-command "{search}"`.',
+    ]
+    published = PUBLISHED.get(spec.env_id)
+    if published:
+        shown = "; ".join(f"{what} {value}" for what, value in published)
+        lines += ["", f"Published numbers it will be read against (ANCHORS.md; not run here): {shown}."]
+    write_section(RESULTS, f"results-{study}", f"{study} ({spec.env_id})", "\n".join(lines), header=HEADER)
+    print(f"wrote the pending {study} section of {RESULTS}")
 
 
 def row(name: str, seeds: list[int], returns: list[float], command: str, score: float | None = None) -> str:
@@ -50,14 +89,19 @@ def row(name: str, seeds: list[int], returns: list[float], command: str, score: 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", required=True)
+    p.add_argument("--pending", action="store_true", help="write the section of a study with no confirmation yet")
     p.add_argument("--storage")
     p.add_argument("--run-dir")
     p.add_argument("--ppo", help="JSON written by benchmarks/ppo_baseline.py on the same seeds")
-    p.add_argument("--machine", required=True, help="where the runs ran, in words")
-    p.add_argument("--search-command", required=True)
+    p.add_argument("--machine", help="where the runs ran, in words")
+    p.add_argument("--search-command")
     p.add_argument("--ppo-command", default="")
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
     args = p.parse_args()
+    if args.pending:
+        return pending(args.study)
+    if not (args.machine and args.search_command):
+        p.error("--machine and --search-command are needed for a confirmed study's table")
     study, _, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
     ranked = records.read_confirmation(study)
     if not ranked:
@@ -88,6 +132,7 @@ def main() -> None:
         "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",
     ]
     info = records.read_study_info(study)
+    simulator = recorded_simulator(study) or "not recorded"
     trials = study.get_trials(deepcopy=False)
     units = companion.get_trials(deepcopy=False) if companion else []
     budget = (
@@ -99,7 +144,7 @@ def main() -> None:
         [
             f"{info.env_id}, {info.total_steps:,} env steps per run, final deterministic evaluation "
             f"({info.eval_episodes} episodes), test seeds {seeds[0]}-{seeds[-1]} (tuning seeds {info.tuning_seeds}). "
-            f"Machine: {args.machine}; {dt.date.today().isoformat()}.",
+            f"Machine: {args.machine}; simulator: {simulator}; {dt.date.today().isoformat()}.",
             "",
             *lines,
             "",

@@ -120,9 +120,15 @@ def backup(source: Path, target: Path) -> None:
 
 
 def run_arm(arm: Arm, workers: int) -> None:
+    from benchmarks.search_efficiency_table import is_confirmed, load_arm
+
     arm.run_dir.mkdir(parents=True, exist_ok=True)
     if not arm.live_db.exists() and arm.kept_db.exists():  # continue on a new machine from the kept copy
         shutil.copyfile(arm.kept_db, arm.live_db)
+    done = load_arm(arm, arm.live_db)
+    if is_confirmed(done):  # finished (perhaps on another simulator release, which its study would refuse to extend)
+        print(f"{arm.name}: confirmed ({done['simulator']}); nothing to run", flush=True)
+        return
     where = ["--storage", arm.storage, "--workers", str(workers)]
     if arm.strategy is None:  # the hand-tuned default: its own trial, then its test seeds
         cli("vmpo_tune.search", "--study", arm.study, "--trials", "1", "--out", str(arm.run_dir), *where)

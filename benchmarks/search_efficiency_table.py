@@ -11,16 +11,19 @@ from optuna.trial import TrialState
 from benchmarks.search_efficiency import BUDGET_TRIALS, CONFIRM_SEEDS, RESULTS, ROOT, STRATEGIES, TEST_SEED_START, Arm
 from vmpo_tune import records
 from vmpo_tune.search.runner import DIVERGED
+from vmpo_tune.search.study import recorded_simulator
 from vmpo_tune.stats import describe
 
 PLOT = RESULTS / "iqm-vs-cpu-hours.svg"
 
 
-def _load(arm: Arm) -> dict[str, Any] | None:
-    """What one arm's kept storage holds: search trials, confirmation units and the ranked confirmation."""
-    if not arm.kept_db.exists():
+def load_arm(arm: Arm, db: Path | None = None) -> dict[str, Any] | None:
+    """What one arm's storage (the kept copy unless ``db``) holds: search trials, confirmation units, the ranked
+    confirmation and the simulator release its runs used."""
+    db = db or arm.kept_db
+    if not db.exists():
         return None
-    storage = optuna.storages.RDBStorage(f"sqlite:///{arm.kept_db}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
     try:
         names = [s.study_name for s in storage.get_all_studies()]
         if arm.study not in names:
@@ -38,10 +41,26 @@ def _load(arm: Arm) -> dict[str, Any] | None:
             "finished": records.budget_counts(trials).finished,
             "units": units,
             "confirmation": records.read_confirmation(study),
+            "simulator": recorded_simulator(study) or "",
         }
     finally:
         storage.remove_session()
         storage.engine.dispose()
+
+
+def _done_units(data: dict) -> tuple[int, int]:
+    """Confirmation units complete, and complete or diverged (a diverged unit is a result: it will not run again)."""
+    complete = sum(t.state == TrialState.COMPLETE for t in data["units"])
+    diverged = sum(
+        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
+        for t in data["units"]
+    )
+    return complete, complete + diverged
+
+
+def is_confirmed(data: dict | None) -> bool:
+    """Whether an arm's confirmation has a result for every candidate on every test seed (the arm is done)."""
+    return bool(data and data["confirmation"] and _done_units(data)[1] >= len(data["confirmation"]) * CONFIRM_SEEDS)
 
 
 def _finals(entry: dict) -> list[float]:
@@ -71,7 +90,7 @@ def _fmt_ci(low: float, high: float, digits: int = 0) -> str:
 
 
 def render(arms: list[Arm], machine: str) -> str:
-    loaded = {arm.name: _load(arm) for arm in arms}
+    loaded = {arm.name: load_arm(arm) for arm in arms}
     reference = loaded.get("reference")
     shipped = reference["confirmation"][0] if reference and reference["confirmation"] else None
     lines = [
@@ -85,12 +104,14 @@ def render(arms: list[Arm], machine: str) -> str:
         "reference). Winner = the confirmation's best IQM (of the statistic the arm optimised); the table gives "
         "every winner's final return. P(> X) = the probability that the winner's final return beats X's on a "
         "fresh seed, with its 95% bootstrap CI. CPU hours are the runs' wall time on one core each; env steps are "
-        "the cost that no other load on the machine can inflate. The stored studies are in "
-        f"`{RESULTS.relative_to(ROOT)}/`.",
+        "the cost that no other load on the machine can inflate. The simulator column is the MuJoCo release the "
+        "arm's runs used (each arm is one release; arms before the switch to the pinned 3.x ran on 4.0.0, whose "
+        "Hopper-v5 steps agree with 3.17.0's to within 1e-14, `benchmarks/simulator_diff.py`). The stored studies "
+        f"are in `{RESULTS.relative_to(ROOT)}/`.",
         "",
         "| arm | search (finished / target) | winner | confirmed IQM [95% CI] | P(> untuned default) [CI] | "
-        "P(> shipped default) [CI] | search env steps | search CPU h | confirm CPU h |",
-        "|---|---:|---|---|---|---|---:|---:|---:|",
+        "P(> shipped default) [CI] | search env steps | search CPU h | confirm CPU h | simulator |",
+        "|---|---:|---|---|---|---|---:|---:|---:|---|",
     ]
     points: list[tuple[str, float, float, tuple[float, float]]] = []
     for arm in arms:
@@ -106,20 +127,16 @@ def render(arms: list[Arm], machine: str) -> str:
 def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str:
     """One arm's table row; a confirmed strategy arm also adds its point (and the untuned default's) to ``points``."""
     if data is None:
-        return f"| {arm.name} | not started | | | | | | | |"
+        return f"| {arm.name} | not started | | | | | | | | |"
     target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][0]
     search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
     steps = f"{records.env_steps(data['trials']) / 1e6:.1f}M"
-    complete_units = sum(t.state == TrialState.COMPLETE for t in data["units"])
-    done_units = complete_units + sum(  # a unit whose run diverged is a result too: it will not run again
-        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
-        for t in data["units"]
-    )
+    complete_units = _done_units(data)[0]
     ranked = data["confirmation"]
     progress = f"| {arm.name} | {data['finished']} / {target} |"
-    if not ranked or done_units < len(ranked) * CONFIRM_SEEDS:
+    if not is_confirmed(data):
         state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
-        return f"{progress} ({state}) | | | | {steps} | {search_h:.2f} | {confirm_h:.2f} |"
+        return f"{progress} ({state}) | | | | {steps} | {search_h:.2f} | {confirm_h:.2f} | {data['simulator']} |"
     winner = ranked[0]  # by the statistic the search optimised (the final return, unless an averaging objective)
     baseline = next(c for c in ranked if c.get("is_baseline"))
     final = _final_stats(winner, baseline)  # every arm is compared on the final return
@@ -136,7 +153,7 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
             points.append(("untuned default", 0.0, untuned.iqm, untuned.iqm_ci))
     return (
         f"{progress} {winner['label']} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_untuned} | "
-        f"{vs_shipped} | {steps} | {search_h:.2f} | {confirm_h:.2f} |"
+        f"{vs_shipped} | {steps} | {search_h:.2f} | {confirm_h:.2f} | {data['simulator']} |"
     )
 
 

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import next_steps, records, tblog
+from . import next_steps, records, simulator, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def confirm(args: argparse.Namespace) -> int:
+    simulator.check_clean()
     check_worker_count(args.workers, args.force)
     check_liveness(args.heartbeat_interval, args.grace_period)
     if args.tensorboard:

@@ -14,6 +14,8 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from . import dmc
+
 log = logging.getLogger(__name__)
 
 
@@ -43,12 +45,12 @@ def check_env_id(env_id: str) -> str:
             raise EnvError(f"cannot import {module!r} for env {env_id!r}: {exc}; check the module path") from None
         check_env_id(name)
         return env_id
-    resolved = _resolve_env_id(env_id)
-    if resolved.startswith("dm_control/"):
+    if dmc.is_dmc(env_id):
         try:
-            import shimmy  # noqa: F401  (registers dm_control ids)
-        except ImportError as exc:
-            raise EnvError(f"env {env_id!r} needs dm_control support: pip install 'shimmy[dm-control]'") from exc
+            return dmc.resolve(env_id)
+        except dmc.DmcError as exc:
+            raise EnvError(str(exc)) from None
+    resolved = env_id
     if resolved not in gym.registry:
         import difflib
 
@@ -71,10 +73,16 @@ def check_continuous(env: gym.Env | gym.vector.VectorEnv, env_id: str) -> None:
         raise EnvError(f"env {env_id!r} needs a flat Box observation space, got {obs_space}")
 
 
+def _make(env_id: str, **kwargs) -> gym.Env:
+    """One environment of a checked id (DeepMind Control tasks with a flat observation, see :mod:`.dmc`)."""
+    resolved = _resolve_env_id(env_id)
+    return dmc.make(resolved, **kwargs) if dmc.is_dmc(resolved) else gym.make(resolved, **kwargs)
+
+
 def check_env(env_id: str) -> str:
     """Build the env once and check its spaces (what a study's first trial would find); returns the resolved id."""
     resolved = check_env_id(env_id)
-    env = gym.make(_resolve_env_id(resolved))
+    env = _make(resolved)
     try:
         check_continuous(env, env_id)
     finally:
@@ -86,7 +94,7 @@ def _make_env(gym_id: str, seed: int) -> Callable[[], gym.Env]:
     """A thunk creating one environment whose action space is seeded with ``seed``."""
 
     def thunk() -> gym.Env:
-        env = gym.make(_resolve_env_id(gym_id))
+        env = _make(gym_id)
         env.action_space.seed(seed)
         return env
 
@@ -115,9 +123,15 @@ def make_eval_envs(env_id: str, n: int, render_size: tuple[int, int] | None = No
     render = {}
     if render_size is not None:
         render = {"render_mode": "rgb_array", "width": render_size[0], "height": render_size[1]}
-    envs = [gym.make(resolved, **render) for _ in range(n)]
+    envs = [_make(resolved, **render) for _ in range(n)]
     check_continuous(envs[0], env_id)
     return envs
+
+
+def mujoco_model(env: gym.Env):
+    """The ``MjModel`` an environment simulates (Gymnasium's MuJoCo envs and DeepMind Control tasks)."""
+    base = env.unwrapped
+    return base.model if hasattr(base, "model") else base._env.physics.model.ptr
 
 
 def env_dims(env: gym.Env | gym.vector.VectorEnv) -> tuple[int, int]:

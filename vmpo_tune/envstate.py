@@ -10,7 +10,10 @@ base env) and keeps each layer's own data:
   of them): time-limit counters, episode returns and lengths, flags, buffers;
 * NumPy random generators, by their bit-generator state;
 * MuJoCo's ``MjData``, whole (the integration state *and* the derived quantities some
-  rewards read, such as body positions), through MuJoCo's own pickling.
+  rewards read, such as body positions), through MuJoCo's own pickling;
+* a DeepMind Control ``Environment`` (inside Shimmy's wrapper): its counters, its task's plain
+  attributes and NumPy ``RandomState``, and its physics' ``MjData``, copied back *into* the
+  existing physics (dm_control's named views point into that memory).
 
 Links between layers, spaces, specs, renderers and MuJoCo models are left alone (they do
 not change while an env runs). An attribute of any other type makes the snapshot
@@ -116,6 +119,8 @@ def _layer_state(path: str, obj: Any, inexact: list[str]) -> dict[str, Any]:
             state[name] = ("rng", value.bit_generator.state)
         elif type(value).__name__ == "MjData":
             state[name] = ("mjdata", value)
+        elif _is_dm_control_env(value):
+            state[name] = ("dm_control", _dm_control_state(f"{path} {type(obj).__name__}.{name}", value, inexact))
         elif _is_plain(value):
             state[name] = ("plain", value)
         elif isinstance(value, (gym.Env, gym.vector.VectorEnv)):
@@ -123,6 +128,50 @@ def _layer_state(path: str, obj: Any, inexact: list[str]) -> dict[str, Any]:
         else:
             inexact.append(f"{path} {type(obj).__name__}.{name} ({type(value).__name__})")
     return state
+
+
+def _is_dm_control_env(value: Any) -> bool:
+    return type(value).__module__.startswith("dm_control.") and type(value).__name__ == "Environment"
+
+
+def _plain_attrs(path: str, obj: Any, skip: frozenset[str], inexact: list[str]) -> dict[str, Any]:
+    out = {}
+    for name, value in vars(obj).items():
+        if name in skip or callable(value):
+            continue
+        if isinstance(value, np.random.RandomState):
+            out[name] = ("random_state", value.get_state())
+        elif _is_plain(value):
+            out[name] = ("plain", value)
+        else:
+            inexact.append(f"{path}.{name} ({type(value).__name__})")
+    return out
+
+
+def _dm_control_state(path: str, env: Any, inexact: list[str]) -> dict[str, Any]:
+    """A dm_control ``Environment``: its own and its task's attributes, and its physics' ``MjData``."""
+    return {
+        "env": _plain_attrs(path, env, frozenset({"_task", "_physics"}), inexact),
+        "task": _plain_attrs(f"{path}._task", env._task, frozenset(), inexact),
+        "mjdata": env._physics.data.ptr,
+    }
+
+
+def _restore_plain_attrs(obj: Any, state: dict[str, Any]) -> None:
+    for name, (kind, value) in state.items():
+        if kind == "random_state":
+            getattr(obj, name).set_state(value)
+        else:
+            setattr(obj, name, value)
+
+
+def _restore_dm_control(env: Any, state: dict[str, Any]) -> None:
+    import mujoco
+
+    _restore_plain_attrs(env, state["env"])
+    _restore_plain_attrs(env._task, state["task"])
+    physics = env._physics
+    mujoco.mj_copyData(physics.data.ptr, physics.model.ptr, state["mjdata"])
 
 
 def capture(vector_env: Any) -> EnvSnapshot:
@@ -154,5 +203,7 @@ def restore(vector_env: Any, data: bytes) -> None:
                     rng = np.random.Generator(getattr(np.random, value["bit_generator"])())
                 rng.bit_generator.state = value
                 setattr(obj, name, rng)
+            elif kind == "dm_control":
+                _restore_dm_control(getattr(obj, name), value)
             else:
                 setattr(obj, name, value)

@@ -19,7 +19,7 @@ import torch
 
 from . import video
 from .agent import VMPOAgent
-from .envs import make_eval_envs
+from .envs import make_eval_envs, mujoco_model
 from .errors import UserError, first_line
 from .evaluation import EvalResult, run_episodes
 
@@ -63,7 +63,7 @@ def play_episodes(
     envs = make_eval_envs(env_id, len(seeds), render_size=tile)
     if not full_quality:
         for env in envs:
-            video.simplify_scene(env.unwrapped.model)
+            video.simplify_scene(mujoco_model(env))
     fps = fps or round(envs[0].metadata.get("render_fps") or video.DEFAULT_FPS)
     writer: list[video.TiledVideo] = []
 

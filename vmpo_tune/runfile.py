@@ -49,6 +49,8 @@ class RunFile:
     """Whether a resumed run continued exactly (False: train will not reproduce it); None: never resumed."""
     checkpoint: Path | None = None
     """The stored best checkpoint of the run's first seed, when the export found one."""
+    mujoco: str | None = None
+    """The MuJoCo release the trial ran on (its provenance), when the file records it."""
 
     @property
     def name(self) -> str:
@@ -101,6 +103,7 @@ def parse_run(doc: Any, where: str, rank: int = 1) -> RunFile:
             used_seeds=tuple(sorted(used)),
             resume_exact=_resume_exact(run.get("resume_exact")),
             checkpoint=Path(checkpoint["path"]) if checkpoint.get("path") else None,
+            mujoco=((run.get("trial_provenance") or {}).get("versions") or {}).get("mujoco"),
         )
     except KeyError as exc:
         raise UserError(f"{where}: runs[{rank - 1}].{exc.args[0]}: missing") from None

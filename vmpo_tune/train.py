@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import tblog
+from . import simulator, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .runfile import load_run
@@ -68,6 +68,7 @@ def return_stats(returns: list[float]) -> dict[str, float]:
 
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one thread: the same arithmetic as a search worker, so results reproduce
+    simulator.check_clean()
     run = load_run(args.config, args.rank)
     total = args.total_steps or run.total_steps
     if args.first_seed is not None:
@@ -84,6 +85,11 @@ def train(args: argparse.Namespace) -> int:
         print(
             f"note: {run.name} was resumed without its environments' state during the search; its score will not "
             "be reproduced exactly"
+        )
+    if run.mujoco and run.mujoco != simulator.mujoco_version() and set(seeds) & set(run.seeds):
+        print(
+            f"note: {run.name} ran on MuJoCo {run.mujoco} and this environment has {simulator.mujoco_version()}; "
+            "the same model computed with other rounding: its score will not be reproduced exactly"
         )
     finals, bests = [], []
     if args.tensorboard:

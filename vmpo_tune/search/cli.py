@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from .. import next_steps, records, tblog
+from .. import next_steps, records, simulator, tblog
 from ..cli_common import ExitCode, Parser, add_common_flags, configure_logging, positive_int, run_cli
 from ..envs import EnvError, check_env
 from ..errors import UserError
@@ -173,6 +173,7 @@ def apply_overrides(spec: StudySpec, args: argparse.Namespace) -> StudySpec:
 
 def check_args(args: argparse.Namespace) -> None:
     """Everything about the flags that can be checked before anything is opened or stored."""
+    simulator.check_clean()
     if args.timeout is not None and not (args.timeout > 0 and args.timeout != float("inf")):
         raise UserError(f"--timeout must be a finite number of seconds > 0, got {args.timeout}")
     if args.device != "cpu" and not args.device.startswith("cuda"):

@@ -20,6 +20,7 @@ from ..storage import BudgetLock
 from .confirmation import collect, open_confirm_study, plan_units, select_candidates, test_seeds, unit_counts
 from .launch import Outcome, run_workers
 from .progress import ProgressDisplay
+from .study import check_simulator
 from .worker import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,9 @@ def run_confirmation(
         raise UserError("the study records no budget per trial; pass --total-steps")
     seed_list = test_seeds(info, seeds, first_test_seed)
     candidates = select_candidates(study, top)
+    check_simulator(study, "search again in a new study on this one")
     confirm = open_confirm_study(storage, study.study_name)
+    check_simulator(confirm, "search again in a new study on this one")
     lock = BudgetLock(settings.storage_url, confirm.study_name, patience=settings.patience)
     try:
         added = plan_units(confirm, lock, candidates, seed_list, budget, info.objective)

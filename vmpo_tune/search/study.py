@@ -19,7 +19,7 @@ from typing import Callable
 
 import optuna
 
-from .. import notes, records
+from .. import notes, records, simulator
 from ..errors import UserError
 from ..storage import BudgetLock
 from .liveness import beat, fail_stale_trials
@@ -27,13 +27,46 @@ from .spec import StudySpec, default_params
 
 log = logging.getLogger(__name__)
 
+SIMULATOR = "simulator"
+"""The fingerprint's key for the simulator release (:func:`vmpo_tune.simulator.describe`)."""
+
+
+def recorded_simulator(study: optuna.Study, stored: dict | None = None) -> str | None:
+    """The simulator release the study's runs used: from its fingerprint, or (for a study stored before
+    the fingerprint held it) the one its trials' provenance names most often; None if nothing ran."""
+    if stored is None:
+        text = records.read_fingerprint(study)
+        stored = json.loads(text) if text else {}
+    if SIMULATOR in stored:
+        return stored[SIMULATOR]
+    seen: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        version = ((records.TrialRecord.of(trial).provenance or {}).get("versions") or {}).get("mujoco")
+        if version:
+            seen[f"mujoco {version}"] = seen.get(f"mujoco {version}", 0) + 1
+    return max(seen, key=seen.get) if seen else None
+
+
+def check_simulator(study: optuna.Study, alternative: str, stored: dict | None = None) -> None:
+    """Refuse (one line, nothing changed) to add runs of this environment's simulator to a study of another."""
+    simulator.check_clean()
+    recorded, current = recorded_simulator(study, stored), simulator.describe()
+    if recorded is not None and recorded != current:
+        version = recorded.split(" ", 1)[-1]
+        raise UserError(
+            f"study {study.study_name!r} was run on {recorded} and this environment has {current}: results of two "
+            f"simulator releases are never mixed in one study; run it in an environment with "
+            f"pip install 'mujoco=={version}', or {alternative}"
+        )
+
 
 def create_or_load(
     storage, spec: StudySpec, study_name: str, lock: BudgetLock, grace: float
 ) -> tuple[optuna.Study, bool]:
     """The stored study (created if new, with the default configuration enqueued first).
 
-    A study stored with another spec is refused before anything in it changes.
+    A study stored with another spec, or run on another simulator release, is refused before anything
+    in it changes.
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -43,18 +76,24 @@ def create_or_load(
             f"study {study_name!r} already exists with direction {study.direction.name.lower()}; "
             "vmpo-tune maximises the return: pick another --study-name or --storage"
         )
-    fingerprint = json.dumps(spec.fingerprint(), sort_keys=True)
+    fingerprint = {**spec.fingerprint(), SIMULATOR: simulator.describe()}
     with lock.hold():
         stored = records.read_fingerprint(study)
-        if stored is not None and stored != fingerprint:
-            raise UserError(
-                f"study {study_name!r} in this storage was created with another env, budget, evaluation, seeds, "
-                f"fixed values or search space than {spec.path} and the given overrides; resume it with the same "
-                "file and flags, or start a new one with --study-name NAME"
-            )
+        if stored is not None:
+            stored_fp = json.loads(stored)
+            check_simulator(study, "start a new one with --study-name NAME", stored_fp)
+            if {k: v for k, v in stored_fp.items() if k != SIMULATOR} != json.loads(json.dumps(spec.fingerprint())):
+                raise UserError(
+                    f"study {study_name!r} in this storage was created with another env, budget, evaluation, seeds, "
+                    f"fixed values or search space than {spec.path} and the given overrides; resume it with the same "
+                    "file and flags, or start a new one with --study-name NAME"
+                )
+            if SIMULATOR not in stored_fp:  # stored before the simulator was recorded: it is recorded now
+                log.info("study %r: recording its simulator, %s", study_name, fingerprint[SIMULATOR])
+                records.write_fingerprint(study, json.dumps(fingerprint, sort_keys=True))
         created = stored is None
         if created:
-            records.write_fingerprint(study, fingerprint)
+            records.write_fingerprint(study, json.dumps(fingerprint, sort_keys=True))
             records.write_study_info(study, spec.info())
             if not study.trials:
                 study.enqueue_trial(default_params(spec), user_attrs=records.default_trial_attrs(), skip_if_exists=True)
