@@ -50,7 +50,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from plotly.offline import get_plotlyjs
 
-from vmpo_tune import records
+from vmpo_tune import optuna_private, records
 from vmpo_tune.cli_common import Parser, add_common_flags, configure_logging, run_cli
 from vmpo_tune.errors import UserError
 from vmpo_tune.redaction import redact_url, redact_value
@@ -411,7 +411,7 @@ def export_command(ctx: Context) -> str:
 
 def artifacts_html(ctx: Context, trial: FrozenTrial) -> str:
     try:
-        metas = optuna.artifacts.get_all_artifact_meta(trial, storage=ctx.study._storage)
+        metas = optuna.artifacts.get_all_artifact_meta(trial, storage=optuna_private.storage_of(ctx.study))
     except Exception as exc:
         log.warning("cannot list the artifacts of trial %d: %s", trial.number, exc)
         return note(f"Cannot list the artifacts: {exc}")

@@ -32,6 +32,10 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.provenance": GROUND,
     "vmpo_tune.tblog": GROUND,
     "vmpo_tune.paths": GROUND,
+    "vmpo_tune.simulator": GROUND,
+    "vmpo_tune.optuna_private": GROUND,
+    # the DeepMind Control adapter, under the env factory that uses it
+    "vmpo_tune.dmc": 0.9,
     # what the agent and the trainer are made of; the storage layer
     "vmpo_tune.networks": 1,
     "vmpo_tune.envs": 1,

@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from vmpo_tune.config import TrainConfig, VMPOConfig
+from vmpo_tune.search import liveness
 from vmpo_tune.search.spec import default_params, parse_spec
 
-from .search_helpers import TOY_STUDY, cli, load, write_study
+from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
 
 
 def search(tmp_path, *args, study="toy.yaml", **kw):
@@ -226,3 +227,20 @@ def test_tensorboard_scalars_for_every_trial_and_seed(tmp_path):
         returns = {e.step: e.value for e in events.Scalars("eval/return_mean")}
         assert sorted(returns) == [256, 512]  # one point per evaluation, at its env-step mark
     assert trial.intermediate_values == {256: 50.0, 512: 50.0}
+
+
+def test_a_retry_that_cannot_resume_starts_over_and_reaches_the_same_curve(tmp_path):
+    """Its failed attempt's curve came with it: reaching those marks again is not a second report."""
+    write_study(tmp_path, CALM)
+    proc = search(tmp_path, "--trials", "1")
+    assert proc.returncode == 0, proc.stderr
+    study = load(url(tmp_path), "toy")
+    (done,) = study.trials
+    missing = {"0": {"env_steps": 256, "artifact": "gone-with-another-machine"}}
+    liveness.requeue(study, done, missing)  # as if trial 0 had died at 256 steps on a machine whose files are gone
+    proc = search(tmp_path, "--trials", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot resume" in proc.stderr and "already reported" not in proc.stderr
+    retry = load(url(tmp_path), "toy").trials[1]
+    assert retry.state == optuna.trial.TrialState.COMPLETE
+    assert retry.value == done.value and retry.intermediate_values == done.intermediate_values  # bit for bit

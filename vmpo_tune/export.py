@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from . import provenance, records
+from . import optuna_private, provenance, records
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .redaction import redact_url, redact_value
@@ -115,7 +115,7 @@ def checkpoint_entry(study: optuna.Study, trial: FrozenTrial | None, artifact_di
     seeds = [] if trial is None else records.read_seeds(trial)
     if not seeds or artifact_dir is None:
         return None
-    artifact_id = records.checkpoint_artifacts(trial, study._storage).get(seeds[0])
+    artifact_id = records.checkpoint_artifacts(trial, optuna_private.storage_of(study)).get(seeds[0])
     path = None if artifact_id is None else artifact_dir / artifact_id
     return {"seed": seeds[0], "path": str(path.resolve())} if path is not None and path.is_file() else None
 

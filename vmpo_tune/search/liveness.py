@@ -24,7 +24,7 @@ import time
 import optuna
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from .. import records
+from .. import optuna_private, records
 from ..errors import UserError
 from ..storage import last_trouble
 
@@ -40,7 +40,7 @@ FAILURES = records.FAILURES
 
 
 def beat(study: optuna.Study, trial_id: int) -> None:
-    study._storage.set_trial_system_attr(trial_id, records.HEARTBEAT, time.time())
+    optuna_private.set_system_attr(study, trial_id, records.HEARTBEAT, time.time())
 
 
 class Heartbeat:
@@ -122,7 +122,7 @@ def fail_and_requeue(study: optuna.Study, trial: FrozenTrial, reason: str, inter
     enough is failed and keeps its resume record (nothing deletes those blobs then). Returns
     False when the trial was finished already (by its own worker or another one).
     """
-    storage, trial_id = study._storage, trial._trial_id
+    storage, trial_id = optuna_private.storage_of(study), optuna_private.trial_id(trial)
     current = storage.get_trial(trial_id)
     resume = records.read_resume(current)
     again = interrupted or _failures(current) < MAX_RETRY

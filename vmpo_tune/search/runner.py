@@ -29,7 +29,7 @@ import numpy as np
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from .. import provenance, records
+from .. import optuna_private, provenance, records
 from ..agent import NonFiniteError
 from ..config import TrainConfig, VMPOConfig
 from ..errors import TrialFailed
@@ -125,7 +125,18 @@ class TrialRunner:
         value = float(np.mean(values))
         if len(values) > 1:
             records.write_seed_values(trial, mark, values)
-        trial.report(value, mark)
+        # a retry carries its failed attempt's curve; one that started over reaches those marks again
+        earlier = optuna_private.fresh(trial.study, trial).intermediate_values.get(mark)
+        if earlier is None:
+            trial.report(value, mark)
+        elif earlier != value:
+            log.info(
+                "trial %d: %.1f at %d env steps where its earlier attempt recorded %.1f (the curve keeps that one)",
+                trial.number,
+                value,
+                mark,
+                earlier,
+            )
         self._save_resume(trial, trainers)
         if plan.prune and mark < plan.total_steps and trial.should_prune():  # a run that reached its budget is done
             raise optuna.TrialPruned(f"pruned at {mark} env steps with evaluation return {value:.1f}")

@@ -19,7 +19,7 @@ from typing import Callable
 
 import optuna
 
-from .. import notes, records, simulator
+from .. import notes, optuna_private, records, simulator
 from ..errors import UserError
 from ..storage import BudgetLock
 from .liveness import beat, fail_stale_trials
@@ -128,7 +128,7 @@ def reserve_trial(
                 counts = records.budget_counts(study.get_trials(deepcopy=False))
             if counts.waiting or counts.used < n_trials:
                 trial = study.ask()
-                beat(study, trial._trial_id)
+                beat(study, optuna_private.trial_id(trial))
                 return trial
             if counts.running == 0:
                 return None

@@ -32,7 +32,7 @@ import torch
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
-from .. import records
+from .. import optuna_private, records
 from ..cli_common import ExitCode
 from ..errors import TrialFailed, UserError
 from ..redaction import RedactingFormatter
@@ -207,7 +207,7 @@ def run_trial(
     """Run one trial and record its outcome; only a signal or a lost storage escapes."""
     value, state, reason, interrupted = None, TrialState.FAIL, None, False
     start = time.perf_counter()
-    with Heartbeat(study, trial._trial_id, interval):
+    with Heartbeat(study, optuna_private.trial_id(trial), interval):
         try:
             stopper.check()  # a signal that came while this trial was being reserved
             value = objective(trial)
@@ -227,12 +227,12 @@ def run_trial(
             reason = f"{type(exc).__name__}: {exc}"
     if interrupted:  # queued again with its resume record: a rerun continues it exactly
         with lock.hold():  # the retry is a new trial: created under the budget lock, like every trial
-            told = fail_and_requeue(study, study._storage.get_trial(trial._trial_id), reason, interrupted=True)
+            told = fail_and_requeue(study, optuna_private.fresh(study, trial), reason, interrupted=True)
     else:
         told = _tell(study, trial, state, value, reason, store)
     if not told:
         log.warning("trial %d was already finished by another worker (its heartbeat went stale)", trial.number)
-    _log_outcome(records.TrialRecord.of(study._storage.get_trial(trial._trial_id)), reason, time.perf_counter() - start)
+    _log_outcome(records.TrialRecord.of(optuna_private.fresh(study, trial)), reason, time.perf_counter() - start)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, reason: str | None, store) -> bool:
@@ -243,7 +243,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState, value, re
     """
     try:
         if state != TrialState.COMPLETE:
-            resume = records.read_resume(study._storage.get_trial(trial._trial_id))
+            resume = records.read_resume(optuna_private.fresh(study, trial))
             records.write_resume(trial, {})
             drop_resume(store, resume)
         if reason is not None and state == TrialState.FAIL:

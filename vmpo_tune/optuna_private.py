@@ -1,0 +1,38 @@
+"""The two pieces of Optuna's private API vmpo-tune uses, in one place.
+
+Checked against Optuna 5.0.0 (the version ``pyproject.toml`` pins); ``tests/test_optuna_private.py``
+fails loudly if a release renames or changes them.
+
+* ``Study._storage``: the study's storage object. Optuna's public API reads and writes trials
+  only through ``study`` / ``trial`` objects that *this* process created or asked for; a worker
+  must also read and write trials it did not ask for (a stale one it fails and requeues, the
+  fresh state of its own trial that another worker may have finished), and write the heartbeat
+  as a system attribute, which ``optuna.Trial`` has no public setter for.
+* ``Trial._trial_id``: the storage's id of a live trial, which those storage calls take.
+"""
+
+from __future__ import annotations
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial
+
+CHECKED_WITH = ("5.0.0",)
+
+
+def storage_of(study: optuna.Study) -> BaseStorage:
+    return study._storage
+
+
+def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
+    return trial._trial_id
+
+
+def fresh(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> FrozenTrial:
+    """The trial as the storage holds it now (another worker may have changed it)."""
+    return storage_of(study).get_trial(trial_id(trial))
+
+
+def set_system_attr(study: optuna.Study, trial_id_: int, key: str, value) -> None:
+    """A trial's system attribute (``optuna.Trial`` has no public setter for them)."""
+    storage_of(study).set_trial_system_attr(trial_id_, key, value)
