@@ -120,3 +120,33 @@ LONG_TOY = {
     "evaluation": {"interval": 2_000, "episodes": 1},
     "search_space": {"epsilon_eta": {"low": 0.001, "high": 0.1, "log": True, "default": 0.01}},
 }
+
+
+def kill_a_worker_then_rerun(tmp_path: Path, storage_arg: str, stored) -> tuple[list, optuna.trial.FrozenTrial]:
+    """A 2-trial search on ``--storage storage_arg``; one worker is SIGKILLed mid-trial (after two evaluations),
+    the command finishes, and a rerun after the grace period retries the dead trial. Returns the stored trials
+    (``stored()`` reads them) and the killed trial."""
+    import signal
+    import time
+
+    write_study(tmp_path, {**LONG_TOY, "total_steps": 8_000})
+    args = ("--study", "toy.yaml", "--storage", storage_arg, "--out", "run", "--trials", "2", "--workers", "2")
+    proc = spawn("vmpo_tune.search", *args, "--heartbeat-interval", "1", "--grace-period", "3", cwd=tmp_path)
+
+    def running():
+        try:
+            trials = stored()
+        except KeyError:  # the study is not created yet
+            return None
+        return [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and len(t.intermediate_values) >= 2]
+
+    try:
+        victim = wait_for(running, timeout=180)[0]
+        os.kill(victim.user_attrs["provenance"]["pid"], signal.SIGKILL)
+        proc.wait(timeout=300)
+    finally:
+        proc.kill()
+    time.sleep(3.5)
+    rerun = cli("vmpo_tune.search", *args, cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    return stored(), victim

@@ -82,6 +82,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.export": 7,
     "vmpo_tune.train": 7,
     "vmpo_tune.play": 7,
+    "vmpo_tune.proxy": 7,
     "analysis.report": 7,
 }
 

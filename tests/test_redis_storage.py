@@ -4,8 +4,6 @@ resume rules as every other storage; and the one-line errors of a Redis that is 
 from __future__ import annotations
 
 import os
-import signal
-import time
 
 import optuna
 import pytest
@@ -14,10 +12,9 @@ from optuna.trial import TrialState
 
 from vmpo_tune import records
 
-from .search_helpers import CALM, LONG_TOY, ROOT, TOY_STUDY, cli, spawn, wait_for, write_study
+from .search_helpers import CALM, ROOT, TOY_STUDY, cli, kill_a_worker_then_rerun, spawn, write_study
 
 pytestmark = pytest.mark.server
-FAST_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "3")
 
 
 def stored(url: str, name: str = "toy") -> list:
@@ -41,27 +38,7 @@ def test_two_commands_share_an_exact_budget_and_confirm_through_redis(tmp_path, 
 
 @pytest.mark.slow
 def test_a_killed_worker_on_redis_is_retried_and_resumed_exactly(tmp_path, redis_url):
-    write_study(tmp_path, {**LONG_TOY, "total_steps": 8_000})
-    args = ("--study", "toy.yaml", "--storage", redis_url, "--out", "run", "--trials", "2", "--workers", "2")
-    proc = spawn("vmpo_tune.search", *args, *FAST_HEARTBEAT, cwd=tmp_path)
-
-    def running():
-        try:
-            trials = stored(redis_url)
-        except KeyError:  # the study is not created yet
-            return None
-        return [t for t in trials if t.state == TrialState.RUNNING and len(t.intermediate_values) >= 2] or None
-
-    try:
-        victim = wait_for(running, timeout=180)[0]
-        os.kill(victim.user_attrs[records.PROVENANCE]["pid"], signal.SIGKILL)
-        proc.wait(timeout=300)
-    finally:
-        proc.kill()
-    time.sleep(3.5)
-    rerun = cli("vmpo_tune.search", *args, cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr
-    trials = stored(redis_url)
+    trials, victim = kill_a_worker_then_rerun(tmp_path, redis_url, lambda: stored(redis_url))
     counts = records.budget_counts(trials)
     assert counts.finished == 2 and counts.running == 0, counts
     killed = next(t for t in trials if t.number == victim.number)

@@ -1,4 +1,4 @@
-"""The two pieces of Optuna's private API vmpo-tune uses, in one place.
+"""The pieces of Optuna's private API vmpo-tune uses, in one place.
 
 Checked against Optuna 5.0.0 (the version ``pyproject.toml`` pins); ``tests/test_optuna_private.py``
 fails loudly if a release renames or changes them.
@@ -9,6 +9,9 @@ fails loudly if a release renames or changes them.
   fresh state of its own trial that another worker may have finished), and write the heartbeat
   as a system attribute, which ``optuna.Trial`` has no public setter for.
 * ``Trial._trial_id``: the storage's id of a live trial, which those storage calls take.
+* ``optuna.storages._grpc``: the gRPC proxy's servicer, so that ``python -m vmpo_tune.proxy`` can
+  serve its budget locks on the same server (``run_grpc_proxy_server`` builds a server that
+  cannot take another service).
 """
 
 from __future__ import annotations
@@ -36,3 +39,17 @@ def fresh(study: optuna.Study, trial: optuna.Trial | FrozenTrial) -> FrozenTrial
 def set_system_attr(study: optuna.Study, trial_id_: int, key: str, value) -> None:
     """A trial's system attribute (``optuna.Trial`` has no public setter for them)."""
     storage_of(study).set_trial_system_attr(trial_id_, key, value)
+
+
+def grpc_proxy_server(storage: BaseStorage, threads: int):
+    """A ``grpc.Server`` with Optuna's storage service for ``storage`` (not started, no port yet)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    # no SO_REUSEPORT (gRPC's default): a second proxy on a busy port must fail, not share the port
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)])
+    api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+    return server

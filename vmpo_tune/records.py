@@ -33,7 +33,16 @@ from optuna.trial import FrozenTrial, TrialState
 from .errors import UserError
 from .paths import BEST_CHECKPOINT
 from .redaction import redact_url
-from .storage import ResilientStorage, holds_optuna_schema, is_redis, journal_path, open_storage, parse_url, resolve_url
+from .storage import (
+    ResilientStorage,
+    holds_optuna_schema,
+    is_grpc,
+    is_redis,
+    journal_path,
+    open_storage,
+    parse_url,
+    resolve_url,
+)
 
 RUNS_DIR = Path("runs")
 
@@ -393,13 +402,15 @@ def open_existing_study(
     journal = journal_path(url)
     if journal is not None:
         stored_file = str(journal)
+    elif is_redis(url) or is_grpc(url):
+        stored_file = None
     else:
         parsed = parse_url(url)
         stored_file = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if stored_file and not Path(stored_file).exists():
         raise UserError(f"no stored study at {stored_file}; run a search first, or pass --storage / --run-dir")
     if (
-        journal is None and not is_redis(url) and not holds_optuna_schema(url)
+        journal is None and not is_redis(url) and not is_grpc(url) and not holds_optuna_schema(url)
     ):  # opening would create Optuna's tables in someone's database
         raise UserError(
             f"{redact_url(url)} holds no Optuna study (and was left as it was); run a search first, or pass "

@@ -9,6 +9,10 @@
 * ``--storage URL`` or ``$VMPO_TUNE_STORAGE``: any SQLAlchemy URL Optuna supports
   (``postgresql://`` (``postgres://`` is read as the same), ``mysql+pymysql://``,
   ``sqlite:///``); the environment variable keeps a password off the command line.
+* ``grpc://HOST:PORT``: Optuna's gRPC storage proxy, served by ``python -m vmpo_tune.proxy`` in front
+  of one RDB (Optuna's advice once hundreds of workers would each hold database connections).
+  The proxy also holds the studies' budget locks (:class:`BudgetLock` asks it over the same
+  channel), so every worker of a study must use the same proxy.
 * :class:`ResilientStorage` wraps Optuna's storage and retries every call that fails
   transiently (dropped connection, server restart, deadlock, lock timeout) with
   exponential backoff, for up to ``patience`` seconds; then it raises
@@ -25,12 +29,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import random
 import sqlite3
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar
@@ -96,6 +102,54 @@ def _redis_client(url: str):
     return client
 
 
+GRPC = "grpc://"
+GRPC_INSTALL = "pip install -e '.[grpc]'"
+LOCK_SERVICE = "vmpo_tune.BudgetLock"
+"""The proxy's own gRPC service (beside Optuna's): per-study budget locks, methods ``Acquire`` and ``Release``."""
+
+
+def is_grpc(url: str) -> bool:
+    """A gRPC URL: the storage proxy of ``python -m vmpo_tune.proxy``."""
+    return url.startswith(GRPC)
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of ``grpc://HOST:PORT``; anything else is one line naming the form."""
+    host, _, port = url[len(GRPC) :].rstrip("/").rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"cannot parse the proxy URL {redact_url(url)!r}; use grpc://HOST:PORT")
+    return host, int(port)
+
+
+def grpc_module():
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")  # gRPC's C core logs to stderr; our one-line errors say it all
+    try:
+        import grpc
+    except ImportError:
+        raise UserError(f"a grpc:// storage needs gRPC: {GRPC_INSTALL}") from None
+    return grpc
+
+
+def _grpc_proxy(url: str) -> BaseStorage:
+    """Optuna's client of the proxy at ``url``, once the proxy answered (else one line naming the fix)."""
+    grpc_module()
+    host, port = grpc_address(url)
+    from optuna.storages import GrpcStorageProxy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=CONNECT_TIMEOUT)
+    except ConnectionError:
+        proxy.close()
+        raise UserError(
+            f"nothing answers at {url} within {CONNECT_TIMEOUT} s; start the proxy there (python -m vmpo_tune.proxy "
+            f"--storage URL --host {host} --port {port}) or fix --storage"
+        ) from None
+    return proxy
+
+
 def journal_path(url: str) -> Path | None:
     """The file of a journal storage URL (``journal:///path/study.log``), or None for an RDB URL."""
     return Path(url[len(JOURNAL) :]) if url.startswith(JOURNAL) else None
@@ -133,7 +187,7 @@ def prepare_sqlite(url: str, create_parent: bool) -> None:
     if path is not None:
         _check_folder(path, create_parent)
         return
-    if is_redis(url):
+    if is_redis(url) or is_grpc(url):
         return
     path = _sqlite_path(parse_url(url))
     if path is None:
@@ -260,6 +314,8 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(exc, (ConnectionError, TimeoutError)):
             return True
+        if _grpc_unavailable(exc):
+            return True
         if type(exc).__module__.startswith("redis") and type(exc).__name__ in (
             "ConnectionError",
             "TimeoutError",
@@ -273,6 +329,14 @@ def is_transient(exc: BaseException) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def _grpc_unavailable(exc: BaseException) -> bool:
+    """A gRPC call that failed because the proxy could not be reached (or answered too late)."""
+    code = getattr(exc, "code", None)
+    if not type(exc).__module__.startswith("grpc") or not callable(code):
+        return False
+    return getattr(code(), "name", "") in ("UNAVAILABLE", "DEADLINE_EXCEEDED", "CANCELLED")
 
 
 def _describe(exc: BaseException) -> str:
@@ -498,6 +562,8 @@ def open_storage(url: str, create_parent: bool = False, patience: float = PATIEN
 
         _redis_client(url).close()  # the client is installed and the server answers
         return ResilientStorage(JournalStorage(JournalRedisBackend(url)), patience)
+    if is_grpc(url):
+        return ResilientStorage(_grpc_proxy(url), patience)
     parsed = parse_url(url)
     try:
         inner = with_retries(
@@ -616,14 +682,18 @@ class BudgetLock:
     def __init__(self, url: str, study_name: str, patience: float = PATIENCE) -> None:
         self.url, self.study_name, self.patience = normalize_url(url), study_name, patience
         journal = journal_path(self.url)
-        redis_store = is_redis(self.url)
-        parsed = None if journal is not None or redis_store else parse_url(self.url)
-        self.backend = "journal" if journal is not None else "redis" if redis_store else parsed.get_backend_name()
+        redis_store, proxy = is_redis(self.url), is_grpc(self.url)
+        parsed = None if journal is not None or redis_store or proxy else parse_url(self.url)
+        if parsed is not None:
+            self.backend = parsed.get_backend_name()
+        else:
+            self.backend = "journal" if journal is not None else "redis" if redis_store else "grpc"
         self._path = journal if parsed is None else _sqlite_path(parsed)
         self._key = int.from_bytes(hashlib.sha256(f"vmpo-tune:{study_name}".encode()).digest()[:8], "big", signed=True)
         self._engine = None
         self._redis = _redis_client(self.url) if redis_store else None
-        if self.backend not in ("sqlite", "journal", "redis"):
+        self._channel = grpc_module().insecure_channel("{}:{}".format(*grpc_address(self.url))) if proxy else None
+        if self.backend not in ("sqlite", "journal", "redis", "grpc"):
             connect_args = _engine_kwargs(parsed)["connect_args"]
             self._engine = sqlalchemy.create_engine(
                 self.url, poolclass=sqlalchemy.pool.NullPool, connect_args=connect_args
@@ -636,6 +706,9 @@ class BudgetLock:
                 yield
         elif self.backend == "redis":
             with self._redis_lock():
+                yield
+        elif self.backend == "grpc":
+            with self._proxy_lock():
                 yield
         else:
             with self._advisory():
@@ -656,6 +729,38 @@ class BudgetLock:
         finally:
             with contextlib.suppress(Exception):  # expired meanwhile: another holder may have it now
                 lock.release()
+
+    def _lock_call(self, method: str, request: dict) -> dict:
+        call = self._channel.unary_unary(
+            f"/{LOCK_SERVICE}/{method}",
+            request_serializer=lambda d: json.dumps(d).encode(),
+            response_deserializer=lambda b: json.loads(b.decode()),
+        )
+        return call(request, timeout=CONNECT_TIMEOUT)
+
+    @contextmanager
+    def _proxy_lock(self) -> Iterator[None]:
+        """The proxy's lock for this study: asked for until granted (a holder that died frees it after
+        ``REDIS_LOCK_TTL`` + patience seconds, as in Redis)."""
+        ttl = REDIS_LOCK_TTL + self.patience
+        deadline = time.monotonic() + self.patience
+        request = {"study": self.study_name, "ttl": ttl}
+        while True:
+            token = with_retries(lambda: self._lock_call("Acquire", request), "budget lock", self.patience)["token"]
+            if token:
+                break
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(f"the budget lock at the proxy stayed taken for {self.patience:.0f} s")
+            time.sleep(random.uniform(0.01, 0.05))
+        try:
+            yield
+        finally:
+            try:
+                released = self._lock_call("Release", {"study": self.study_name, "token": token})["released"]
+                if not released:  # the proxy restarted, or the lock expired: someone may hold it now
+                    log.warning("storage: the proxy had dropped this budget lock before it was released")
+            except Exception as exc:  # the lock expires at the proxy; nothing else to do here
+                log.warning("storage: releasing the budget lock at the proxy failed (%s)", _describe(exc))
 
     @contextmanager
     def _flock(self) -> Iterator[None]:
@@ -722,3 +827,5 @@ class BudgetLock:
             self._engine.dispose()
         if self._redis is not None:
             self._redis.close()
+        if self._channel is not None:
+            self._channel.close()
