@@ -9,6 +9,9 @@ fails loudly if a release renames or changes them.
   fresh state of its own trial that another worker may have finished), and write the heartbeat
   as a system attribute, which ``optuna.Trial`` has no public setter for.
 * ``Trial._trial_id``: the storage's id of a live trial, which those storage calls take.
+* ``optuna.storages._base.DEFAULT_STUDY_NAME_PREFIX``: the prefix of an unnamed study's name, which
+  :class:`~vmpo_tune.storage.ResilientStorage` gives before the first attempt (so that a retry
+  creates no second study).
 * ``optuna.storages._grpc``: the gRPC proxy's servicer, so that ``python -m vmpo_tune.proxy`` can
   serve its budget locks on the same server (``run_grpc_proxy_server`` builds a server that
   cannot take another service).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX  # noqa: F401  (re-exported: storage.py uses it)
 from optuna.trial import FrozenTrial
 
 CHECKED_WITH = ("5.0.0",)

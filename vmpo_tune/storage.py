@@ -36,6 +36,7 @@ import random
 import sqlite3
 import tempfile
 import time
+import uuid
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.engine import URL, make_url
 
 from .errors import UserError, first_line
+from .optuna_private import DEFAULT_STUDY_NAME_PREFIX
 from .redaction import redact_url
 
 log = logging.getLogger(__name__)
@@ -370,15 +372,21 @@ def last_trouble() -> float:
 
 
 def with_retries(
-    call: Callable[[], _T], what: str, patience: float = PATIENCE, on_retry=None, quiet: bool = False
+    call: Callable[[], _T],
+    what: str,
+    patience: float = PATIENCE,
+    on_retry=None,
+    quiet: bool = False,
+    delay: float = 0.2,
 ) -> _T:
-    """``call()``, retried with exponential backoff (0.2 s doubling to 10 s, jittered) on transient failures.
+    """``call()``, retried with exponential backoff (``delay``, 0.2 s, doubling to 10 s, jittered) on transient
+    failures.
 
     After ``patience`` seconds of failures, :class:`StorageUnavailable` names ``what`` and the last error.
     ``on_retry()`` runs before each retry (for example, to drop a dead connection).
     """
     deadline = time.monotonic() + patience
-    delay, attempt, first_failure = 0.2, 0, None
+    attempt, first_failure = 0, None
     while True:
         try:
             result = call()
@@ -409,25 +417,91 @@ def with_retries(
 class ResilientStorage(BaseStorage):
     """An Optuna storage whose calls are retried on transient failures (see :func:`with_retries`).
 
-    Reads and idempotent writes are simply retried. Two calls a blind retry could get wrong
-    (the write may have committed before the connection dropped) check first:
-    ``create_new_trial`` (made under the budget lock) looks whether the trial count moved
-    and, if so, returns the trial that was created; ``set_trial_state_values`` looks whether
-    the trial is in the target state already.
+    Reads and idempotent writes are simply retried. A write that is not idempotent may have
+    committed before its connection dropped, and a blind retry would then do it twice or report
+    its own write as someone else's; those look first, so that the result is the one Optuna's
+    storage contract promises (``tests/test_storage_contract.py`` runs Optuna's own storage
+    tests with faults injected before and after each write):
+
+    * ``create_new_study``: the name is fixed before the first attempt (an unnamed study gets
+      Optuna's default prefix and a UUID here, not inside the call), so a retry that finds the
+      name taken after an attempt that may have committed returns that study (a name that was taken
+      before the first attempt raises DuplicatedStudyError, as the contract says);
+    * ``delete_study``: a retry that finds the study gone after such an attempt is done (one that was
+      gone before the first attempt raises KeyError);
+    * ``create_new_trial`` (made under the budget lock) looks whether the trial count moved and,
+      if so, returns the trial that was created;
+    * ``set_trial_state_values`` reads the state before writing: after a failed attempt, the
+      target state found where another state was is this call's write (True); a trial that
+      was in the target state already is the contract's conflict (False), as without faults.
     """
 
-    def __init__(self, inner: BaseStorage, patience: float = PATIENCE) -> None:
-        self.inner, self.patience = inner, patience
+    def __init__(self, inner: BaseStorage, patience: float = PATIENCE, first_delay: float = 0.2) -> None:
+        self.inner, self.patience, self.first_delay = inner, patience, first_delay
+
+    def _retry(self, call: Callable[[], _T], what: str) -> _T:
+        return with_retries(call, what, self.patience, on_retry=self.inner.remove_session, delay=self.first_delay)
 
     def _call(self, name: str, *args: Any) -> Any:
         method = getattr(self.inner, name)
-        return with_retries(lambda: method(*args), name, self.patience, on_retry=self.inner.remove_session)
+        return self._retry(lambda: method(*args), name)
+
+    def _first_attempt(self, call: Callable[[], _T], what: str) -> tuple[bool, _T | None]:
+        """``(True, result)``, or ``(False, None)`` after a transient failure that may have committed."""
+        try:
+            return True, call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            log.warning("storage: %s failed (%s); checking whether it was stored", what, _describe(exc))
+            self.inner.remove_session()
+            return False, None
 
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
-        return self._call("create_new_study", directions, study_name)
+        name = study_name if study_name is not None else f"{DEFAULT_STUDY_NAME_PREFIX}{uuid.uuid4()}"
+        if study_name is not None and self._exists(name):
+            return self._call("create_new_study", directions, name)  # the contract's DuplicatedStudyError
+        done, study_id = self._first_attempt(lambda: self.inner.create_new_study(directions, name), "creating a study")
+        if done:
+            return study_id
+
+        def again() -> int:
+            try:
+                return self.inner.create_new_study(directions, name)
+            except optuna.exceptions.DuplicatedStudyError:  # the first attempt committed
+                return self.inner.get_study_id_from_name(name)
+
+        return self._retry(again, "create_new_study")
+
+    def _exists(self, name: str) -> bool:
+        def look() -> bool:
+            try:
+                self.inner.get_study_id_from_name(name)
+                return True
+            except KeyError:
+                return False
+
+        return self._retry(look, "get_study_id_from_name")
+
+    def _study_exists(self, study_id: int) -> bool:
+        try:
+            self._call("get_study_name_from_id", study_id)
+            return True
+        except KeyError:
+            return False
 
     def delete_study(self, study_id: int) -> None:
-        return self._call("delete_study", study_id)
+        if not self._study_exists(study_id):
+            return self._call("delete_study", study_id)  # the contract's KeyError for a study that is not there
+        done, _ = self._first_attempt(lambda: self.inner.delete_study(study_id), "deleting a study")
+        if done:
+            return
+
+        def again() -> None:
+            with contextlib.suppress(KeyError):  # gone: the first attempt committed
+                self.inner.delete_study(study_id)
+
+        self._retry(again, "delete_study")
 
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
         return self._call("set_study_user_attr", study_id, key, value)
@@ -455,13 +529,11 @@ class ResilientStorage(BaseStorage):
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         before = self._call("get_n_trials", study_id)
-        try:
-            return self.inner.create_new_trial(study_id, template_trial)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning("storage: creating a trial failed (%s); checking whether it was stored", exc)
-            self.inner.remove_session()
+        done, trial_id = self._first_attempt(
+            lambda: self.inner.create_new_trial(study_id, template_trial), "creating a trial"
+        )
+        if done:
+            return trial_id
         if self._call("get_n_trials", study_id) > before:  # it committed before the connection dropped
             return self._call("get_trial_id_from_study_id_trial_number", study_id, before)
         return self._call("create_new_trial", study_id, template_trial)
@@ -479,28 +551,21 @@ class ResilientStorage(BaseStorage):
         return self._call("get_trial_param", trial_id, param_name)
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
-        """Retried like the rest, except that a retry first looks whether the change committed before the
-        connection dropped (the trial already in ``state``): that counts as done, not as a conflict. (Taking a
-        WAITING trial happens under the budget lock, so a RUNNING trial found here is the caller's.)"""
-        try:
-            return self.inner.set_trial_state_values(trial_id, state, values)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            log.warning(
-                "storage: setting trial id %d to %s failed (%s); checking whether it was stored",
-                trial_id,
-                state.name,
-                _describe(exc),
-            )
-            self.inner.remove_session()
+        """Retried like the rest, except that a retry after a failed attempt first looks whether that attempt
+        committed (see the class docstring)."""
+        before = self._call("get_trial", trial_id).state
+        done, result = self._first_attempt(
+            lambda: self.inner.set_trial_state_values(trial_id, state, values), f"setting a trial to {state.name}"
+        )
+        if done:
+            return result
 
         def again() -> bool:
-            if self.inner.get_trial(trial_id).state == state:
-                return True
+            if before != state and self.inner.get_trial(trial_id).state == state:
+                return True  # the failed attempt committed
             return self.inner.set_trial_state_values(trial_id, state, values)
 
-        return with_retries(again, "set_trial_state_values", self.patience, on_retry=self.inner.remove_session)
+        return self._retry(again, "set_trial_state_values")
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
         return self._call("set_trial_intermediate_value", trial_id, step, intermediate_value)
@@ -536,7 +601,7 @@ class ResilientStorage(BaseStorage):
         self.inner.remove_session()
 
     def check_trial_is_updatable(self, trial_id: int, trial_state: TrialState) -> None:
-        self.inner.check_trial_is_updatable(trial_id, trial_state)
+        self._call("check_trial_is_updatable", trial_id, trial_state)
 
     def close(self) -> None:
         self.inner.remove_session()
