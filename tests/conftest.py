@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import gymnasium as gym
@@ -73,21 +74,30 @@ def _server_or_skip(name: str, admin_url: str, how_to_start: str):
     return engine
 
 
-@pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database on the loopback server, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str = "vmpo_test"):
+    """A new PostgreSQL database on the loopback server (its URL), dropped afterwards."""
     import uuid
 
     import sqlalchemy
 
     engine = _server_or_skip("PostgreSQL", PG_ADMIN, "bash scripts/services")
-    name = f"vmpo_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with engine.connect() as conn:
         conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    engine.dispose()
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database on the loopback server, dropped afterwards."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

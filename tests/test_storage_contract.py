@@ -52,18 +52,10 @@ class Faulty:
 @pytest.fixture(scope="module")
 def pg_database():
     """One PostgreSQL database for the module (made once: a database per test would triple its time)."""
-    import uuid
+    from .conftest import fresh_pg_database
 
-    from .conftest import PG_ADMIN, _server_or_skip
-
-    engine = _server_or_skip("PostgreSQL", PG_ADMIN, "bash scripts/services")
-    name = f"vmpo_contract_{uuid.uuid4().hex[:10]}"
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with engine.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    engine.dispose()
+    with fresh_pg_database("vmpo_contract") as url:
+        yield url
 
 
 def _backend(kind: str, tmp_path, request):
