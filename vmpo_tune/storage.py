@@ -741,6 +741,12 @@ REDIS_LOCK_TTL = 120
 """Seconds (beyond ``--patience``) after which a Redis budget lock whose holder died frees itself."""
 
 
+class LockLost(Exception):
+    """The budget lock's session died while it was held: the server has released the lock, and another
+    process may hold it now. A holder checks (:meth:`BudgetLock.check_held`) before each write it makes
+    under the lock, and starts over when this is raised."""
+
+
 class BudgetLock:
     """A cross-process (and cross-machine, on a server) mutex for one study's trial budget."""
 
@@ -756,6 +762,7 @@ class BudgetLock:
         self._path = journal if parsed is None else _sqlite_path(parsed)
         self._key = int.from_bytes(hashlib.sha256(f"vmpo-tune:{study_name}".encode()).digest()[:8], "big", signed=True)
         self._engine = None
+        self._held_conn: sqlalchemy.Connection | None = None
         self._redis = _redis_client(self.url) if redis_store else None
         self._channel = grpc_module().insecure_channel("{}:{}".format(*grpc_address(self.url))) if proxy else None
         if self.backend not in ("sqlite", "journal", "redis", "grpc"):
@@ -866,13 +873,25 @@ class BudgetLock:
             raise UserError(f"timed out waiting 120 s for the budget lock of study {self.study_name!r}")
         return conn
 
+    def check_held(self) -> None:
+        """Raise :class:`LockLost` if the session holding a server's advisory lock has died (the server freed
+        the lock with it). Files and Redis keys cannot be lost this way (a Redis key outlives any hold)."""
+        if self._held_conn is None:
+            return
+        try:
+            self._held_conn.execute(sqlalchemy.text("SELECT 1")).scalar()
+        except Exception as exc:
+            raise LockLost(f"the budget lock's connection died ({_describe(exc)})") from exc
+
     @contextmanager
     def _advisory(self) -> Iterator[None]:
         conn = with_retries(self._acquire, "taking the budget lock", self.patience)
         _, release, params = self._statements()
+        self._held_conn = conn
         try:
             yield
         finally:
+            self._held_conn = None
             try:
                 conn.execute(release, params)
                 conn.close()

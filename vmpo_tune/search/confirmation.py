@@ -32,12 +32,15 @@ from .. import records
 from ..config import TrainConfig, VMPOConfig
 from ..errors import UserError
 from ..stats import CandidateStats, describe, rank
-from ..storage import BudgetLock
+from ..storage import BudgetLock, LockLost, StorageUnavailable
 from . import racing
 from .liveness import requeue
 from .runner import DIVERGED, RunPlan, TrialRunner
 
 log = logging.getLogger(__name__)
+
+PLAN_ATTEMPTS = 5
+"""Times the planning starts over after losing its lock before the storage counts as unusable."""
 
 TEST_SEED_OFFSET = 1000
 BASELINE = "default"
@@ -164,46 +167,67 @@ def plan_units(
     are matched by their configuration (:func:`config_id`), so a configuration keeps the label
     it was first queued under, and no configuration is trained twice on a seed.
     """
-    with lock.hold():
-        plan = records.read_confirm_plan(confirm_study)
-        if plan and plan.get("total_steps") != total_steps:
-            raise UserError(
-                f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
-                f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
-            )
-        if plan and plan.get("objective", "final") != objective:
-            raise UserError(
-                f"the confirmation of this study measured the {plan.get('objective', 'final')!r} objective and the "
-                f"study now optimises {objective!r}; delete the study {confirm_study.study_name!r} to confirm again"
-            )
-        known = {c.get("key"): c for c in plan.get("candidates", [])}
-        for c in candidates:
-            fields = {k: v for k, v in dataclasses.asdict(c).items() if k != "config"}
-            known.setdefault(config_id(c.config), {**fields, "key": config_id(c.config)})
-        all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
-        records.write_confirm_plan(
-            confirm_study,
-            {
-                "total_steps": total_steps,
-                "objective": objective,
-                "test_seeds": all_seeds,
-                "candidates": list(known.values()),
-            },
+    for attempt in range(PLAN_ATTEMPTS):
+        try:
+            with lock.hold():
+                return _plan_under_lock(confirm_study, lock, candidates, seeds, total_steps, objective)
+        except LockLost as exc:  # another command may be planning now: plan again once it is done
+            log.warning("confirmation planning: %s; planning again (attempt %d)", exc, attempt + 2)
+    raise StorageUnavailable(f"the confirmation's planning lock was lost {PLAN_ATTEMPTS} times in a row")
+
+
+def _plan_under_lock(
+    confirm_study: optuna.Study,
+    lock: BudgetLock,
+    candidates: Sequence[Candidate],
+    seeds: Sequence[int],
+    total_steps: int,
+    objective: str,
+) -> int:
+    """:func:`plan_units`' work, under the lock; before each write it checks that the lock is still held, so a
+    planner whose lock died stops before it writes what another planner may be writing now."""
+    plan = records.read_confirm_plan(confirm_study)
+    if plan and plan.get("total_steps") != total_steps:
+        raise UserError(
+            f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
+            f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
         )
-        trials = confirm_study.get_trials(deepcopy=False)
-        added = requeue_failed_units(confirm_study, trials)
-        queued = {
-            (config_id(records.read_config(t)), tuple(records.read_seeds(t))) for t in trials if records.read_config(t)
-        }
-        for c in candidates:
-            stored = known[config_id(c.config)]
-            config = {**c.config, "total_steps": total_steps}
-            for seed in seeds:
-                if (stored["key"], (seed,)) in queued:
-                    continue
-                attrs = records.unit_attrs(stored["label"], stored["source_trial"], seed, config)
-                confirm_study.enqueue_trial({}, user_attrs=attrs)
-                added += 1
+    if plan and plan.get("objective", "final") != objective:
+        raise UserError(
+            f"the confirmation of this study measured the {plan.get('objective', 'final')!r} objective and the "
+            f"study now optimises {objective!r}; delete the study {confirm_study.study_name!r} to confirm again"
+        )
+    known = {c.get("key"): c for c in plan.get("candidates", [])}
+    for c in candidates:
+        fields = {k: v for k, v in dataclasses.asdict(c).items() if k != "config"}
+        known.setdefault(config_id(c.config), {**fields, "key": config_id(c.config)})
+    all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
+    lock.check_held()
+    records.write_confirm_plan(
+        confirm_study,
+        {
+            "total_steps": total_steps,
+            "objective": objective,
+            "test_seeds": all_seeds,
+            "candidates": list(known.values()),
+        },
+    )
+    trials = confirm_study.get_trials(deepcopy=False)
+    lock.check_held()
+    added = requeue_failed_units(confirm_study, trials)
+    queued = {
+        (config_id(records.read_config(t)), tuple(records.read_seeds(t))) for t in trials if records.read_config(t)
+    }
+    for c in candidates:
+        stored = known[config_id(c.config)]
+        config = {**c.config, "total_steps": total_steps}
+        for seed in seeds:
+            if (stored["key"], (seed,)) in queued:
+                continue
+            attrs = records.unit_attrs(stored["label"], stored["source_trial"], seed, config)
+            lock.check_held()
+            confirm_study.enqueue_trial({}, user_attrs=attrs)
+            added += 1
     return added
 
 
@@ -259,8 +283,13 @@ def collect(confirm_study: optuna.Study) -> list[CandidateStats]:
     """Statistics of every candidate with complete units, ranked by confirmed IQM (best first)."""
     plan = records.read_confirm_plan(confirm_study)
     units: dict[str, list[FrozenTrial]] = {}
-    for t in confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        units.setdefault(t.user_attrs.get(records.CANDIDATE), []).append(t)
+    counted: set[tuple[str, int]] = set()
+    for t in sorted(confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)), key=lambda t: t.number):
+        label, seed = t.user_attrs.get(records.CANDIDATE), records.read_seeds(t)[0]
+        if (label, seed) in counted:  # a pair queued twice (by two planners at once) counts once: the first run
+            continue
+        counted.add((label, seed))
+        units.setdefault(label, []).append(t)
     candidates = {c["label"]: c for c in plan.get("candidates", [])}
     baseline = next((label for label, c in candidates.items() if c.get("is_baseline")), None)
     if baseline is None or baseline not in units:
