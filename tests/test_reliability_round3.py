@@ -13,7 +13,7 @@ from optuna.trial import TrialState
 from vmpo_tune import records
 from vmpo_tune.search.runner import DIVERGED
 
-from .search_helpers import CALM, cli, load, write_study
+from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
 
 
 def one_line_exit_2(run, *needles: str) -> None:
@@ -142,6 +142,7 @@ def test_units_that_failed_for_a_fault_are_queued_again_and_diverged_ones_are_no
         (b"policy_lr: true\n", "is not one of the study's choices"),
         (b"runs: 3\n", "runs: expected a list"),
         (b"{}\n", "queues nothing"),
+        (b"[]\n", "an empty list queues nothing"),
     ],
 )
 def test_enqueue_files_of_the_wrong_shape_are_one_line_before_anything_is_stored(tmp_path, content, needle):
@@ -149,6 +150,18 @@ def test_enqueue_files_of_the_wrong_shape_are_one_line_before_anything_is_stored
     (tmp_path / "bad.yaml").write_bytes(content)
     run = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "3", "--enqueue", "bad.yaml", cwd=tmp_path)
     one_line_exit_2(run, "bad.yaml", needle)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_an_enqueued_key_that_its_own_values_switch_off_is_reported(tmp_path):
+    space = {
+        "advantage_estimator": {"choices": ["returns", "gae"], "default": "gae"},
+        "gae_lambda": {"low": 0.8, "high": 1.0, "default": 0.9, "when": {"advantage_estimator": "gae"}},
+    }
+    write_study(tmp_path, {**TOY_STUDY, "search_space": space})
+    (tmp_path / "mine.yaml").write_text("advantage_estimator: returns\ngae_lambda: 0.95\n")
+    run = cli("vmpo_tune.search", "--study", "toy.yaml", "--trials", "3", "--enqueue", "mine.yaml", cwd=tmp_path)
+    one_line_exit_2(run, "mine.yaml: gae_lambda: not used with these values", "when advantage_estimator: gae")
     assert not (tmp_path / "runs").exists()
 
 

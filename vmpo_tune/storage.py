@@ -358,12 +358,15 @@ def _chain(exc: BaseException | None) -> list[BaseException]:
 
 
 _TROUBLE = [0.0]
+_WRITES = ("set_", "create_", "delete_")
 OUTAGE = 2.0
 """Seconds of failing calls that make an outage (a lone 'database is locked' or a deadlock retry does not)."""
 
 
 def last_trouble() -> float:
-    """Wall-clock time at which the last storage outage this process saw ended (0 if none).
+    """Wall-clock time at which the last storage outage (failing calls) or stall (a write that took ``OUTAGE``
+    seconds or more: a blocked database; reads of a large study may be slow for good reason) this process saw
+    ended (0 if none).
 
     The liveness rules read it: during an outage no worker can write a heartbeat, so once the
     storage is back, silence that the outage explains is not a dead worker (``liveness.stale_trials``).
@@ -389,9 +392,12 @@ def with_retries(
     attempt, first_failure = 0, None
     while True:
         try:
+            started = time.monotonic()
             result = call()
             if first_failure is not None and time.time() - first_failure >= OUTAGE:
                 _TROUBLE[0] = time.time()  # an outage just ended (see last_trouble)
+            elif what.startswith(_WRITES) and time.monotonic() - started >= OUTAGE:
+                _TROUBLE[0] = time.time()  # a stall: the database blocked this write (and every heartbeat) that long
             return result
         except Exception as exc:
             if not is_transient(exc):

@@ -646,10 +646,14 @@ def in_space(p: ParamSpec, value: Any) -> bool:
         return False
 
 
-def params_from_config(spec: StudySpec, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+def params_from_config(
+    spec: StudySpec, values: Mapping[str, Any], source: str, inactive_is_error: bool = False
+) -> dict[str, Any]:
     """Optuna-named parameters for config field values (a hand-written or exported config), checked
-    against the space: a value outside its range or a key the space does not search is a UserError.
-    Searched parameters it leaves out are sampled as usual."""
+    against the space: a value outside its range or a key the space does not search is a UserError;
+    with ``inactive_is_error`` (a hand-written file), so is a key the file's own values switch off
+    (``gae_lambda`` beside ``advantage_estimator: returns``). Searched parameters it leaves out are
+    sampled as usual."""
     searched = {p.name for p in spec.space}
     extra = sorted(k for k in values if k not in searched)
     if extra:
@@ -671,6 +675,13 @@ def params_from_config(spec: StudySpec, values: Mapping[str, Any], source: str) 
             )
         params[p.optuna_name] = int(sampled) if p.kind == "int" else float(sampled) if p.kind == "float" else sampled
         chosen[p.name] = value
+    unused = [p for p in spec.space if p.name in values and p.name not in chosen]
+    if inactive_is_error and unused:
+        conditions = ", ".join(f"{k}: {v}" for k, v in unused[0].when)
+        raise UserError(
+            f"{source}: {unused[0].name}: not used with these values (the study searches it only when {conditions}); "
+            f"remove it, or set {conditions}"
+        )
     return params
 
 
@@ -726,12 +737,15 @@ def configs_to_enqueue(spec: StudySpec, path: Path) -> list[dict[str, Any]]:
         runs = [{**agent, **train, **{k: v for k, v in data.items() if k not in ("agent", "train")}}]
         if not runs[0]:
             raise UserError(f"{path}: an empty mapping queues nothing; write config fields such as policy_lr: 0.001")
+    elif data == []:
+        raise UserError(f"{path}: an empty list queues nothing; write config fields such as policy_lr: 0.001")
     else:
         raise UserError(f"{path}: expected an exported run file or a mapping of config fields to values")
     out = []
     for i, values in enumerate(runs):
         source = f"{path}" + (f" (run {i + 1})" if len(runs) > 1 else "")
-        if isinstance(data.get("runs"), list):  # an exported file carries every field: queue the searched ones
+        exported = isinstance(data.get("runs"), list)
+        if exported:  # an exported file carries every field: queue the searched ones
             values = {k: v for k, v in values.items() if k in {p.name for p in spec.space}}
-        out.append(params_from_config(spec, values, source))
+        out.append(params_from_config(spec, values, source, inactive_is_error=not exported))
     return out
