@@ -189,7 +189,7 @@ def test_postgresql_connections_killed_again_and_again_lose_nothing(tmp_path, pg
 @pytest.mark.server
 @pytest.mark.slow
 def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql_url, mysql_admin):
-    write_study(tmp_path, {**MEDIUM_TOY, "total_steps": 2 * MEDIUM_TOY["total_steps"]})  # long enough for 10+ kills
+    write_study(tmp_path, {**MEDIUM_TOY, "total_steps": 5 * MEDIUM_TOY["total_steps"]})  # 10+ kills (2x: 6-8)
     user = mysql_url["user"]
     args = ("--study", "toy.yaml", "--out", "run", "--trials", "6", "--workers", "2", "--storage", mysql_url["url"])
 
