@@ -69,12 +69,12 @@ def test_two_planners_and_a_lost_lock_store_each_unit_once(request, backend, at)
         url = request.getfixturevalue("mysql_url")["url"]
         admin = request.getfixturevalue("mysql_admin")
     optuna.create_study(storage=open_storage(url), study_name="s/confirm", direction="maximize")
-    started, added = threading.Event(), {}
+    started = threading.Event()
     first = KilledOnce(url, "s/confirm", admin, at, started)
     second = BudgetLock(url, "s/confirm", patience=30)
 
     def plan(name: str, lock: BudgetLock) -> None:
-        added[name] = plan_units(_study(url), lock, CANDIDATES, SEEDS, 100)
+        plan_units(_study(url), lock, CANDIDATES, SEEDS, 100)
 
     a = threading.Thread(target=plan, args=("first", first))
     a.start()
@@ -87,7 +87,6 @@ def test_two_planners_and_a_lost_lock_store_each_unit_once(request, backend, at)
     units = _study(url).get_trials()
     pairs = [(config_id(records.read_config(u)), tuple(records.read_seeds(u))) for u in units]
     assert len(pairs) == len(set(pairs)) == 3 * len(SEEDS), pairs  # every pair once: none lost, none doubled
-    assert added["second"] <= 3 * len(SEEDS) and added["first"] <= 3 * len(SEEDS)  # (a lost attempt's writes stay)
     assert len(records.read_confirm_plan(_study(url))["candidates"]) == 3
     first.close()
     second.close()
