@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 
 from vmpo_tune.redaction import redact_url
-from vmpo_tune.storage import journal_path
+from vmpo_tune.storage_urls import journal_path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080

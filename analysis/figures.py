@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from plotly.subplots import make_subplots
 
 from vmpo_tune import records
+from vmpo_tune.stats import CandidateStats
 
 STATE_COLOURS = {
     "COMPLETE": "#1f77b4",
@@ -250,8 +251,8 @@ def throughput(trials: Sequence[FrozenTrial], retried: set[int]) -> go.Figure:
 # ---------------------------------------------------------------------------- confirmation
 
 
-def _labels(ranked: Sequence[dict]) -> list[str]:
-    return [c["label"] for c in ranked][::-1]  # the winner at the top
+def _labels(ranked: Sequence[CandidateStats]) -> list[str]:
+    return [c.label for c in ranked][::-1]  # the winner at the top
 
 
 def baseline_annotation(label: str) -> str:
@@ -259,26 +260,26 @@ def baseline_annotation(label: str) -> str:
     return label if "default" in label else f"default ({label})"
 
 
-def _colours(ranked: Sequence[dict]) -> list[str]:
-    return [BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"] for c in ranked][::-1]
+def _colours(ranked: Sequence[CandidateStats]) -> list[str]:
+    return [BASELINE_COLOUR if c.is_baseline else STATE_COLOURS["COMPLETE"] for c in ranked][::-1]
 
 
-def _ci_bars(rows: Sequence[dict], key: str) -> dict:
+def _ci_bars(rows: Sequence[CandidateStats], key: str) -> dict:
     """Plotly error bars from each row's ``key`` to the ends of its ``key_ci`` interval."""
     return dict(
         type="data",
         symmetric=False,
-        array=[c[f"{key}_ci"][1] - c[key] for c in rows],
-        arrayminus=[c[key] - c[f"{key}_ci"][0] for c in rows],
+        array=[getattr(c, f"{key}_ci")[1] - getattr(c, key) for c in rows],
+        arrayminus=[getattr(c, key) - getattr(c, f"{key}_ci")[0] for c in rows],
     )
 
 
-def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
+def confirmed_intervals(ranked: Sequence[CandidateStats]) -> go.Figure:
     """IQM of the final return per candidate with its 95% bootstrap CI; the baseline in grey, with a line."""
     rows = ranked[::-1]
     fig = go.Figure(
         go.Scatter(
-            x=[c["iqm"] for c in rows],
+            x=[c.iqm for c in rows],
             y=_labels(ranked),
             mode="markers",
             marker=dict(size=11, color=_colours(ranked)),
@@ -288,14 +289,14 @@ def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
         )
     )
     for c in ranked:
-        if c["is_baseline"]:
+        if c.is_baseline:
             fig.add_vline(
-                x=c["iqm"],
+                x=c.iqm,
                 line_dash="dash",
                 line_color=BASELINE_COLOUR,
-                annotation_text=baseline_annotation(c["label"]),
+                annotation_text=baseline_annotation(c.label),
             )
-    n = ranked[0]["n"] if ranked else 0
+    n = ranked[0].n if ranked else 0
     fig.update_layout(
         title=f"Confirmed IQM with 95% bootstrap CI ({n} test seeds per candidate)",
         xaxis_title="IQM of the final evaluation return",
@@ -306,20 +307,18 @@ def confirmed_intervals(ranked: Sequence[dict]) -> go.Figure:
     return fig
 
 
-def confirmed_seed_returns(ranked: Sequence[dict]) -> go.Figure:
+def confirmed_seed_returns(ranked: Sequence[CandidateStats]) -> go.Figure:
     """Every test seed's final return, per candidate."""
     fig = go.Figure()
     for c in ranked[::-1]:
         fig.add_trace(
             go.Scatter(
-                x=c["returns"],
-                y=[c["label"]] * len(c["returns"]),
+                x=c.returns,
+                y=[c.label] * len(c.returns),
                 mode="markers",
                 showlegend=False,
-                marker=dict(
-                    size=9, opacity=0.7, color=BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"]
-                ),
-                text=[f"seed {s}" for s in c["seeds"]],
+                marker=dict(size=9, opacity=0.7, color=BASELINE_COLOUR if c.is_baseline else STATE_COLOURS["COMPLETE"]),
+                text=[f"seed {s}" for s in c.seeds],
                 hovertemplate="%{text}: %{x:.1f}<extra></extra>",
             )
         )
@@ -333,16 +332,16 @@ def confirmed_seed_returns(ranked: Sequence[dict]) -> go.Figure:
     return fig
 
 
-def probability_of_improvement(ranked: Sequence[dict]) -> go.Figure:
+def probability_of_improvement(ranked: Sequence[CandidateStats]) -> go.Figure:
     """P(candidate beats the default on a fresh seed) with its 95% CI; 0.5 is no difference."""
-    rows = [c for c in ranked if not c["is_baseline"]]
+    rows = [c for c in ranked if not c.is_baseline]
     if not rows:
         raise Unavailable("Only the default configuration was confirmed, so there is nothing to compare with it.")
     rows = rows[::-1]
     fig = go.Figure(
         go.Scatter(
-            x=[c["poi"] for c in rows],
-            y=[c["label"] for c in rows],
+            x=[c.poi for c in rows],
+            y=[c.label for c in rows],
             mode="markers",
             showlegend=False,
             marker=dict(size=11, color=STATE_COLOURS["COMPLETE"]),
@@ -362,28 +361,26 @@ def probability_of_improvement(ranked: Sequence[dict]) -> go.Figure:
     return fig
 
 
-def search_vs_confirmed(ranked: Sequence[dict]) -> go.Figure:
+def search_vs_confirmed(ranked: Sequence[CandidateStats]) -> go.Figure:
     """Each candidate's search score against its confirmed IQM; points below the diagonal were optimistic."""
-    rows = [c for c in ranked if c["search_score"] is not None]
+    rows = [c for c in ranked if c.search_score is not None]
     if not rows:
         raise Unavailable("No confirmed candidate has a search score.")
     fig = go.Figure(
         go.Scatter(
-            x=[c["search_score"] for c in rows],
-            y=[c["iqm"] for c in rows],
+            x=[c.search_score for c in rows],
+            y=[c.iqm for c in rows],
             mode="markers+text",
             showlegend=False,
-            text=[c["label"] for c in rows],
+            text=[c.label for c in rows],
             textposition="top center",
-            marker=dict(
-                size=10, color=[BASELINE_COLOUR if c["is_baseline"] else STATE_COLOURS["COMPLETE"] for c in rows]
-            ),
+            marker=dict(size=10, color=[BASELINE_COLOUR if c.is_baseline else STATE_COLOURS["COMPLETE"] for c in rows]),
             error_y=_ci_bars(rows, "iqm"),
             hovertemplate="search %{x:.1f}<br>confirmed IQM %{y:.1f}<extra></extra>",
         )
     )
-    low = min(min(c["search_score"], c["iqm_ci"][0]) for c in rows)
-    high = max(max(c["search_score"], c["iqm_ci"][1]) for c in rows)
+    low = min(min(c.search_score, c.iqm_ci[0]) for c in rows)
+    high = max(max(c.search_score, c.iqm_ci[1]) for c in rows)
     fig.add_trace(
         go.Scatter(
             x=[low, high],

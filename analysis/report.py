@@ -52,9 +52,10 @@ from plotly.offline import get_plotlyjs
 
 from vmpo_tune import optuna_private, records
 from vmpo_tune.cli_common import Parser, add_common_flags, configure_logging, run_cli
+from vmpo_tune.cli_flags import add_stored_study_flags
 from vmpo_tune.errors import UserError
 from vmpo_tune.redaction import redact_url, redact_value
-from vmpo_tune.storage import ENV_STORAGE
+from vmpo_tune.stats import CandidateStats
 
 from . import figures
 from .dashboard import dashboard_command
@@ -90,13 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m analysis.report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--study", required=True, help="study name (as given to the search)")
-    p.add_argument(
-        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
-    )
-    p.add_argument(
-        "--run-dir", help="the search's --out folder, for the default storage and the artifacts (default runs/<study>)"
-    )
+    add_stored_study_flags(p)
     p.add_argument(
         "--out", help="output HTML file (default <run-dir>/report.html if that folder exists, else <study>-report.html)"
     )
@@ -159,7 +154,7 @@ class Context:
     counts: records.TrialCounts
     best: FrozenTrial | None
     info: records.StudyInfo
-    confirmation: list[dict]
+    confirmation: list[CandidateStats]
     files: list[Path] = field(default_factory=list)
 
     @classmethod
@@ -230,10 +225,7 @@ def summary_section(ctx: Context) -> str:
     winner = ""
     if ctx.confirmation:
         w = ctx.confirmation[0]
-        winner = (
-            f"{w['label']}: IQM {w['iqm']:.1f} (95% CI {w['iqm_ci'][0]:.1f} to {w['iqm_ci'][1]:.1f}) on {w['n']} "
-            f"fresh test seeds"
-        )
+        winner = f"{w.label}: IQM {w.iqm:.1f} (95% CI {w.iqm_ci[0]:.1f} to {w.iqm_ci[1]:.1f}) on {w.n} fresh test seeds"
     rows = [
         ("description", esc(info.description)),
         ("environment", esc(info.env_id)),
@@ -264,18 +256,18 @@ def confirmation_sections(ctx: Context) -> list[str]:
     ranked = ctx.confirmation
     if not ranked:
         return []
-    n, k = ranked[0]["n"], len(ranked)
-    seeds = ranked[0]["seeds"]
+    n, k = ranked[0].n, len(ranked)
+    seeds = ranked[0].seeds
     rests_on = f"{k} candidate(s) x {n} test seed(s) ({seeds[0]}-{seeds[-1]}), seeds no trial used."
     rows = []
     for i, c in enumerate(ranked, 1):
-        poi = "baseline" if c["is_baseline"] else f"{c['poi']:.2f} [{c['poi_ci'][0]:.2f}, {c['poi_ci'][1]:.2f}]"
-        score = "" if c["search_score"] is None else f"{c['search_score']:.1f}"
+        poi = "baseline" if c.is_baseline else f"{c.poi:.2f} [{c.poi_ci[0]:.2f}, {c.poi_ci[1]:.2f}]"
+        score = "" if c.search_score is None else f"{c.search_score:.1f}"
         rows.append(
-            f"<tr><td>{i}</td><td>{esc(c['label'])}</td><td>{c['iqm']:.1f} [{c['iqm_ci'][0]:.1f}, "
-            f"{c['iqm_ci'][1]:.1f}]</td><td>{c['mean']:.1f} [{c['mean_ci'][0]:.1f}, {c['mean_ci'][1]:.1f}]</td>"
-            f"<td>{c['median']:.1f}</td><td>{c['min']:.1f} to {c['max']:.1f}</td><td>{esc(poi)}</td>"
-            f"<td>{esc(c['vs_baseline'])}</td><td>{score}</td></tr>"
+            f"<tr><td>{i}</td><td>{esc(c.label)}</td><td>{c.iqm:.1f} [{c.iqm_ci[0]:.1f}, "
+            f"{c.iqm_ci[1]:.1f}]</td><td>{c.mean:.1f} [{c.mean_ci[0]:.1f}, {c.mean_ci[1]:.1f}]</td>"
+            f"<td>{c.median:.1f}</td><td>{c.min:.1f} to {c.max:.1f}</td><td>{esc(poi)}</td>"
+            f"<td>{esc(c.vs_baseline)}</td><td>{score}</td></tr>"
         )
     table = (
         '<div class="scroll"><table class="trials"><tr><th>rank</th><th>candidate</th><th>IQM [95% CI]</th>'
@@ -346,12 +338,12 @@ def winner_section(ctx: Context) -> str:
     extra: list[tuple[str, Any]] = []
     if ctx.confirmation:
         w = ctx.confirmation[0]
-        trial = by_number.get(w["source_trial"]) if w["source_trial"] is not None else None
-        title = f"Confirmed winner: {w['label']}"
+        trial = by_number.get(w.source_trial) if w.source_trial is not None else None
+        title = f"Confirmed winner: {w.label}"
         extra = [
-            ("confirmed IQM", esc(f"{w['iqm']:.1f} [{w['iqm_ci'][0]:.1f}, {w['iqm_ci'][1]:.1f}]")),
-            ("test seeds", esc(w["seeds"])),
-            ("test returns", esc([round(v, 1) for v in w["returns"]])),
+            ("confirmed IQM", esc(f"{w.iqm:.1f} [{w.iqm_ci[0]:.1f}, {w.iqm_ci[1]:.1f}]")),
+            ("test seeds", esc(w.seeds)),
+            ("test returns", esc([round(v, 1) for v in w.returns])),
         ]
         if trial is None:
             config = ctx.info.default_config
@@ -360,7 +352,7 @@ def winner_section(ctx: Context) -> str:
                     f"<h2>{esc(title)}</h2>",
                     kv_table(extra),
                     "<h3>Complete configuration</h3>",
-                    pre(config) if config else note("No stored configuration."),
+                    pre(config.to_dict()) if config else note("No stored configuration."),
                 ]
             )
     assert trial is not None
@@ -382,7 +374,7 @@ def winner_section(ctx: Context) -> str:
     ]
     parts += [
         "<h3>Complete configuration</h3>",
-        pre(record.config)
+        pre(record.config.to_dict())
         if record.config
         else note(f"Trial {record.number} has no stored config (made by another tool?)."),
     ]

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.agent import VMPOAgent  # noqa: E402
 from vmpo_tune.evaluation import Evaluator  # noqa: E402
-from vmpo_tune.search.spec import default_params, load_spec, params_to_configs  # noqa: E402
+from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 
 
@@ -43,7 +43,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     spec = load_spec(args.study)
-    agent_config, train_config = params_to_configs(spec, default_params(spec))
+    cfg = params_to_config(spec, default_params(spec))
+    agent_config, train_config = cfg.agent, cfg.train
     trained = VMPOAgent.load(args.checkpoint)
     evaluator = Evaluator(spec.env_id, spec.eval_episodes, train_config.resolved_eval_seed)
     evals, rates, lengths, returns = [], [], [], []

@@ -30,12 +30,13 @@ def run(job: tuple[str, str, int, int, int]) -> dict:
     study, variant, seed, steps, interval = job
     import torch
 
-    from vmpo_tune.search.spec import default_params, load_spec, params_to_configs
+    from vmpo_tune.search.spec import default_params, load_spec, params_to_config
     from vmpo_tune.trainer import VMPOTrainer
 
     torch.set_num_threads(1)
     spec = load_spec(study)
-    agent, train = params_to_configs(spec, default_params(spec), seed=seed)
+    cfg = params_to_config(spec, default_params(spec), seed=seed)
+    agent, train = cfg.agent, cfg.train
     if variant != "constant":
         schedule, final = variant.split(":")
         agent = dataclasses.replace(agent, lr_schedule=schedule, lr_final_fraction=float(final))

@@ -106,19 +106,19 @@ def main() -> None:
     ranked = records.read_confirmation(study)
     if not ranked:
         raise SystemExit(f"study {args.study} has no confirmation; run python -m vmpo_tune.confirm first")
-    seeds = ranked[0]["seeds"]
+    seeds = ranked[0].seeds
     companion = records.load_companion(storage, study.study_name)
-    plan = records.read_confirm_plan(companion) if companion else {}
-    top = sum(c["source_trial"] is not None and c["label"] != "default" for c in plan.get("candidates", []))
+    plan = records.read_confirm_plan(companion) if companion else records.ConfirmPlan()
+    top = sum(c.source_trial is not None and c.label != "default" for c in plan.candidates)
     confirm = f"python -m vmpo_tune.confirm --study {args.study} --top {top} --seeds {len(seeds)}"
     lines = [
         "| configuration | IQM [95% CI] | mean [95% CI] | median | min to max | per seed | search score | reproduce |",
         "|---|---:|---:|---:|---|---|---:|---|",
     ]
     for rank, c in enumerate(ranked, 1):
-        roles = (["confirmed winner"] if rank == 1 else []) + (["study default"] if c["is_baseline"] else [])
-        name = f"{c['label']}" + (f" ({', '.join(roles)})" if roles else "")
-        lines.append(row(name, c["seeds"], c["returns"], confirm, c["search_score"]))
+        roles = (["confirmed winner"] if rank == 1 else []) + (["study default"] if c.is_baseline else [])
+        name = c.label + (f" ({', '.join(roles)})" if roles else "")
+        lines.append(row(name, c.seeds, c.returns, confirm, c.search_score))
     if args.ppo:
         ppo = json.loads(Path(args.ppo).read_text())
         by_seed = {r["seed"]: r["final_return"] for r in ppo["results"]}

@@ -12,7 +12,7 @@ from benchmarks.search_efficiency import BUDGET_TRIALS, CONFIRM_SEEDS, RESULTS, 
 from vmpo_tune import records
 from vmpo_tune.search.runner import DIVERGED
 from vmpo_tune.search.study import recorded_simulator
-from vmpo_tune.stats import describe
+from vmpo_tune.stats import CandidateStats, describe
 
 PLOT = RESULTS / "iqm-vs-cpu-hours.svg"
 
@@ -63,23 +63,20 @@ def is_confirmed(data: dict | None) -> bool:
     return bool(data and data["confirmation"] and _done_units(data)[1] >= len(data["confirmation"]) * CONFIRM_SEEDS)
 
 
-def _finals(entry: dict) -> list[float]:
-    """A confirmed candidate's final returns (an averaging objective stores its own statistic as ``returns``)."""
-    return list(entry.get("final_returns") or entry["returns"])
-
-
-def _final_stats(entry: dict, baseline: dict):
+def _final_stats(entry: CandidateStats, baseline: CandidateStats) -> CandidateStats:
     """IQM, CIs and P(> baseline) of ``entry``'s final returns against ``baseline``'s on the shared test seeds."""
-    mine = dict(zip(entry["seeds"], _finals(entry)))
+    mine = _returns_by_seed(entry)
     seeds = sorted(mine)
-    return describe(entry["label"], seeds, [mine[s] for s in seeds], _paired(entry, baseline)[1])
+    return describe(entry.label, seeds, [mine[s] for s in seeds], _paired(entry, baseline)[1])
 
 
-def _returns_by_seed(entry: dict) -> dict[int, float]:
-    return dict(zip(entry["seeds"], _finals(entry)))
+def _returns_by_seed(entry: CandidateStats) -> dict[int, float]:
+    """A confirmed candidate's final returns by test seed (an averaging objective's ``returns`` are its own
+    statistic)."""
+    return dict(zip(entry.seeds, entry.final_returns))
 
 
-def _paired(winner: dict, other: dict) -> tuple[list[float], list[float]]:
+def _paired(winner: CandidateStats, other: CandidateStats) -> tuple[list[float], list[float]]:
     mine, theirs = _returns_by_seed(winner), _returns_by_seed(other)
     seeds = sorted(set(mine) & set(theirs))
     return [mine[s] for s in seeds], [theirs[s] for s in seeds]
@@ -117,14 +114,14 @@ def render(arms: list[Arm], machine: str) -> str:
     for arm in arms:
         lines.append(_row(arm, loaded[arm.name], shipped, points))
     if shipped is not None:
-        points.append(("shipped default", 0.0, shipped["iqm"], shipped["iqm_ci"]))
+        points.append(("shipped default", 0.0, shipped.iqm, shipped.iqm_ci))
     if points:
         _plot(points, PLOT)
         lines += ["", f"![confirmed IQM against CPU hours]({PLOT.relative_to(ROOT)})"]
     return "\n".join(lines)
 
 
-def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str:
+def _row(arm: Arm, data: dict | None, shipped: CandidateStats | None, points: list) -> str:
     """One arm's table row; a confirmed strategy arm also adds its point (and the untuned default's) to ``points``."""
     if data is None:
         return f"| {arm.name} | not started | | | | | | | | |"
@@ -138,21 +135,21 @@ def _row(arm: Arm, data: dict | None, shipped: dict | None, points: list) -> str
         state = f"confirmation: {complete_units} units done" if data["units"] else "search running"
         return f"{progress} ({state}) | | | | {steps} | {search_h:.2f} | {confirm_h:.2f} | {data['simulator']} |"
     winner = ranked[0]  # by the statistic the search optimised (the final return, unless an averaging objective)
-    baseline = next(c for c in ranked if c.get("is_baseline"))
+    baseline = next(c for c in ranked if c.is_baseline)
     final = _final_stats(winner, baseline)  # every arm is compared on the final return
     vs_untuned, vs_shipped = "", "(the reference)"
     if arm.strategy is not None:
         vs_untuned = "baseline" if winner is baseline else f"{final.poi:.2f} {_fmt_ci(*final.poi_ci, 2)}"
         vs_shipped = ""
         if shipped is not None:
-            s = describe(winner["label"], [], *_paired(winner, shipped))
+            s = describe(winner.label, [], *_paired(winner, shipped))
             vs_shipped = f"{s.poi:.2f} {_fmt_ci(*s.poi_ci, 2)}"
         points.append((arm.name, search_h + confirm_h, final.iqm, final.iqm_ci))
         if not any(p[0] == "untuned default" for p in points):
             untuned = _final_stats(baseline, baseline)
             points.append(("untuned default", 0.0, untuned.iqm, untuned.iqm_ci))
     return (
-        f"{progress} {winner['label']} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_untuned} | "
+        f"{progress} {winner.label} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_untuned} | "
         f"{vs_shipped} | {steps} | {search_h:.2f} | {confirm_h:.2f} | {data['simulator']} |"
     )
 

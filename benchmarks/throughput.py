@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
-from vmpo_tune.search.spec import default_params, load_spec, params_to_configs  # noqa: E402
+from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 
 PHASES = ("env", "act", "update", "evaluate", "rest")
@@ -163,7 +163,8 @@ def baseline_rate(tree: Path, agent: VMPOConfig, train: TrainConfig, steps: int)
 
 def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
     spec = load_spec(study)
-    agent, train = params_to_configs(spec, default_params(spec))
+    cfg = params_to_config(spec, default_params(spec))
+    agent, train = cfg.agent, cfg.train
     plain = VMPOConfig(policy_layer_sizes=agent.policy_layer_sizes, value_layer_sizes=agent.value_layer_sizes)
     plain_train = replace(train, rollout_steps=TrainConfig().rollout_steps)
     return [

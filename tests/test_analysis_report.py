@@ -244,7 +244,7 @@ def confirmed_study(tmp_path, baseline_label="default", baseline_trial=None):
             describe(baseline_label, seeds, base, base, source_trial=baseline_trial, is_baseline=True),
         ]
     )
-    records.write_confirmation(study, [c.as_dict() for c in ranked])
+    records.write_confirmation(study, ranked)
     return study
 
 
@@ -275,7 +275,7 @@ def test_the_default_is_named_once(tmp_path, label, trial):
 
 def test_probability_axis_leaves_room_for_markers_at_0_and_1(tmp_path):
     ranked = records.read_confirmation(confirmed_study(tmp_path))
-    assert sorted(c["poi"] for c in ranked if not c["is_baseline"]) == [0.0, 1.0]  # markers on both edges
+    assert sorted(c.poi for c in ranked if not c.is_baseline) == [0.0, 1.0]  # markers on both edges
     fig = figures.probability_of_improvement(ranked)
     low, high = fig.layout.xaxis.range
     assert low == -POI_AXIS_MARGIN < 0 and high == 1 + POI_AXIS_MARGIN > 1 and POI_AXIS_MARGIN >= 0.03

@@ -15,8 +15,9 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from vmpo_tune import records
+from vmpo_tune.budget_lock import BudgetLock
 from vmpo_tune.search.confirmation import Candidate, collect, config_id, plan_units
-from vmpo_tune.storage import BudgetLock, open_storage
+from vmpo_tune.storage import open_storage
 
 pytestmark = pytest.mark.server
 
@@ -87,7 +88,7 @@ def test_two_planners_and_a_lost_lock_store_each_unit_once(request, backend, at)
     units = _study(url).get_trials()
     pairs = [(config_id(records.read_config(u)), tuple(records.read_seeds(u))) for u in units]
     assert len(pairs) == len(set(pairs)) == 3 * len(SEEDS), pairs  # every pair once: none lost, none doubled
-    assert len(records.read_confirm_plan(_study(url))["candidates"]) == 3
+    assert len(records.read_confirm_plan(_study(url)).candidates) == 3
     first.close()
     second.close()
     if backend == "postgresql":

@@ -61,25 +61,25 @@ def test_search_then_confirm_ranks_candidates_on_fresh_seeds(confirmed):
     trials = units(url)
     plan = records.read_confirm_plan(load(url, records.confirm_study_name("toy")))
     seeds = [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1, TEST_SEED_OFFSET + 2]
-    assert plan["test_seeds"] == seeds and not set(seeds) & set(records.read_study_info(study).tuning_seeds)
-    labels = [c["label"] for c in plan["candidates"]]
-    assert len(labels) in (2, 3) and any(c["is_baseline"] for c in plan["candidates"])  # the default, always
+    assert list(plan.test_seeds) == seeds and not set(seeds) & set(records.read_study_info(study).tuning_seeds)
+    labels = [c.label for c in plan.candidates]
+    assert len(labels) in (2, 3) and plan.baseline is not None  # the default, always
     # every (candidate, seed) unit exactly once, all complete
     assert pairs(trials) == sorted((label, s) for label in labels for s in seeds)
     assert all(t.state == TrialState.COMPLETE for t in trials)
     assert all(t.user_attrs[records.SEED_BEST_RETURNS] for t in trials)  # best evaluation stored beside the final
     ranked = records.read_confirmation(study)
-    assert [c["label"] for c in ranked] and sorted(c["label"] for c in ranked) == sorted(labels)
-    iqms = [c["iqm"] for c in ranked]
+    assert [c.label for c in ranked] and sorted(c.label for c in ranked) == sorted(labels)
+    iqms = [c.iqm for c in ranked]
     assert iqms == sorted(iqms, reverse=True)
     for c in ranked:
-        mine = sorted(t.value for t in trials if t.user_attrs[records.CANDIDATE] == c["label"])
-        assert sorted(c["returns"]) == mine and c["iqm_ci"][0] <= c["iqm"] <= c["iqm_ci"][1]
+        mine = sorted(t.value for t in trials if t.user_attrs[records.CANDIDATE] == c.label)
+        assert sorted(c.returns) == mine and c.iqm_ci[0] <= c.iqm <= c.iqm_ci[1]
     # the dashboard note names the confirmed winner and its interval
     from optuna_dashboard import get_note
 
     note = get_note(study)
-    assert f"Confirmed winner: {ranked[0]['label']}" in note and "95% CI" in note
+    assert f"Confirmed winner: {ranked[0].label}" in note and "95% CI" in note
 
 
 def test_a_rerun_adds_nothing_and_more_seeds_add_only_the_new_units(confirmed):
@@ -101,10 +101,10 @@ def test_export_report_and_train_use_the_confirmed_winner(confirmed):
     winner = records.read_confirmation(study)[0]
     proc = cli("vmpo_tune.export", "--study", "toy", "--run-dir", "run", "--top", "2", "--out", "c.yaml", cwd=root)
     assert proc.returncode == 0, proc.stderr
-    assert f"confirmed best {winner['label']}" in proc.stdout
+    assert f"confirmed best {winner.label}" in proc.stdout
     doc = yaml.safe_load((root / "c.yaml").read_text())
-    assert doc["ranked_by"].startswith("IQM") and doc["runs"][0]["candidate"] == winner["label"]
-    assert doc["runs"][0]["confirmed"]["iqm"] == winner["iqm"] and doc["test_seeds"] == winner["seeds"]
+    assert doc["ranked_by"].startswith("IQM") and doc["runs"][0]["candidate"] == winner.label
+    assert doc["runs"][0]["confirmed"]["iqm"] == winner.iqm and doc["test_seeds"] == winner.seeds
     assert doc["tuning_seeds"] == [0] and doc["search_space"] and doc["budget"]["search_trials"] == 4
     assert doc["budget"]["confirmation_units"] == len(units(url)) and doc["budget"]["search_cpu_hours"] > 0
     by_search = cli(
@@ -116,7 +116,7 @@ def test_export_report_and_train_use_the_confirmed_winner(confirmed):
     train = cli("vmpo_tune.train", "--config", "c.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
     assert train.returncode == 0, train.stderr
     fresh = yaml.safe_load((root / "t" / "results.yaml").read_text())["seeds"]
-    assert fresh == [max(winner["seeds"]) + 1]
+    assert fresh == [max(winner.seeds) + 1]
     again = cli("vmpo_tune.train", "--config", "c.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
     assert again.returncode == 0 and (root / "t" / "results-2.yaml").exists()  # the first results stay
     report = cli("analysis.report", "--study", "toy", "--run-dir", "run", "--out", "r.html", cwd=root)
@@ -127,7 +127,7 @@ def test_export_report_and_train_use_the_confirmed_winner(confirmed):
         "Confirmed IQM per candidate",
         "Return on each test seed",
         "Search score vs confirmed IQM",
-        f"Confirmed winner: {winner['label']}",
+        f"Confirmed winner: {winner.label}",
     ):
         assert title in html, title
 
@@ -160,7 +160,7 @@ def test_killing_a_worker_during_confirmation_loses_no_unit_and_runs_none_twice(
     trials = load(url, confirm_name).get_trials()
     live = [t for t in trials if t.number not in records.retried_numbers(trials)]
     plan = records.read_confirm_plan(load(url, confirm_name))
-    expected = sorted((c["label"], s) for c in plan["candidates"] for s in plan["test_seeds"])
+    expected = sorted((c.label, s) for c in plan.candidates for s in plan.test_seeds)
     assert pairs(trials) == expected  # every pair once: none lost, none twice
     assert all(t.state == TrialState.COMPLETE for t in live)
     killed = next(t for t in trials if t.number == running[0].number)

@@ -114,10 +114,10 @@ def test_exported_yaml_is_plain_and_reads_back_into_the_same_configs(run_dir, tm
     study = load(f"sqlite:///{run_dir / 'study.db'}")
     for rank, run in enumerate(doc["runs"], 1):
         loaded = load_run(path, rank)
-        assert loaded.resume_exact is None and loaded.total_steps == run["total_steps"]
+        assert loaded.resume_exact is None and loaded.config.total_steps == run["total_steps"]
         config = study.trials[run["trial"]].user_attrs[records.CONFIG]
-        assert loaded.agent == VMPOConfig.from_dict(config["agent"])
-        assert loaded.train == TrainConfig.from_dict(config["train"])
+        assert loaded.config.agent == VMPOConfig.from_dict(config["agent"])
+        assert loaded.config.train == TrainConfig.from_dict(config["train"])
 
 
 def test_run_files_with_resume_exact_null_still_load(run_dir, tmp_path):

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from vmpo_tune.search.spec import default_params, load_spec, params_to_configs
+from vmpo_tune.search.spec import default_params, load_spec, params_to_config
 from vmpo_tune.trainer import VMPOTrainer
 
 
@@ -13,7 +13,8 @@ from vmpo_tune.trainer import VMPOTrainer
 def test_inverted_pendulum_reaches_950_in_two_of_three_seeds():
     """The configuration is the documented default of studies/invertedpendulum.yaml."""
     spec = load_spec("invertedpendulum")
-    agent, train = params_to_configs(spec, default_params(spec))
+    cfg = params_to_config(spec, default_params(spec))
+    agent, train = cfg.agent, cfg.train
     assert train.num_envs == 1
     reached = {}
     for seed in range(3):

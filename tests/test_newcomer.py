@@ -11,7 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from vmpo_tune import next_steps, records
-from vmpo_tune.config import TrainConfig, VMPOConfig
+from vmpo_tune.config import RunConfig, TrainConfig, VMPOConfig
 from vmpo_tune.search.cli import seconds_per_trial
 from vmpo_tune.search.progress import ProgressDisplay
 from vmpo_tune.search.runner import RunPlan, TrialRunner
@@ -50,7 +50,7 @@ def test_the_pruner_never_throws_away_a_run_that_reached_its_budget(tmp_path, to
     study = optuna.create_study(direction="maximize", pruner=_AlwaysPrune())
     agent = VMPOConfig(policy_layer_sizes=(8,), value_layer_sizes=(8,))
     train = TrainConfig(env_id="tests.toy_envs:Survive-v0", num_envs=1, rollout_steps=64, eval_interval=256)
-    plan = RunPlan(agent, train, (0,), total)
+    plan = RunPlan(RunConfig(agent, train, total), (0,))
 
     def objective(trial):
         return TrialRunner(tmp_path / str(total)).run(trial, plan)

@@ -165,10 +165,10 @@ def test_a_racing_search_ends_with_a_winner_on_its_seeds_and_confirms_by_the_rac
     )
     assert confirm.returncode == 0, confirm.stderr
     ranked = records.read_confirmation(load(url))
-    assert ranked[0]["source_trial"] == table[0].first or ranked[0]["label"] == "default"
-    assert ranked[0]["search_score"] in (table[0].mean, None)
+    assert ranked[0].source_trial == table[0].first or ranked[0].label == "default"
+    assert ranked[0].search_score in (table[0].mean, None)
     # test seeds never overlap the seeds a racing configuration can earn
-    assert min(ranked[0]["seeds"]) >= 3
+    assert min(ranked[0].seeds) >= 3
 
 
 def test_racing_options_are_checked(tmp_path):

@@ -9,10 +9,11 @@ import pytest
 from optuna.trial import TrialState
 
 from vmpo_tune import records
+from vmpo_tune.budget_lock import BudgetLock
 from vmpo_tune.redaction import redact, redact_command, redact_url
 from vmpo_tune.search import liveness
 from vmpo_tune.search.confirmation import Candidate, config_id, plan_units
-from vmpo_tune.storage import BudgetLock, open_storage
+from vmpo_tune.storage import open_storage
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_a_running_trial_without_heartbeat_goes_stale_by_its_start_time(tmp_path
 def test_silence_that_an_outage_explains_is_not_a_dead_worker(tmp_path, monkeypatch):
     """During an outage nobody can beat; once the storage is back, a live worker gets the grace period to beat
     again before anyone fails its trial (red team: a 12 s block failed live units as "no heartbeat")."""
-    import vmpo_tune.storage as storage_module
+    import vmpo_tune.storage_faults as storage_module
 
     study, _ = study_at(tmp_path)
     trial = study.ask()

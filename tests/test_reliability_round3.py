@@ -108,7 +108,7 @@ def test_units_that_failed_for_a_fault_are_queued_again_and_diverged_ones_are_no
         return optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=attrs)
 
     plan = records.read_confirm_plan(companion)
-    seeds = plan["test_seeds"]
+    seeds = plan.test_seeds
     lost = failed_unit(seeds[-1] + 1, "no heartbeat for 40 s: its worker died, was killed or lost the storage")
     diverged = failed_unit(seeds[-1] + 2, f"{DIVERGED}the V-MPO loss became nan")
     companion.add_trial(lost)

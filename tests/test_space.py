@@ -11,14 +11,13 @@ from vmpo_tune.config import VMPOConfig
 from vmpo_tune.errors import UserError
 from vmpo_tune.search.factories import make_pruner, make_sampler
 from vmpo_tune.search.pruning import SeedMedianPruner
-from vmpo_tune.search.space import sample_params
+from vmpo_tune.search.space import params_to_values, sample_params
 from vmpo_tune.search.spec import (
     PRUNERS,
     SAMPLERS,
     default_params,
     load_spec,
-    params_to_configs,
-    params_to_values,
+    params_to_config,
     parse_spec,
 )
 
@@ -47,7 +46,7 @@ def test_conditional_parameter_only_when_its_condition_holds_and_logs_are_log():
     seen = set()
     for _ in range(40):
         trial = study.ask()
-        params = sample_params(trial, spec)
+        params = sample_params(trial, spec.space)
         seen.add(params["advantage_estimator"])
         assert ("gae_lambda" in params) == (params["advantage_estimator"] == "gae")
         assert "one_minus_gamma" in params and "gamma" not in params
@@ -61,8 +60,9 @@ def test_conditional_parameter_only_when_its_condition_holds_and_logs_are_log():
 def test_converter_inverts_transforms_and_fills_fixed_values():
     spec = spec_with()
     params = {"policy_lr": 1e-3, "one_minus_gamma": 0.002, "m_steps": 3, "advantage_estimator": "dae"}
-    assert params_to_values(spec, params)["gamma"] == pytest.approx(0.998)
-    agent, train = params_to_configs(spec, params, seed=7)
+    assert params_to_values(spec.space, params)["gamma"] == pytest.approx(0.998)
+    cfg = params_to_config(spec, params, seed=7)
+    agent, train = cfg.agent, cfg.train
     assert agent.gamma == pytest.approx(0.998) and agent.m_steps == 3 and agent.policy_lr == 1e-3
     assert agent.policy_layer_sizes == (16,)  # fixed in the study's agent section
     assert agent.gae_lambda == VMPOConfig().gae_lambda  # inactive conditional keeps the default
@@ -105,7 +105,7 @@ def test_shipped_studies_cover_the_required_space(name):
     for rate in ("epsilon_eta", "epsilon_mu", "epsilon_sigma", "policy_lr", "value_lr", "temperature_lr", "alpha_lr"):
         assert by_name[rate].log, rate
     assert by_name["gae_lambda"].when == (("advantage_estimator", "gae"),)
-    params_to_configs(spec, default_params(spec))  # the documented default configuration is valid
+    params_to_config(spec, default_params(spec))  # the documented default configuration is valid
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -114,8 +114,8 @@ def test_every_sampler_builds_and_samples(sampler):
     study = optuna.create_study(direction="maximize", sampler=make_sampler(spec, sampler, seed=1))
     for i in range(4):
         trial = study.ask()
-        params = sample_params(trial, spec)
-        params_to_configs(spec, params)
+        params = sample_params(trial, spec.space)
+        params_to_config(spec, params)
         study.tell(trial, float(i))
     assert len(study.trials) == 4
 

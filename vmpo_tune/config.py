@@ -17,6 +17,7 @@ bound the change of ``log(eta)`` / ``log(alpha)`` per M-step.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Mapping, TypeVar
@@ -171,6 +172,48 @@ class TrainConfig(_DictRoundTrip):
     @property
     def resolved_eval_seed(self) -> int:
         return self.seed + 10_000 if self.eval_seed is None else self.eval_seed
+
+
+RUN_IDENTITY_EXCLUDES = ("seed", "device", "eval_seed")
+"""TrainConfig fields that differ between runs of one configuration (:meth:`RunConfig.identity` leaves them out)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A complete run: the agent, the trainer around it and the env-step budget.
+
+    The one shape of what a trial records, a confirmation unit trains and an exported run file
+    holds; stored as :meth:`to_dict` (``{"agent": {...}, "train": {...}, "total_steps": N}``).
+    """
+
+    agent: VMPOConfig
+    train: TrainConfig
+    total_steps: int
+
+    def __post_init__(self) -> None:
+        positive_int("total_steps", self.total_steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"agent": self.agent.to_dict(), "train": self.train.to_dict(), "total_steps": int(self.total_steps)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunConfig:
+        """Back from :meth:`to_dict`; a missing or unknown key raises ``ValueError`` naming it."""
+        if not isinstance(data, Mapping):
+            raise ValueError(f"a run configuration must be a mapping with agent, train and total_steps, got {data!r}")
+        unknown = sorted(set(data) - {"agent", "train", "total_steps"})
+        missing = [k for k in ("agent", "train", "total_steps") if k not in data]
+        if unknown or missing:
+            raise ValueError(
+                f"run configuration: unknown key(s) {unknown}, missing {missing}; it holds agent, train, total_steps"
+            )
+        return cls(VMPOConfig.from_dict(data["agent"]), TrainConfig.from_dict(data["train"]), data["total_steps"])
+
+    def identity(self) -> str:
+        """The configuration without what differs between its runs (:data:`RUN_IDENTITY_EXCLUDES`) or its budget:
+        two runs of one configuration on two seeds have the same identity."""
+        train = {k: v for k, v in self.train.to_dict().items() if k not in RUN_IDENTITY_EXCLUDES}
+        return json.dumps({"agent": self.agent.to_dict(), "train": train}, sort_keys=True)
 
 
 def field_names(cls: type) -> tuple[str, ...]:

@@ -19,11 +19,13 @@ from pathlib import Path
 
 from . import next_steps, records, simulator, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
+from .cli_flags import add_stored_study_flags
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .search.stage import confirmation_exit_code, format_table, run_confirmation
 from .search.worker import WorkerSettings, quiet_library_noise
-from .storage import ENV_STORAGE, PATIENCE, resolve_url
+from .storage_faults import PATIENCE
+from .storage_urls import resolve_url
 
 log = logging.getLogger("vmpo_tune.confirm")
 
@@ -32,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m vmpo_tune.confirm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--study", required=True, help="study name (as given to the search)")
+    add_stored_study_flags(p, artifacts=True)
     p.add_argument("--top", type=positive_int, default=3, help="confirm the K best distinct trials (default 3)")
     p.add_argument("--seeds", type=positive_int, default=10, help="test seeds per candidate (default 10)")
     p.add_argument(
@@ -48,11 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes on this machine (default: one per core; units are independent runs)",
     )
     p.add_argument("--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core")
-    p.add_argument(
-        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
-    )
-    p.add_argument("--run-dir", help="the search's --out folder (default runs/<study>)")
-    p.add_argument("--artifact-dir", help="Optuna artifact store folder (default <run-dir>/artifacts)")
     p.add_argument("--total-steps", type=positive_int, help="env steps per unit (default: the study's budget)")
     p.add_argument("--device", default="cpu", help="torch device for training (default cpu)")
     p.add_argument("--heartbeat-interval", type=positive_int, default=HEARTBEAT_INTERVAL, help=argparse.SUPPRESS)

@@ -25,11 +25,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from . import optuna_private, provenance, records
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
+from .cli_flags import add_stored_study_flags
 from .errors import UserError
-from .redaction import redact_url, redact_value
-from .runfile import FORMAT, dump
+from .redaction import redact_url
+from .runfile import FORMAT, confirmed_entry, dump, run_entry
 from .search import racing
-from .storage import ENV_STORAGE
+from .stats import CandidateStats
 
 log = logging.getLogger("vmpo_tune.export")
 
@@ -40,17 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m vmpo_tune.export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--study", required=True, help="study name (as given to the search)")
-    p.add_argument(
-        "--storage", help=f"Optuna RDB URL or journal file (default: ${ENV_STORAGE} or sqlite:///runs/<study>/study.db)"
-    )
-    p.add_argument(
-        "--run-dir", help="the search's --out folder, for the default storage and artifacts (default runs/<study>)"
-    )
-    p.add_argument(
-        "--artifact-dir",
-        help="the search's artifact folder, where the best checkpoints are (default <run-dir>/artifacts)",
-    )
+    add_stored_study_flags(p, artifacts=True)
     p.add_argument("--top", type=positive_int, default=1, help="export the K best runs (default 1)")
     p.add_argument(
         "--by",
@@ -77,39 +68,6 @@ def ranked_trials(study: optuna.Study, top: int) -> list[FrozenTrial]:
     return sorted(complete, key=lambda t: (-t.value, t.number))[:top]
 
 
-def run_entry(
-    rank: int, trial: FrozenTrial | None, config: dict | None = None, seeds: list[int] | None = None
-) -> dict[str, Any]:
-    """One exported run: a trial's complete configuration and what it scored (or a config alone, which
-    ``train`` then runs on ``seeds``, the study's tuning seeds)."""
-    record = None if trial is None else records.TrialRecord.of(trial)
-    config = config or (record.config if record else None)
-    if not config:
-        raise UserError(f"trial {trial.number} has no stored config (made by another tool?); cannot export it")
-    entry = {
-        "rank": rank,
-        "trial": None if record is None else record.number,
-        "score": None if record is None else float(record.value),
-        "seeds": list(seeds or []) if record is None else record.seeds,
-        "seed_returns": [] if record is None else record.seed_returns,
-        "env_id": config["train"]["env_id"],
-        "total_steps": int(config["total_steps"]),
-        "params": {} if record is None else record.params,
-        "agent": config["agent"],
-        "train": config["train"],
-    }
-    if record is not None:
-        entry.update(
-            wall_time_s=record.wall_time_s,
-            env_steps_per_s=record.env_steps_per_s,
-            resumed_from_env_steps=record.resumed_from_env_steps,
-        )
-        if record.resume_exact is not None:  # only a resumed trial knows whether it resumed exactly
-            entry["resume_exact"] = bool(record.resume_exact)
-        entry["trial_provenance"] = redact_value(record.provenance)
-    return entry
-
-
 def checkpoint_entry(study: optuna.Study, trial: FrozenTrial | None, artifact_dir: Path | None) -> dict | None:
     """Where the best checkpoint of a trial's first seed lies (for ``play``), if that file exists here."""
     seeds = [] if trial is None else records.read_seeds(trial)
@@ -121,36 +79,21 @@ def checkpoint_entry(study: optuna.Study, trial: FrozenTrial | None, artifact_di
 
 
 def _confirmed_runs(
-    study: optuna.Study, by_number: dict[int, FrozenTrial], confirmation: list[dict], top: int, plan: dict
+    study: optuna.Study,
+    by_number: dict[int, FrozenTrial],
+    confirmation: list[CandidateStats],
+    top: int,
+    plan: records.ConfirmPlan,
 ) -> list[dict[str, Any]]:
     info = records.read_study_info(study)
     runs = []
     for i, stats in enumerate(confirmation[:top], 1):
-        trial = by_number.get(stats["source_trial"]) if stats["source_trial"] is not None else None
+        trial = by_number.get(stats.source_trial) if stats.source_trial is not None else None
         entry = run_entry(i, trial, None if trial is not None else info.default_config, info.tuning_seeds)
-        if plan.get("total_steps"):  # the budget the confirmed statistics were measured at
-            entry["total_steps"] = int(plan["total_steps"])
-        entry["candidate"] = stats["label"]
-        entry["confirmed"] = {
-            k: stats[k]
-            for k in (
-                "n",
-                "seeds",
-                "returns",
-                "best_returns",
-                "iqm",
-                "iqm_ci",
-                "mean",
-                "mean_ci",
-                "median",
-                "min",
-                "max",
-                "poi",
-                "poi_ci",
-                "vs_baseline",
-                "is_baseline",
-            )
-        }
+        if plan.total_steps:  # the budget the confirmed statistics were measured at
+            entry["total_steps"] = plan.total_steps
+        entry["candidate"] = stats.label
+        entry["confirmed"] = confirmed_entry(stats)
         runs.append(entry)
     return runs
 
@@ -184,7 +127,7 @@ def build_document(
             f"study {study.study_name!r} has no confirmation yet; run python -m vmpo_tune.confirm --study "
             f"{study.study_name}, or export with --by search"
         )
-    plan = records.read_confirm_plan(companion) if companion is not None else {}
+    plan = records.read_confirm_plan(companion) if companion is not None else records.ConfirmPlan()
     by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
     if by == "confirmed":
         runs = _confirmed_runs(study, by_number, confirmation, top, plan)
@@ -203,10 +146,10 @@ def build_document(
         "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "storage": redact_url(url),
         "tuning_seeds": info.tuning_seeds,
-        "test_seeds": list(plan.get("test_seeds", [])),
+        "test_seeds": list(plan.test_seeds),
         "budget": budget(study, companion),
         "search_space": info.search_space,
-        "confirmation": confirmation,
+        "confirmation": [c.as_dict() for c in confirmation],
         "provenance": {"versions": provenance.versions(), "git_commit": provenance.git_commit()},
         "runs": runs,
     }

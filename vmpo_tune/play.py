@@ -29,13 +29,13 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from . import records, video
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
+from .cli_flags import add_stored_study_flags
 from .errors import UserError
 from .evaluation import EvalResult
 from .export import BY, build_document
 from .paths import BEST_CHECKPOINT
 from .playback import load_agent, play_episodes
 from .runfile import RunFile, load_run, parse_run
-from .storage import ENV_STORAGE
 from .trainer import VMPOTrainer
 
 log = logging.getLogger("vmpo_tune.play")
@@ -64,9 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-attach", action="store_true", help="with --study: do not attach the video to the study as an artifact"
     )
-    p.add_argument("--storage", help=f"with --study: storage URL (default ${ENV_STORAGE} or the run dir's SQLite)")
-    p.add_argument("--run-dir", help="with --study: the search's --out folder (default runs/<study>)")
-    p.add_argument("--artifact-dir", help="with --study: the search's artifact folder (default <run-dir>/artifacts)")
+    add_stored_study_flags(p, study=False, artifacts=True, condition="with --study: ")
     p.add_argument("--by", choices=BY, help="with --study: rank by confirmation or search score (as export does)")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     add_common_flags(p)
@@ -119,19 +117,20 @@ def find_checkpoint(run: RunFile, given: str | None) -> Path:
         "no checkpoint of %s yet: training it on seed %d for %s env steps first (the run the search did)",
         run.name,
         seed,
-        f"{run.total_steps:,}",
+        f"{run.config.total_steps:,}",
     )
-    trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(run.train, seed=seed, checkpoints=True))
-    result = trainer.train(run.total_steps, trained.parent)
+    train = dataclasses.replace(run.config.train, seed=seed, checkpoints=True)
+    trainer = VMPOTrainer.from_configs(run.config.agent, train)
+    result = trainer.train(run.config.total_steps, trained.parent)
     log.info("trained: best return %.1f at %d env steps", result.best_return, result.best_step)
     return trained
 
 
 def episode_seeds(run: RunFile, episodes: int | None, first: int | None) -> list[int]:
     """The run's own evaluation seeds (of its first seed's run), or ``first``, ``first + 1``, ..."""
-    n = episodes or run.train.eval_episodes
+    n = episodes or run.config.train.eval_episodes
     if first is None:
-        first = dataclasses.replace(run.train, seed=run.first_seed).resolved_eval_seed
+        first = dataclasses.replace(run.config.train, seed=run.first_seed).resolved_eval_seed
     return [first + i for i in range(n)]
 
 
@@ -167,7 +166,7 @@ def play(args: argparse.Namespace) -> int:
     run = target.run
     agent = load_agent(find_checkpoint(run, args.checkpoint), args.device)
     seeds = episode_seeds(run, args.episodes, args.seed)
-    result = play_episodes(agent, run.train.env_id, seeds, args.video, size, args.fps, args.full_quality)
+    result = play_episodes(agent, run.config.train.env_id, seeds, args.video, size, args.fps, args.full_quality)
     _print_returns(run, seeds, result)
     if args.video:
         print(f"video: {args.video} ({len(seeds)} episode(s) side by side)")

@@ -27,17 +27,9 @@ from . import optuna_private
 from .cli_common import ExitCode, Parser, add_common_flags, configure_logging, run_cli
 from .errors import UserError
 from .redaction import redact_url
-from .storage import (
-    ENV_STORAGE,
-    LOCK_SERVICE,
-    PATIENCE,
-    grpc_module,
-    is_grpc,
-    is_redis,
-    journal_path,
-    normalize_url,
-    open_storage,
-)
+from .storage import open_storage
+from .storage_faults import PATIENCE
+from .storage_urls import ENV_STORAGE, LOCK_SERVICE, grpc_module, is_grpc, is_redis, journal_path, normalize_url
 
 log = logging.getLogger("vmpo_tune.proxy")
 

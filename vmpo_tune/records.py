@@ -30,19 +30,13 @@ from typing import Any, Mapping, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from .config import RunConfig
 from .errors import UserError
 from .paths import BEST_CHECKPOINT
 from .redaction import redact_url
-from .storage import (
-    ResilientStorage,
-    holds_optuna_schema,
-    is_grpc,
-    is_redis,
-    journal_path,
-    open_storage,
-    parse_url,
-    resolve_url,
-)
+from .stats import CandidateStats
+from .storage import ResilientStorage, holds_optuna_schema, open_storage
+from .storage_urls import is_grpc, is_redis, journal_path, parse_url, resolve_url
 
 RUNS_DIR = Path("runs")
 
@@ -122,16 +116,21 @@ class StudyInfo:
     eval_interval: int | None = None
     eval_episodes: int | None = None
     search_space: list[dict] = field(default_factory=list)
-    default_config: dict | None = None
-    """The complete configuration of the study's documented default (agent, train, total_steps)."""
+    default_config: RunConfig | None = None
+    """The complete configuration of the study's documented default."""
 
     @classmethod
     def from_attrs(cls, attrs: Mapping[str, Any]) -> StudyInfo:
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in attrs.items() if k in known})
+        values = {k: v for k, v in attrs.items() if k in known}
+        if values.get("default_config"):
+            values["default_config"] = _run_config(values["default_config"], "the study's default configuration")
+        return cls(**values)
 
     def to_attrs(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["default_config"] = self.default_config.to_dict() if self.default_config else None
+        return out
 
     @property
     def tuning_seeds(self) -> list[int]:
@@ -161,22 +160,68 @@ def write_study_info(study: optuna.Study, info: StudyInfo) -> None:
     study.set_user_attr(STUDY_INFO, info.to_attrs())
 
 
-def read_confirmation(study: optuna.Study) -> list[dict]:
-    """The ranked confirmation statistics stored on a study (``CandidateStats.as_dict`` each), or []."""
-    return list(study.user_attrs.get(CONFIRMATION) or [])
+def read_confirmation(study: optuna.Study) -> list[CandidateStats]:
+    """The ranked confirmation statistics stored on a study, best first, or []."""
+    return [CandidateStats.from_dict(c) for c in study.user_attrs.get(CONFIRMATION) or []]
 
 
-def write_confirmation(study: optuna.Study, ranked: Sequence[Mapping[str, Any]]) -> None:
-    study.set_user_attr(CONFIRMATION, [dict(c) for c in ranked])
+def write_confirmation(study: optuna.Study, ranked: Sequence[CandidateStats]) -> None:
+    study.set_user_attr(CONFIRMATION, [c.as_dict() for c in ranked])
 
 
-def read_confirm_plan(confirm_study: optuna.Study) -> dict:
-    """What a confirmation study runs: ``{"total_steps", "test_seeds", "candidates": [...]}``."""
-    return dict(confirm_study.user_attrs.get(CONFIRM_PLAN) or {})
+@dataclass(frozen=True)
+class PlannedCandidate:
+    """A configuration a confirmation trains: its label, the trial it comes from (None for the study default
+    when no trial ran it), that trial's search score, whether it is the baseline, and its configuration key."""
+
+    label: str
+    source_trial: int | None = None
+    search_score: float | None = None
+    is_baseline: bool = False
+    key: str = ""
 
 
-def write_confirm_plan(confirm_study: optuna.Study, plan: Mapping[str, Any]) -> None:
-    confirm_study.set_user_attr(CONFIRM_PLAN, dict(plan))
+@dataclass(frozen=True)
+class ConfirmPlan:
+    """What a confirmation study runs: the budget and statistic of every unit, the test seeds, the candidates.
+    An empty plan (``total_steps`` None) is a confirmation not planned yet."""
+
+    total_steps: int | None = None
+    objective: str = "final"
+    test_seeds: tuple[int, ...] = ()
+    candidates: tuple[PlannedCandidate, ...] = ()
+
+    @property
+    def baseline(self) -> PlannedCandidate | None:
+        return next((c for c in self.candidates if c.is_baseline), None)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any]) -> ConfirmPlan:
+        names = {f.name for f in dataclasses.fields(PlannedCandidate)}
+        return cls(
+            total_steps=attrs.get("total_steps"),
+            objective=attrs.get("objective", "final"),  # planned before the objective was recorded: final
+            test_seeds=tuple(int(s) for s in attrs.get("test_seeds", ())),
+            candidates=tuple(
+                PlannedCandidate(**{k: v for k, v in c.items() if k in names}) for c in attrs.get("candidates", ())
+            ),
+        )
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {
+            "total_steps": self.total_steps,
+            "objective": self.objective,
+            "test_seeds": list(self.test_seeds),
+            "candidates": [dataclasses.asdict(c) for c in self.candidates],
+        }
+
+
+def read_confirm_plan(confirm_study: optuna.Study) -> ConfirmPlan:
+    return ConfirmPlan.from_attrs(confirm_study.user_attrs.get(CONFIRM_PLAN) or {})
+
+
+def write_confirm_plan(confirm_study: optuna.Study, plan: ConfirmPlan) -> None:
+    confirm_study.set_user_attr(CONFIRM_PLAN, plan.to_attrs())
 
 
 def read_fingerprint(study: optuna.Study) -> str | None:
@@ -192,13 +237,14 @@ def write_fingerprint(study: optuna.Study, fingerprint: str) -> None:
 
 @dataclass(frozen=True)
 class TrialRecord:
-    """A finished or running trial as vmpo-tune wrote it (missing attributes are None / empty)."""
+    """A finished or running trial as vmpo-tune wrote it, for display (missing or unreadable attributes are None /
+    empty)."""
 
     number: int
     state: TrialState
     value: float | None
     params: dict[str, Any]
-    config: dict | None
+    config: RunConfig | None
     seeds: list[int]
     seed_returns: list[float]
     seed_best_returns: list[float]
@@ -222,7 +268,7 @@ class TrialRecord:
             state=trial.state,
             value=trial.value,
             params=dict(trial.params),
-            config=attrs.get(CONFIG),
+            config=_readable_config(trial),
             seeds=list(attrs.get(SEEDS) or []),
             seed_returns=list(attrs.get(SEED_RETURNS) or []),
             seed_best_returns=list(attrs.get(SEED_BEST_RETURNS) or []),
@@ -244,30 +290,59 @@ class TrialRecord:
         return self.enqueued == DEFAULT_ENQUEUED
 
 
-def write_run(trial: optuna.Trial, config: Mapping[str, Any], seeds: Sequence[int], provenance: Mapping) -> None:
-    """What a trial runs: its complete configuration, its seeds and where it ran (set when it starts)."""
-    trial.set_user_attr(CONFIG, dict(config))
-    trial.set_user_attr(SEEDS, list(seeds))
-    trial.set_user_attr(PROVENANCE, dict(provenance))
+@dataclass(frozen=True)
+class RunStart:
+    """What an attempt at a trial runs, written once when it starts: the complete configuration, the seeds,
+    where it runs (provenance) and where it starts (0, or the env steps it resumed from and whether exactly)."""
+
+    config: RunConfig
+    seeds: Sequence[int]
+    provenance: Mapping[str, Any]
+    resumed_from: int = 0
+    resume_exact: bool | None = None
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How an attempt ended, written once when it ends however it ends: its wall time and the env steps it
+    trained; the seeds' final and best returns when training finished (None when it did not)."""
+
+    wall_time_s: float
+    env_steps_trained: int
+    seed_returns: Sequence[float] | None = None
+    seed_best_returns: Sequence[float] | None = None
+
+
+def write_run(trial: optuna.Trial, start: RunStart) -> None:
+    attrs: dict[str, Any] = {
+        CONFIG: start.config.to_dict(),
+        SEEDS: [int(s) for s in start.seeds],
+        PROVENANCE: dict(start.provenance),
+        RESUMED_FROM: int(start.resumed_from),
+        RESUME_EXACT: bool(start.resume_exact) if start.resumed_from else None,
+    }
     if trial.user_attrs.get(FAIL_REASON) is not None:  # inherited from the attempt this one retries
-        trial.set_user_attr(FAIL_REASON, None)
+        attrs[FAIL_REASON] = None
+    _set_user_attrs(trial, attrs)
 
 
-def write_resumed(trial: optuna.Trial, env_steps: int, exact: bool | None) -> None:
-    """Where this attempt started: 0, or the env steps it resumed from and whether exactly (else None)."""
-    trial.set_user_attr(RESUMED_FROM, int(env_steps))
-    trial.set_user_attr(RESUME_EXACT, bool(exact) if env_steps else None)
+def write_outcome(trial: optuna.Trial, outcome: RunOutcome) -> None:
+    wall, trained = outcome.wall_time_s, int(outcome.env_steps_trained)
+    attrs: dict[str, Any] = {
+        WALL_TIME: round(wall, 2),
+        ENV_STEPS_TRAINED: trained,
+        ENV_STEPS_PER_S: round(trained / wall, 1) if wall > 0 else None,
+    }
+    if outcome.seed_returns is not None:
+        attrs[SEED_RETURNS] = [round(float(v), 3) for v in outcome.seed_returns]
+        attrs[SEED_BEST_RETURNS] = [round(float(v), 3) for v in outcome.seed_best_returns or ()]
+    _set_user_attrs(trial, attrs)
 
 
-def write_timing(trial: optuna.Trial, wall: float, trained: int) -> None:
-    trial.set_user_attr(WALL_TIME, round(wall, 2))
-    trial.set_user_attr(ENV_STEPS_TRAINED, int(trained))
-    trial.set_user_attr(ENV_STEPS_PER_S, round(trained / wall, 1) if wall > 0 else None)
-
-
-def write_returns(trial: optuna.Trial, finals: Sequence[float], bests: Sequence[float]) -> None:
-    trial.set_user_attr(SEED_RETURNS, [round(float(v), 3) for v in finals])
-    trial.set_user_attr(SEED_BEST_RETURNS, [round(float(v), 3) for v in bests])
+def _set_user_attrs(trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+    """Optuna stores user attributes one at a time; this is the one place a record's attributes are written."""
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
 
 
 def write_seed_values(trial: optuna.Trial, step: int, values: Sequence[float]) -> None:
@@ -289,8 +364,30 @@ def read_seeds(trial: optuna.Trial | FrozenTrial) -> list[int]:
     return [int(s) for s in trial.user_attrs.get(SEEDS) or []]
 
 
-def read_config(trial: optuna.Trial | FrozenTrial) -> dict | None:
-    return trial.user_attrs.get(CONFIG)
+def read_config(trial: optuna.Trial | FrozenTrial) -> RunConfig | None:
+    """The complete configuration a trial ran (None for a trial made by another tool)."""
+    stored = trial.user_attrs.get(CONFIG)
+    return _run_config(stored, f"trial {trial.number}'s configuration") if stored else None
+
+
+def _readable_config(trial: FrozenTrial) -> RunConfig | None:
+    """A trial's configuration for display (the report, the tables): None when there is none, or when it is not one
+    this version can read (a study written by another tool); commands that act on it use :func:`read_config`,
+    which says why it cannot be read."""
+    try:
+        return read_config(trial)
+    except UserError:
+        return None
+
+
+def _run_config(stored: Any, what: str) -> RunConfig:
+    try:
+        return RunConfig.from_dict(stored)
+    except (ValueError, TypeError) as exc:
+        raise UserError(
+            f"{what} is not one this version of vmpo-tune can read ({exc}); open the study with the vmpo-tune "
+            "release that wrote it (its provenance names it)"
+        ) from None
 
 
 def read_resume(trial: optuna.Trial | FrozenTrial) -> dict:
@@ -325,9 +422,9 @@ def default_trial_attrs() -> dict[str, Any]:
     return {ENQUEUED: DEFAULT_ENQUEUED}
 
 
-def unit_attrs(candidate: str, source_trial: int | None, seed: int, config: Mapping[str, Any]) -> dict[str, Any]:
+def unit_attrs(candidate: str, source_trial: int | None, seed: int, config: RunConfig) -> dict[str, Any]:
     """User attributes of a confirmation unit: one candidate configuration trained on one test seed."""
-    return {CANDIDATE: candidate, SOURCE_TRIAL: source_trial, SEEDS: [int(seed)], CONFIG: dict(config)}
+    return {CANDIDATE: candidate, SOURCE_TRIAL: source_trial, SEEDS: [int(seed)], CONFIG: config.to_dict()}
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ of runs (ties count one half), with a bootstrap interval that resamples both gro
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -220,6 +220,20 @@ class CandidateStats:
         out.update(iqm_ci=list(self.iqm_ci), mean_ci=list(self.mean_ci), poi_ci=list(self.poi_ci), n=self.n)
         out["vs_baseline"] = self.vs_baseline
         return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CandidateStats:
+        """Back from :meth:`as_dict` (the derived entries ``n``, ``vs_baseline`` and ``final_iqm`` are recomputed).
+        Statistics stored before a field existed get its default; before ``final_returns`` was stored, every
+        confirmation measured the final return, so it is ``returns``."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        for key in ("iqm_ci", "mean_ci", "poi_ci"):
+            if key in values:
+                values[key] = tuple(float(v) for v in values[key])
+        if not values.get("final_returns") and values.get("objective", "final") == "final":
+            values["final_returns"] = list(values.get("returns", []))
+        return cls(**values)
 
 
 def describe(

@@ -70,7 +70,7 @@ def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one thread: the same arithmetic as a search worker, so results reproduce
     simulator.check_clean()
     run = load_run(args.config, args.rank)
-    total = args.total_steps or run.total_steps
+    total = args.total_steps or run.config.total_steps
     if args.first_seed is not None:
         if args.first_seed < 0:
             raise UserError(f"--first-seed must be >= 0, got {args.first_seed}")
@@ -78,7 +78,7 @@ def train(args: argparse.Namespace) -> int:
     else:
         seeds = pick_seeds(run.seeds, args.seeds, args.fresh, run.used_seeds)
     out = Path(args.out) if args.out else run.default_out()
-    train_cfg = run.train if args.device is None else dataclasses.replace(run.train, device=args.device)
+    train_cfg = run.config.train if args.device is None else dataclasses.replace(run.config.train, device=args.device)
     score = "" if run.score is None else f" (search score {run.score:.1f})"
     log.info("training %s of %s%s on seeds %s for %s steps each", run.name, run.study, score, seeds, f"{total:,}")
     if run.resume_exact is False and set(seeds) & set(run.seeds):
@@ -95,7 +95,7 @@ def train(args: argparse.Namespace) -> int:
     if args.tensorboard:
         tblog.check_available(args.tensorboard)
     for seed in seeds:
-        trainer = VMPOTrainer.from_configs(run.agent, dataclasses.replace(train_cfg, seed=seed))
+        trainer = VMPOTrainer.from_configs(run.config.agent, dataclasses.replace(train_cfg, seed=seed))
         board = tblog.ScalarLog(Path(args.tensorboard) / f"seed-{seed}") if args.tensorboard else None
         try:
             result = trainer.train(total, out / f"seed_{seed}", callback=_board_writer(trainer, board))

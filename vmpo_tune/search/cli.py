@@ -14,20 +14,25 @@ from pathlib import Path
 import optuna
 
 from .. import next_steps, records, simulator, tblog
+from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode, Parser, add_common_flags, configure_logging, positive_int, run_cli
 from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
 from ..stats import check_objective
-from ..storage import ENV_STORAGE, PATIENCE, BudgetLock, open_storage, parse_url, resolve_url
+from ..storage import open_storage
+from ..storage_faults import PATIENCE
+from ..storage_urls import ENV_STORAGE, parse_url, resolve_url
 from . import racing
+from .enqueue import configs_to_enqueue
 from .factories import make_pruner, make_sampler
 from .launch import WORKERS_PER_CORE, Outcome, check_folders, check_worker_count, prepare_folders, run_workers
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .progress import ProgressDisplay, duration
-from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, configs_to_enqueue, load_spec, study_listing
+from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, load_spec
 from .stage import confirmation_exit_code, format_table, run_confirmation
 from .study import create_or_load
+from .studyfiles import study_listing
 from .worker import WorkerSettings, quiet_library_noise
 
 log = logging.getLogger("vmpo_tune.search")

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from .. import records
-from ..config import TrainConfig, VMPOConfig
+from ..budget_lock import BudgetLock, LockLost
+from ..config import RunConfig
 from ..errors import UserError
 from ..stats import CandidateStats, describe, rank
-from ..storage import BudgetLock, LockLost, StorageUnavailable
+from ..storage_faults import StorageUnavailable
 from . import racing
 from .liveness import requeue
 from .runner import DIVERGED, RunPlan, TrialRunner
@@ -51,7 +51,7 @@ class Candidate:
     label: str
     source_trial: int | None
     search_score: float | None
-    config: dict
+    config: RunConfig
     is_baseline: bool = False
 
 
@@ -74,15 +74,10 @@ def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> lis
     return seeds
 
 
-def _config_key(config: dict) -> str:
-    """A configuration without what differs between runs of it (seed, device)."""
-    train = {k: v for k, v in config["train"].items() if k not in ("seed", "device", "eval_seed")}
-    return json.dumps({"agent": config["agent"], "train": train}, sort_keys=True)
-
-
-def config_id(config: dict) -> str:
-    """A short fingerprint of :func:`_config_key`: units and candidates are matched by it, not by label."""
-    return hashlib.sha1(_config_key(config).encode()).hexdigest()[:16]
+def config_id(config: RunConfig) -> str:
+    """A short fingerprint of the configuration's :meth:`~RunConfig.identity`: units and candidates are matched by
+    it, not by label."""
+    return hashlib.sha1(config.identity().encode()).hexdigest()[:16]
 
 
 def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
@@ -93,11 +88,11 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     default = _default_config(study)
     if default is None:
         raise UserError(f"study {study.study_name!r} records no default configuration to compare with")
-    default_key = _config_key(default)
+    default_key = default.identity()
     chosen: list[Candidate] = []
     seen: set[str] = set()
     for number, score, config in _ranked(study, complete):
-        key = _config_key(config)
+        key = config.identity()
         if key in seen:
             continue
         seen.add(key)
@@ -106,7 +101,7 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
         if len(chosen) == top:
             break
     if default_key not in seen:
-        source = next((t for t in complete if _config_key(records.read_config(t)) == default_key), None)
+        source = next((t for t in complete if records.read_config(t).identity() == default_key), None)
         chosen.append(
             Candidate(
                 BASELINE,
@@ -119,7 +114,7 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     return chosen
 
 
-def _ranked(study: optuna.Study, complete: list[FrozenTrial]) -> list[tuple[int, float, dict]]:
+def _ranked(study: optuna.Study, complete: list[FrozenTrial]) -> list[tuple[int, float, RunConfig]]:
     """``(trial number, search score, configuration)``, best first: trials by value, or with racing the
     configurations by the race's standing (most seeds, then mean over them), named by their first trial."""
     info = records.read_study_info(study)
@@ -135,7 +130,7 @@ def _ranked(study: optuna.Study, complete: list[FrozenTrial]) -> list[tuple[int,
     return out
 
 
-def _default_config(study: optuna.Study) -> dict | None:
+def _default_config(study: optuna.Study) -> RunConfig | None:
     info = records.read_study_info(study)
     if info.default_config:
         return info.default_config
@@ -187,30 +182,26 @@ def _plan_under_lock(
     """:func:`plan_units`' work, under the lock; before each write it checks that the lock is still held, so a
     planner whose lock died stops before it writes what another planner may be writing now."""
     plan = records.read_confirm_plan(confirm_study)
-    if plan and plan.get("total_steps") != total_steps:
+    if plan.total_steps is not None and plan.total_steps != total_steps:
         raise UserError(
-            f"the confirmation of this study ran {plan['total_steps']:,} env steps per unit; rerun with "
-            f"--total-steps {plan['total_steps']} (or delete the study {confirm_study.study_name!r} to start over)"
+            f"the confirmation of this study ran {plan.total_steps:,} env steps per unit; rerun with "
+            f"--total-steps {plan.total_steps} (or delete the study {confirm_study.study_name!r} to start over)"
         )
-    if plan and plan.get("objective", "final") != objective:
+    if plan.total_steps is not None and plan.objective != objective:
         raise UserError(
-            f"the confirmation of this study measured the {plan.get('objective', 'final')!r} objective and the "
+            f"the confirmation of this study measured the {plan.objective!r} objective and the "
             f"study now optimises {objective!r}; delete the study {confirm_study.study_name!r} to confirm again"
         )
-    known = {c.get("key"): c for c in plan.get("candidates", [])}
+    known = {c.key: c for c in plan.candidates}
     for c in candidates:
-        fields = {k: v for k, v in dataclasses.asdict(c).items() if k != "config"}
-        known.setdefault(config_id(c.config), {**fields, "key": config_id(c.config)})
-    all_seeds = sorted(set(plan.get("test_seeds", [])) | set(seeds))
+        key = config_id(c.config)
+        known.setdefault(key, records.PlannedCandidate(c.label, c.source_trial, c.search_score, c.is_baseline, key))
     lock.check_held()
     records.write_confirm_plan(
         confirm_study,
-        {
-            "total_steps": total_steps,
-            "objective": objective,
-            "test_seeds": all_seeds,
-            "candidates": list(known.values()),
-        },
+        records.ConfirmPlan(
+            total_steps, objective, tuple(sorted(set(plan.test_seeds) | set(seeds))), tuple(known.values())
+        ),
     )
     trials = confirm_study.get_trials(deepcopy=False)
     lock.check_held()
@@ -220,11 +211,11 @@ def _plan_under_lock(
     }
     for c in candidates:
         stored = known[config_id(c.config)]
-        config = {**c.config, "total_steps": total_steps}
+        config = dataclasses.replace(c.config, total_steps=total_steps)
         for seed in seeds:
-            if (stored["key"], (seed,)) in queued:
+            if (stored.key, (seed,)) in queued:
                 continue
-            attrs = records.unit_attrs(stored["label"], stored["source_trial"], seed, config)
+            attrs = records.unit_attrs(stored.label, stored.source_trial, seed, config)
             lock.check_held()
             confirm_study.enqueue_trial({}, user_attrs=attrs)
             added += 1
@@ -260,10 +251,9 @@ class UnitObjective:
         seeds = records.read_seeds(trial)
         if not config or len(seeds) != 1:
             raise UserError(f"confirmation unit {trial.number} has no configuration or seed (not made by confirm?)")
-        agent = VMPOConfig.from_dict(config["agent"])
-        train = dataclasses.replace(TrainConfig.from_dict(config["train"]), device=self.device)
-        objective = records.read_confirm_plan(trial.study).get("objective", "final")
-        plan = RunPlan(agent, train, (seeds[0],), int(config["total_steps"]), objective=objective, prune=False)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=self.device))
+        objective = records.read_confirm_plan(trial.study).objective
+        plan = RunPlan(config, (seeds[0],), objective=objective, prune=False)
         return self.runner.run(trial, plan)
 
 
@@ -290,26 +280,26 @@ def collect(confirm_study: optuna.Study) -> list[CandidateStats]:
             continue
         counted.add((label, seed))
         units.setdefault(label, []).append(t)
-    candidates = {c["label"]: c for c in plan.get("candidates", [])}
-    baseline = next((label for label, c in candidates.items() if c.get("is_baseline")), None)
+    candidates = {c.label: c for c in plan.candidates}
+    baseline = plan.baseline.label if plan.baseline else None
     if baseline is None or baseline not in units:
         return []
     baseline_returns = [float(t.value) for t in units[baseline]]
     out = []
     for label, trials in units.items():
         trials = sorted(trials, key=lambda t: records.read_seeds(t)[0])
-        info: dict[str, Any] = candidates.get(label, {})
+        info = candidates.get(label)
         out.append(
             describe(
                 label,
                 [records.read_seeds(t)[0] for t in trials],
                 [float(t.value) for t in trials],
                 baseline_returns,
-                source_trial=info.get("source_trial"),
-                search_score=info.get("search_score"),
+                source_trial=info.source_trial if info else None,
+                search_score=info.search_score if info else None,
                 best_returns=[records.TrialRecord.of(t).seed_best_returns[0] for t in trials],
                 is_baseline=label == baseline,
-                objective=plan.get("objective", "final"),
+                objective=plan.objective,
                 final_returns=[records.TrialRecord.of(t).seed_returns[0] for t in trials],
             )
         )

@@ -23,7 +23,8 @@ from typing import Callable, Iterator
 from ..cli_common import DATE_FORMAT, LOG_FORMAT, ExitCode
 from ..errors import UserError
 from ..redaction import RedactingFormatter
-from ..storage import StorageUnavailable, writable
+from ..storage_faults import StorageUnavailable
+from ..storage_urls import writable
 from . import worker_entry
 from .progress import DisplayHandler, ProgressDisplay
 from .worker import ProgressSlot, WorkerSettings, run_worker

@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from .. import optuna_private, records
 from ..errors import UserError
-from ..storage import last_trouble
+from ..storage_faults import last_trouble
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def stale_trials(study: optuna.Study, grace: float) -> list[tuple[FrozenTrial, f
     RUNNING trial that never got one (its worker died between taking it and the first beat,
     or it was started by plain Optuna) is stale once it started more than
     ``max(grace, NO_HEARTBEAT_GRACE)`` seconds ago, by the local clock. Both clocks start no
-    earlier than the last storage failure this process saw (:func:`~vmpo_tune.storage.last_trouble`):
+    earlier than the last storage failure this process saw (:func:`~vmpo_tune.storage_faults.last_trouble`):
     an outage stops every heartbeat, and a live worker gets ``grace`` seconds after it to beat again.
     """
     now = time.time()

@@ -7,7 +7,7 @@ import optuna
 from .. import records
 from .runner import RunPlan, TrialRunner
 from .space import sample_params
-from .spec import StudySpec, params_to_configs
+from .spec import StudySpec, params_to_config
 
 
 class Objective:
@@ -16,9 +16,9 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         spec = self.spec
-        agent, train = params_to_configs(spec, sample_params(trial, spec), device=self.device)
+        config = params_to_config(spec, sample_params(trial, spec.space), device=self.device)
         seeds = records.read_seeds(trial) or spec.tuning_seeds  # a retry (or an earned racing seed) keeps its seeds
         # racing: only a configuration's first run is pruned; the seeds it earned were granted by the race
         prune = spec.search != "racing" or list(seeds) == spec.tuning_seeds
-        plan = RunPlan(agent, train, tuple(seeds), spec.total_steps, spec.aggregate, spec.objective, prune=prune)
+        plan = RunPlan(config, tuple(seeds), spec.aggregate, spec.objective, prune=prune)
         return self.runner.run(trial, plan)

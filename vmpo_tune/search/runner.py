@@ -31,12 +31,11 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from .. import optuna_private, provenance, records
 from ..agent import NonFiniteError
-from ..config import TrainConfig, VMPOConfig
+from ..config import RunConfig
 from ..errors import TrialFailed
 from ..stats import aggregate, curve_value
 from ..tblog import ScalarLog
 from ..trainer import VMPOTrainer
-from .spec import run_config
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +45,23 @@ DIVERGED = "diverged: "
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
-    """What a trial trains: the configs, the seeds, the budget and how seeds are summarised."""
+    """What a trial trains: the complete configuration (with its budget), the seeds and how they are summarised."""
 
-    agent: VMPOConfig
-    train: TrainConfig
+    config: RunConfig
     seeds: tuple[int, ...]
-    total_steps: int
     aggregate: str = "mean"
     objective: str = "final"
     """Per seed, the statistic of the learning curve that makes the value (:func:`~vmpo_tune.stats.curve_value`)."""
     prune: bool = True
+
+    @property
+    def total_steps(self) -> int:
+        return self.config.total_steps
+
+    def trainers(self) -> list[VMPOTrainer]:
+        """A fresh trainer per seed."""
+        agent, train = self.config.agent, self.config.train
+        return [VMPOTrainer.from_configs(agent, dataclasses.replace(train, seed=s)) for s in self.seeds]
 
 
 class TrialRunner:
@@ -72,22 +78,32 @@ class TrialRunner:
         self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir)
 
     def run(self, trial: optuna.Trial, plan: RunPlan) -> float:
-        """Train ``plan`` as ``trial``; returns the trial's value (the seeds' aggregate)."""
-        records.write_run(trial, run_config(plan.agent, plan.train, plan.total_steps), plan.seeds, provenance.record())
-        trainers = [VMPOTrainer.from_configs(plan.agent, dataclasses.replace(plan.train, seed=s)) for s in plan.seeds]
+        """Train ``plan`` as ``trial``; returns the trial's value (the seeds' aggregate).
+
+        What the trial stores, in order: the run (configuration, seeds, provenance, where it resumed from) once it
+        starts; at each evaluation mark the reported value, each seed's value and the resume record; and, once, when
+        the attempt ends however it ends, its outcome (time, env steps trained and, if training finished, returns).
+        """
         dirs = [self.out_dir / "trials" / f"{trial.number:05d}" / f"seed_{s}" for s in plan.seeds]
-        trainers = self._restore(trial, trainers, dirs, plan)
+        trainers = self._restore(trial, dirs, plan)
         resumed = trainers[0].env_steps
-        records.write_resumed(trial, resumed, all(t.can_resume_exactly for t in trainers) if resumed else None)
-        start = time.perf_counter()
+        exact = all(t.can_resume_exactly for t in trainers) if resumed else None
+        records.write_run(trial, records.RunStart(plan.config, plan.seeds, provenance.record(), resumed, exact))
+        start, trained = time.perf_counter(), False
         try:
             self._train(trial, trainers, dirs, plan)
+            trained = True
+            self._finish(trial, trainers, dirs)
         finally:
-            trained = sum(t.env_steps for t in trainers) - resumed * len(trainers)
-            records.write_timing(trial, time.perf_counter() - start, trained)
-        finals, bests = [t.final_return for t in trainers], [t.best_return for t in trainers]
-        records.write_returns(trial, finals, bests)
-        self._finish(trial, trainers, dirs)
+            records.write_outcome(
+                trial,
+                records.RunOutcome(
+                    wall_time_s=time.perf_counter() - start,
+                    env_steps_trained=sum(t.env_steps for t in trainers) - resumed * len(trainers),
+                    seed_returns=tuple(t.final_return for t in trainers) if trained else None,
+                    seed_best_returns=tuple(t.best_return for t in trainers) if trained else None,
+                ),
+            )
         return aggregate([curve_value(t.evaluation_returns, plan.objective) for t in trainers], plan.aggregate)
 
     # ------------------------------------------------------------------ training
@@ -168,12 +184,11 @@ class TrialRunner:
         current = {entry["artifact"] for entry in record.values()}
         drop_resume(self.artifact_store, {k: v for k, v in previous.items() if v.get("artifact") not in current})
 
-    def _restore(
-        self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path], plan: RunPlan
-    ) -> list[VMPOTrainer]:
+    def _restore(self, trial: optuna.Trial, dirs: list[Path], plan: RunPlan) -> list[VMPOTrainer]:
         """Trainers that continue from the resume blobs a retried trial inherited (or fresh ones)."""
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)  # never read another attempt's files
+        trainers = plan.trainers()
         record = records.read_resume(trial)
         if not record or self.artifact_store is None:
             return trainers
@@ -191,7 +206,7 @@ class TrialRunner:
                 trial.number,
                 exc,
             )
-            return [VMPOTrainer.from_configs(plan.agent, dataclasses.replace(plan.train, seed=s)) for s in plan.seeds]
+            return plan.trainers()
         log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, trainers[0].env_steps)
         return trainers
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import optuna
 
 from .. import notes, records
+from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode
 from ..errors import UserError
 from ..stats import CandidateStats, separated_from
-from ..storage import BudgetLock
 from .confirmation import collect, open_confirm_study, plan_units, select_candidates, test_seeds, unit_counts
 from .launch import Outcome, run_workers
 from .progress import ProgressDisplay
@@ -91,7 +91,7 @@ def run_confirmation(
     ranked = collect(confirm)
     counts = unit_counts(confirm)
     if ranked:
-        records.write_confirmation(study, [c.as_dict() for c in ranked])
+        records.write_confirmation(study, ranked)
         notes.save_study_note(study, confirmed=ranked)
     return ConfirmationResult(ranked, outcome, counts)
 

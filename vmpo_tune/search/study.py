@@ -3,7 +3,7 @@
 Budget accounting: a study's ``--trials N`` counts every trial that is finished
 (COMPLETE, PRUNED, FAIL), running or waiting, except a FAIL that was retried (its retry
 stands in for it). :func:`reserve_trial` counts and creates under the
-:class:`~vmpo_tune.storage.BudgetLock`, so N is exact across processes and machines.
+:class:`~vmpo_tune.budget_lock.BudgetLock`, so N is exact across processes and machines.
 A worker whose budget is used while trials still run elsewhere waits for them (or for
 their heartbeat to go stale, then fails and runs their retries) before it stops, so
 the last worker standing never leaves a RUNNING trial behind.
@@ -20,8 +20,8 @@ from typing import Callable
 import optuna
 
 from .. import notes, optuna_private, records, simulator
+from ..budget_lock import BudgetLock
 from ..errors import UserError
-from ..storage import BudgetLock
 from .liveness import beat, fail_stale_trials
 from .spec import StudySpec, default_params
 

@@ -33,10 +33,12 @@ from optuna.artifacts import FileSystemArtifactStore
 from optuna.trial import TrialState
 
 from .. import optuna_private, records
+from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode
 from ..errors import TrialFailed, UserError
 from ..redaction import RedactingFormatter
-from ..storage import PATIENCE, BudgetLock, StorageUnavailable, open_storage
+from ..storage import open_storage
+from ..storage_faults import PATIENCE, StorageUnavailable
 from . import racing
 from .confirmation import UnitObjective
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, fail_and_requeue

@@ -1,0 +1,34 @@
+"""Flag groups shared by the commands that open a stored study (``confirm``, ``export``, ``play``, the report):
+one definition of ``--study``, ``--storage``, ``--run-dir`` and ``--artifact-dir``, so each means the same
+everywhere and reads the same in every ``--help``."""
+
+from __future__ import annotations
+
+import argparse
+
+from .storage_urls import ENV_STORAGE
+
+STORAGE_HELP = (
+    f"the study's storage: an RDB URL, a journal file, redis://HOST:PORT/DB or grpc://HOST:PORT (default: "
+    f"${ENV_STORAGE}, else sqlite:///<run-dir>/study.db)"
+)
+RUN_DIR_HELP = "the search's --out folder, for the default storage and the artifacts (default runs/<study>)"
+ARTIFACT_DIR_HELP = "the search's artifact folder, where trials' checkpoints are (default <run-dir>/artifacts)"
+
+
+def add_stored_study_flags(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *,
+    study: bool = True,
+    artifacts: bool = False,
+    condition: str = "",
+) -> None:
+    """Add ``--study`` (required, unless ``study`` is False: the command defines its own), ``--storage``,
+    ``--run-dir`` and, with ``artifacts``, ``--artifact-dir``. ``condition`` starts each help text (``"with
+    --study: "`` for a command that can also run without a stored study)."""
+    if study:
+        parser.add_argument("--study", required=True, help="study name (as given to the search)")
+    parser.add_argument("--storage", help=condition + STORAGE_HELP)
+    parser.add_argument("--run-dir", help=condition + RUN_DIR_HELP)
+    if artifacts:
+        parser.add_argument("--artifact-dir", help=condition + ARTIFACT_DIR_HELP)
