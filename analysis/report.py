@@ -13,6 +13,9 @@ it rests on. The trials table is written beside it as <name>-trials.csv (and
 
 A plot that cannot be drawn (no complete trial yet, too few trials for importances)
 is replaced by a sentence saying why; the report itself is always written.
+
+Why this module is long (about 530 lines): it is the report's HTML, section by section; the figures
+are :mod:`analysis.figures` and the tables :mod:`analysis.tables`.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 from plotly.offline import get_plotlyjs
 
-from vmpo_tune import optuna_private, records
+from vmpo_tune import optuna_private, records, stored_study
 from vmpo_tune.cli_common import Parser, add_common_flags, configure_logging, run_cli
 from vmpo_tune.cli_flags import add_stored_study_flags
 from vmpo_tune.errors import UserError
@@ -509,7 +512,7 @@ def build_report(study: optuna.Study, url: str, run_dir: Path, out: Path) -> lis
 
 
 def report(args: argparse.Namespace) -> int:
-    study, url, _ = records.open_existing_study(args.study, args.storage, args.run_dir)
+    study, url, _ = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
     out = Path(args.out) if args.out else default_out(args.study, args.run_dir)
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._report import write_section  # noqa: E402
-from vmpo_tune import records  # noqa: E402
+from vmpo_tune import records, stored_study  # noqa: E402
 from vmpo_tune.search.study import recorded_simulator  # noqa: E402
 from vmpo_tune.stats import bootstrap_ci, iqm  # noqa: E402
 
@@ -102,12 +102,12 @@ def main() -> None:
         return pending(args.study)
     if not (args.machine and args.search_command):
         p.error("--machine and --search-command are needed for a confirmed study's table")
-    study, _, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
+    study, _, storage = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
     ranked = records.read_confirmation(study)
     if not ranked:
         raise SystemExit(f"study {args.study} has no confirmation; run python -m vmpo_tune.confirm first")
     seeds = ranked[0].seeds
-    companion = records.load_companion(storage, study.study_name)
+    companion = stored_study.load_companion(storage, study.study_name)
     plan = records.read_confirm_plan(companion) if companion else records.ConfirmPlan()
     top = sum(c.source_trial is not None and c.label != "default" for c in plan.candidates)
     confirm = f"python -m vmpo_tune.confirm --study {args.study} --top {top} --seeds {len(seeds)}"

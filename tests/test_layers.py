@@ -53,6 +53,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.playback": 3,
     # the stored-study format, and the note built from it: right above the storage layer (no torch, no gymnasium)
     "vmpo_tune.records": 1.5,
+    "vmpo_tune.stored_study": 1.55,
     "vmpo_tune.notes": 1.6,
     "vmpo_tune.runfile": 1.6,
     # the search, bottom to top

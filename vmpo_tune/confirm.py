@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import next_steps, records, simulator, tblog
+from . import next_steps, records, simulator, stored_study, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .cli_flags import add_stored_study_flags
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
@@ -67,7 +67,7 @@ def confirm(args: argparse.Namespace) -> int:
     if args.tensorboard:
         tblog.check_available(args.tensorboard)
     run_dir = Path(args.run_dir) if args.run_dir else records.default_run_dir(args.study)
-    study, url, storage = records.open_existing_study(args.study, args.storage, run_dir)
+    study, url, storage = stored_study.open_existing_study(args.study, args.storage, run_dir)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(args.study, run_dir)
     prepare_folders(run_dir, artifact_dir)
     settings = WorkerSettings(

@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from . import optuna_private, provenance, records
+from . import optuna_private, provenance, records, stored_study
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .cli_flags import add_stored_study_flags
 from .errors import UserError
@@ -206,11 +206,13 @@ def write_out(out: Path, text: str, force: bool) -> None:
 def export(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{args.study}-best.yaml")
     check_out(out, args.force)
-    study, url, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
+    study, url, storage = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
     artifact_dir = (
         Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study.study_name, args.run_dir)
     )
-    doc = build_document(study, url, args.top, args.by, records.load_companion(storage, study.study_name), artifact_dir)
+    doc = build_document(
+        study, url, args.top, args.by, stored_study.load_companion(storage, study.study_name), artifact_dir
+    )
     header = f"# vmpo-tune run configuration; train it with: python -m vmpo_tune.train --config {out}\n"
     write_out(out, header + dump(doc), args.force)
     best = doc["runs"][0]

@@ -27,7 +27,7 @@ import optuna
 import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
-from . import records, video
+from . import records, stored_study, video
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .cli_flags import add_stored_study_flags
 from .errors import UserError
@@ -93,9 +93,9 @@ def parse_size(text: str) -> tuple[int, int]:
 def find_target(args: argparse.Namespace) -> Target:
     if args.config:
         return Target(load_run(args.config, args.rank))
-    study, url, storage = records.open_existing_study(args.study, args.storage, args.run_dir)
+    study, url, storage = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(args.study, args.run_dir)
-    companion = records.load_companion(storage, study.study_name)
+    companion = stored_study.load_companion(storage, study.study_name)
     doc = build_document(study, url, args.rank, args.by, companion, artifact_dir)
     return Target(parse_run(doc, f"study {study.study_name!r}", args.rank), study, artifact_dir)
 

@@ -13,6 +13,12 @@ optimisers, random generator), the environments' full state and current observat
 the evaluation history and the best agent so far. :meth:`save_state` /
 :meth:`load_state` move that state through one opaque file; :meth:`artifacts` lists the
 files worth keeping after a run (the best agent's checkpoint and the learning curve).
+
+Why this module is long (about 475 lines): the loop, its evaluation schedule and its resume state
+are one piece. What could be cut out already lives elsewhere (the rollout buffers in :mod:`.rollout`,
+the targets in :mod:`.targets`, the update in :mod:`.agent`, evaluation in :mod:`.evaluation`, the
+environments' state in :mod:`.envstate`); the rest is the order of those calls and what must be saved between them
+for a resumed run to equal an uninterrupted one, which reads best in one file.
 """
 
 from __future__ import annotations

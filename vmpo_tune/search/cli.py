@@ -1,4 +1,10 @@
-"""python -m vmpo_tune.search: run (or resume) a hyperparameter search."""
+"""python -m vmpo_tune.search: run (or resume) a hyperparameter search.
+
+Why this module is long (about 450 lines): it is the search's whole command line (flags, their checks
+against the stored study, the pre-flight messages and the closing summary). The work itself is
+elsewhere: workers in :mod:`.launch` / :mod:`.worker`, the study in :mod:`.study`, the confirmation
+in :mod:`.stage`; what is left here is the order of user-facing checks, which reads best in one place.
+"""
 
 from __future__ import annotations
 
