@@ -7,6 +7,7 @@ Real PostgreSQL and MariaDB; the lock holder's own session is ended by the serve
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import optuna
@@ -16,6 +17,7 @@ from optuna.trial import TrialState
 
 from vmpo_tune import records
 from vmpo_tune.budget_lock import BudgetLock
+from vmpo_tune.config import RunConfig, TrainConfig, VMPOConfig
 from vmpo_tune.search.confirmation import Candidate, collect, config_id, plan_units
 from vmpo_tune.storage import open_storage
 
@@ -25,8 +27,8 @@ SEEDS = [1000, 1001]
 WRITES = 1 + 1 + 3 * len(SEEDS)  # the plan, the requeue check, then one unit per (candidate, seed)
 
 
-def _config(eta: float) -> dict:
-    return {"agent": {"epsilon_eta": eta}, "train": {"env_id": "X", "seed": 0, "device": "cpu"}, "total_steps": 9}
+def _config(eta: float) -> RunConfig:
+    return RunConfig(VMPOConfig(epsilon_eta=eta), TrainConfig(env_id="X"), 9)
 
 
 CANDIDATES = [
@@ -101,7 +103,7 @@ def test_a_pair_stored_twice_is_counted_once(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     study = optuna.create_study(storage=open_storage(url, create_parent=True), study_name="s/confirm")
     plan_units(study, BudgetLock(url, "s/confirm"), CANDIDATES[1:], SEEDS, 100)
-    extra = records.unit_attrs("trial 5", 5, SEEDS[0], {**_config(0.2), "total_steps": 100})
+    extra = records.unit_attrs("trial 5", 5, SEEDS[0], dataclasses.replace(_config(0.2), total_steps=100))
     study.enqueue_trial({}, user_attrs=extra)  # the same pair again
     values = {("trial 5", 1000): [10.0, 99.0], ("trial 5", 1001): [20.0], ("default", 1000): [1.0]}
     values[("default", 1001)] = [2.0]

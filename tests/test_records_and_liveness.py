@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from vmpo_tune import records
 from vmpo_tune.budget_lock import BudgetLock
+from vmpo_tune.config import RunConfig, TrainConfig, VMPOConfig
 from vmpo_tune.redaction import redact, redact_command, redact_url
 from vmpo_tune.search import liveness
 from vmpo_tune.search.confirmation import Candidate, config_id, plan_units
@@ -122,8 +123,8 @@ def test_interruptions_do_not_use_up_retries_but_failures_do(tmp_path):
     assert all(records.read_resume(t) == {} for t in failed[:-1])  # only the last attempt points at blobs
 
 
-def _config(eta: float) -> dict:
-    return {"agent": {"epsilon_eta": eta}, "train": {"env_id": "X", "seed": 0, "device": "cpu"}, "total_steps": 9}
+def _config(eta: float) -> RunConfig:
+    return RunConfig(VMPOConfig(epsilon_eta=eta), TrainConfig(env_id="X"), 9)
 
 
 def test_confirmation_units_are_matched_by_configuration_not_label(tmp_path):
