@@ -2,7 +2,8 @@
 heartbeats, stale-trial scans and the budget lock dominate.
 
     python benchmarks/coordination.py                                   # 8, 32, 64 workers x 3 backends
-    python benchmarks/coordination.py --workers 8 --backends postgres   # one cell (a smoke test)
+    python benchmarks/coordination.py --workers 64                      # the 64-worker cells, merged with the kept ones
+    python benchmarks/coordination.py --workers 8 --backends postgres --results - --out -   # a smoke test
 
 Per backend (PostgreSQL directly, the gRPC proxy in front of PostgreSQL, Optuna's journal in Redis) and
 worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` on the ``demo`` study cut to
@@ -21,13 +22,16 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
   confirmation (candidate, seed) unit once.
 
 On a 2-core machine, 64 processes mostly wait for the CPU: the overhead measured there is contention as much
-as coordination, and the table says which machine it ran on. Needs the loopback services
+as coordination, and the table says which machine it ran on. Every cell measured is kept in
+``results/coordination.json`` (a rerun of a cell replaces it), and the section shows all kept cells, so the
+worker counts can be run one at a time. Needs the loopback services
 (``bash scripts/services``) and ``.[postgres,redis,grpc]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import signal
@@ -45,6 +49,8 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "coordination.json"
+"""The kept measurements of every cell run so far (the section in BENCHMARKS.md shows them all)."""
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
@@ -192,6 +198,7 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
         return {
             "backend": backend,
             "workers": workers,
+            "date": dt.date.today().isoformat(),
             "wall_s": wall,
             "finished": counts.finished,
             "running": counts.running,
@@ -212,10 +219,23 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
             pg.__exit__(None, None, None)
 
 
+def merge(path: Path, new: list[dict]) -> list[dict]:
+    """The kept cells with ``new`` in place of the same (backend, workers) ones, written back; in table order."""
+    kept = json.loads(path.read_text()) if path.exists() else []
+    fresh = {(c["backend"], c["workers"]) for c in new}
+    cells = [c for c in kept if (c["backend"], c["workers"]) not in fresh] + new
+    order = {"postgres": 0, "proxy": 1, "redis": 2}
+    cells.sort(key=lambda c: (c["workers"], order.get(c["backend"], 9)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cells, indent=1) + "\n")
+    return cells
+
+
 def render(cells: list[dict], machine: str) -> str:
     hopper = float(load_spec("hopper", check_env=False).timing.get("seconds_per_trial", 104))
     lines = [
-        f"`python benchmarks/coordination.py` on {machine}: the `demo` study cut to 1,024 env steps per trial, "
+        f"`python benchmarks/coordination.py` on {machine} ({', '.join(sorted({c.get('date', '?') for c in cells}))}): "
+        "the `demo` study cut to 1,024 env steps per trial, "
         "3 trials per worker, one worker SIGKILLed mid-trial, then `confirm --top 2 --seeds 4`. Overhead = "
         f"worker-seconds not spent inside a trial's run, per finished trial; its share is of a `hopper` trial "
         f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial.",
@@ -239,7 +259,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, nargs="+", default=[8, 32, 64])
     p.add_argument("--backends", nargs="+", default=["postgres", "proxy", "redis"])
-    p.add_argument("--json", help="also write the measurements here")
+    p.add_argument(
+        "--results",
+        default=str(RESULTS),
+        help="the kept measurements: this run's cells replace the same (backend, workers) cells there, and the "
+        f"section shows them all (default {RESULTS.relative_to(ROOT)}; '-': this run only)",
+    )
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose section is written ('-': none)")
     p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} machine")
     args = p.parse_args()
@@ -250,10 +275,10 @@ def main() -> None:
                 cell = one_cell(backend, workers, Path(tmp))
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
+    if args.results != "-":
+        cells = merge(Path(args.results), cells)
     body = render(cells, args.machine)
     print(body)
-    if args.json:
-        Path(args.json).write_text(json.dumps(cells, indent=1))
     if args.out != "-":
         write_section(Path(args.out), "coordination", "Coordination under load (8 / 32 / 64 workers)", body)
 
