@@ -189,9 +189,12 @@ def test_postgresql_connections_killed_again_and_again_lose_nothing(tmp_path, pg
 @pytest.mark.server
 @pytest.mark.slow
 def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql_url, mysql_admin):
-    write_study(tmp_path, {**MEDIUM_TOY, "total_steps": 5 * MEDIUM_TOY["total_steps"]})  # 10+ kills (2x: 6-8)
+    write_study(tmp_path, MEDIUM_TOY)
     user = mysql_url["user"]
-    args = ("--study", "toy.yaml", "--out", "run", "--trials", "6", "--workers", "2", "--storage", mysql_url["url"])
+    # a heartbeat every second: a killed pooled connection is reconnected (and can be killed again) every second,
+    # not only when a trial reports, so the kills do not depend on how fast this machine trains
+    args = ("--study", "toy.yaml", "--out", "run", "--trials", "6", "--workers", "2", "--storage", mysql_url["url"],
+            "--heartbeat-interval", "1")  # fmt: skip
 
     class MariaKiller(Killer):
         def _run(self) -> None:
