@@ -16,6 +16,10 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
 * coordination overhead per trial: the search's worker-seconds (wall x N) not spent inside a trial's own
   run (the trials' recorded wall time), per finished trial, and that as a share of a ``hopper`` trial's
   time (``studies/hopper.yaml``'s measured seconds per trial);
+* extra CPU per trial: the search's CPU seconds (every process it waited for) per finished trial, minus the
+  CPU per trial of the same tiny trials run by one worker alone on SQLite (measured once per run), and that
+  as a share of a ``hopper`` trial; unlike wall time, CPU time is not inflated by processes queueing for
+  the cores, so this is the coordination cost a machine with a core per worker would pay;
 * the most PostgreSQL connections the study's database held at once (sampled every 0.2 s; one of them is
   this script's own reader);
 * the invariants: exactly 3N finished trials, 0 RUNNING, the killed worker's trial retried, every
@@ -34,6 +38,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -174,12 +179,12 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
         result: dict = {}
         killer = threading.Thread(target=lambda: result.update(kill_one_worker(read_url, stop)), daemon=True)
         killer.start()
-        start = time.perf_counter()
+        start, cpu_before = time.perf_counter(), children_cpu()
         search = python("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers",
                         str(workers), "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY,
                         *LIVENESS, "--force", cwd=folder, log=log, background=True)  # fmt: skip
         search.wait()
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, children_cpu() - cpu_before
         stop.set()
         killer.join()
         # the killed worker's trial: its command may end first (the others wait for the heartbeat to go stale)
@@ -205,6 +210,7 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
             "trials_per_s": counts.finished / wall,
             "work_per_trial": work / max(counts.finished, 1),
             "overhead_s_per_trial": max(0.0, wall * workers - inside) / max(counts.finished, 1),
+            "cpu_s_per_trial": cpu / max(counts.finished, 1),
             "max_pg_connections": pg.max_connections if pg is not None else None,
             "killed": result,
             "retried": any(t.system_attrs.get(records.RETRY_OF) == result.get("trial") for t in trials),
@@ -217,6 +223,21 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
             proxy.wait(timeout=30)
         if pg is not None:
             pg.__exit__(None, None, None)
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process this one has waited for, their own children included."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def baseline_cpu_per_trial(folder: Path) -> float:
+    """CPU seconds per trial of the same tiny trials run by one worker alone on SQLite (3 trials, as each worker of
+    a cell runs): what a trial costs without other workers to coordinate with."""
+    start = children_cpu()
+    python("vmpo_tune.search", "--study", "demo", "--trials", "3", "--workers", "1", "--out", str(folder / "alone"),
+           *TINY, *LIVENESS, cwd=folder, log=folder / "alone.log")  # fmt: skip
+    return (children_cpu() - start) / 3
 
 
 def merge(path: Path, new: list[dict]) -> list[dict]:
@@ -234,20 +255,27 @@ def merge(path: Path, new: list[dict]) -> list[dict]:
 def render(cells: list[dict], machine: str) -> str:
     hopper = float(load_spec("hopper", check_env=False).timing.get("seconds_per_trial", 104))
     lines = [
-        f"`python benchmarks/coordination.py` on {machine} ({', '.join(sorted({c.get('date', '?') for c in cells}))}): "
+        f"`python benchmarks/coordination.py` on {' / '.join(sorted({c.get('machine', machine) for c in cells}))} "
+        f"({', '.join(sorted({c.get('date', '?') for c in cells}))}): "
         "the `demo` study cut to 1,024 env steps per trial, "
         "3 trials per worker, one worker SIGKILLed mid-trial, then `confirm --top 2 --seeds 4`. Overhead = "
         f"worker-seconds not spent inside a trial's run, per finished trial; its share is of a `hopper` trial "
-        f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial.",
+        f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial. "
+        "Extra CPU = the search's CPU seconds per trial (all its processes) minus those of the same trials run by "
+        "one worker alone on SQLite: what coordinating N workers costs in CPU, which contention for the cores does "
+        "not inflate as it inflates wall time ('-': a cell measured before this column existed).",
         "",
-        "| backend | workers | trials/s | storage work per trial | overhead per trial | share of a hopper trial | "
-        "max PG connections | finished / target | RUNNING at end | killed trial retried | units once |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
+        "| backend | workers | trials/s | storage work per trial | overhead per trial (wall) | share of a hopper "
+        "trial | extra CPU per trial | share of a hopper trial | max PG connections | finished / target | "
+        "RUNNING at end | killed trial retried | units once |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for c in cells:
+        extra = c["cpu_s_per_trial"] - c["alone_cpu_s_per_trial"] if "cpu_s_per_trial" in c else None
+        cpu = "- | -" if extra is None else f"{extra:.2f} s | {100 * extra / hopper:.2f}%"
         lines.append(
             f"| {c['backend']} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
-            f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | "
+            f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | {cpu} | "
             f"{c['max_pg_connections'] if c['max_pg_connections'] is not None else '-'} | "
             f"{c['finished']} / {c['target']} | {c['running']} | {'yes' if c['retried'] else 'no'} | "
             f"{'yes' if c['units_once'] else 'NO'} |"
@@ -267,12 +295,17 @@ def main() -> None:
     )
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose section is written ('-': none)")
     p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} machine")
+    p.add_argument("--render", action="store_true", help="run nothing: write the section from the kept cells")
     args = p.parse_args()
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
+        if args.render:
+            args.workers = []
+        alone = baseline_cpu_per_trial(Path(tmp)) if args.workers else 0.0
         for workers in args.workers:
             for backend in args.backends:
                 cell = one_cell(backend, workers, Path(tmp))
+                cell.update(alone_cpu_s_per_trial=alone, machine=args.machine)
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
     if args.results != "-":
