@@ -16,10 +16,11 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
 * coordination overhead per trial: the search's worker-seconds (wall x N) not spent inside a trial's own
   run (the trials' recorded wall time), per finished trial, and that as a share of a ``hopper`` trial's
   time (``studies/hopper.yaml``'s measured seconds per trial);
-* extra CPU per trial: the search's CPU seconds (every process it waited for) per finished trial, minus the
-  CPU per trial of the same tiny trials run by one worker alone on SQLite (measured once per run), and that
-  as a share of a ``hopper`` trial; unlike wall time, CPU time is not inflated by processes queueing for
-  the cores, so this is the coordination cost a machine with a core per worker would pay;
+* extra CPU per trial: the search's CPU seconds (every process it waited for, and the proxy's) per finished
+  trial, minus the CPU per trial of the same tiny trials run by one worker alone on SQLite (measured once
+  per run), and that as a share of a ``hopper`` trial; unlike wall time, CPU time is not inflated by
+  processes queueing for the cores, so this is the coordination cost a machine with a core per worker
+  would pay;
 * the most PostgreSQL connections the study's database held at once (sampled every 0.2 s; one of them is
   this script's own reader);
 * the invariants: exactly 3N finished trials, 0 RUNNING, the killed worker's trial retried, every
@@ -179,12 +180,12 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
         result: dict = {}
         killer = threading.Thread(target=lambda: result.update(kill_one_worker(read_url, stop)), daemon=True)
         killer.start()
-        start, cpu_before = time.perf_counter(), children_cpu()
+        start, cpu_before = time.perf_counter(), children_cpu() + process_cpu(proxy)
         search = python("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers",
                         str(workers), "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY,
                         *LIVENESS, "--force", cwd=folder, log=log, background=True)  # fmt: skip
         search.wait()
-        wall, cpu = time.perf_counter() - start, children_cpu() - cpu_before
+        wall, cpu = time.perf_counter() - start, children_cpu() + process_cpu(proxy) - cpu_before
         stop.set()
         killer.join()
         # the killed worker's trial: its command may end first (the others wait for the heartbeat to go stale)
@@ -229,6 +230,15 @@ def children_cpu() -> float:
     """CPU seconds (user + system) of every child process this one has waited for, their own children included."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(proc: subprocess.Popen | None) -> float:
+    """CPU seconds a running child (the proxy) has used so far, from /proc (0 without one); the proxy's work is
+    coordination too."""
+    if proc is None:
+        return 0.0
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 def baseline_cpu_per_trial(folder: Path) -> float:
