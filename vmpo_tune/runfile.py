@@ -161,7 +161,7 @@ def check_format(doc: Any, where: str) -> None:
     if version is not None and version.isdigit() and int(version) > FORMAT_VERSION:
         raise UserError(
             f"{where}: format {fmt} was written by a newer vmpo-tune (this one reads up to {FORMAT}); upgrade "
-            "vmpo-tune (pip install -U vmpo-tune, or pull and reinstall the repository)"
+            "vmpo-tune: pull the repository and reinstall it (pip install -e .)"
         )
     raise UserError(
         f"{where}: format {fmt!r} is not a vmpo-tune run file format (this version reads "
