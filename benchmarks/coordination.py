@@ -4,6 +4,7 @@ heartbeats, stale-trial scans and the budget lock dominate.
     python benchmarks/coordination.py                                   # 8, 32, 64 workers x 3 backends
     python benchmarks/coordination.py --workers 64                      # the 64-worker cells, merged with the kept ones
     python benchmarks/coordination.py --workers 8 --backends postgres --results - --out -   # a smoke test
+    python benchmarks/coordination.py --workers 64 --backends proxy --heartbeat-interval 10   # default liveness
 
 Per backend (PostgreSQL directly, the gRPC proxy in front of PostgreSQL, Optuna's journal in Redis) and
 worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` on the ``demo`` study cut to
@@ -66,7 +67,13 @@ from vmpo_tune.search.spec import load_spec  # noqa: E402
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/15"
 TINY = ("--total-steps", "1024", "--eval-interval", "512", "--eval-episodes", "1")
-LIVENESS = ("--heartbeat-interval", "2", "--grace-period", "8")
+FAST_HEARTBEAT = 2
+"""Seconds between heartbeats unless --heartbeat-interval says otherwise: short, so the killed worker's trial is
+noticed (after 4 heartbeats) well within a cell."""
+
+
+def liveness(heartbeat: int) -> tuple[str, ...]:
+    return ("--heartbeat-interval", str(heartbeat), "--grace-period", str(4 * heartbeat))
 
 
 def python(*args: str, cwd: Path, log: Path, background: bool = False):
@@ -148,7 +155,7 @@ def kill_one_worker(url, stop: threading.Event) -> dict:
     return killed
 
 
-def one_cell(backend: str, workers: int, folder: Path) -> dict:
+def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> dict:
     """One backend at one worker count: the search with a kill, then the confirmation; measurements and invariants."""
     log = folder / f"{backend}-{workers}.log"
     proxy = None
@@ -183,14 +190,14 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
         start, cpu_before = time.perf_counter(), children_cpu() + process_cpu(proxy)
         search = python("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers",
                         str(workers), "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY,
-                        *LIVENESS, "--force", cwd=folder, log=log, background=True)  # fmt: skip
+                        *liveness(heartbeat), "--force", cwd=folder, log=log, background=True)  # fmt: skip
         search.wait()
         wall, cpu = time.perf_counter() - start, children_cpu() + process_cpu(proxy) - cpu_before
         stop.set()
         killer.join()
         # the killed worker's trial: its command may end first (the others wait for the heartbeat to go stale)
         rerun = ("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers", "2")
-        python(*rerun, "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY, *LIVENESS,
+        python(*rerun, "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY, *liveness(heartbeat),
                cwd=folder, log=log)  # fmt: skip
         work = (redis_commands() if backend == "redis" else pg.commits()) - work_before
         trials = optuna.load_study(study_name="demo", storage=read_url).get_trials(deepcopy=False)
@@ -198,13 +205,14 @@ def one_cell(backend: str, workers: int, folder: Path) -> dict:
         inside = sum(float(t.user_attrs.get(records.WALL_TIME) or 0.0) for t in trials)
         python("vmpo_tune.confirm", "--study", "demo", "--storage", url, "--run-dir",
                str(folder / f"run-{backend}-{workers}"), "--top", "2", "--seeds", "4", "--workers",
-               str(min(workers, 8)), *LIVENESS, cwd=folder, log=log)  # fmt: skip
+               str(min(workers, 8)), *liveness(heartbeat), cwd=folder, log=log)  # fmt: skip
         units = optuna.load_study(study_name=records.confirm_study_name("demo"), storage=read_url).get_trials()
         pairs = [(u.user_attrs.get(records.CANDIDATE), tuple(records.read_seeds(u))) for u in units]
         return {
             "backend": backend,
             "workers": workers,
             "date": dt.date.today().isoformat(),
+            "heartbeat_s": heartbeat,
             "wall_s": wall,
             "finished": counts.finished,
             "running": counts.running,
@@ -241,25 +249,34 @@ def process_cpu(proc: subprocess.Popen | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def baseline_cpu_per_trial(folder: Path) -> float:
+def baseline_cpu_per_trial(folder: Path, heartbeat: int = FAST_HEARTBEAT) -> float:
     """CPU seconds per trial of the same tiny trials run by one worker alone on SQLite (3 trials, as each worker of
     a cell runs): what a trial costs without other workers to coordinate with."""
     start = children_cpu()
     python("vmpo_tune.search", "--study", "demo", "--trials", "3", "--workers", "1", "--out", str(folder / "alone"),
-           *TINY, *LIVENESS, cwd=folder, log=folder / "alone.log")  # fmt: skip
+           *TINY, *liveness(heartbeat), cwd=folder, log=folder / "alone.log")  # fmt: skip
     return (children_cpu() - start) / 3
+
+
+def _key(cell: dict) -> tuple:
+    return cell["backend"], cell["workers"], cell.get("heartbeat_s", FAST_HEARTBEAT)
 
 
 def merge(path: Path, new: list[dict]) -> list[dict]:
     """The kept cells with ``new`` in place of the same (backend, workers) ones, written back; in table order."""
     kept = json.loads(path.read_text()) if path.exists() else []
-    fresh = {(c["backend"], c["workers"]) for c in new}
-    cells = [c for c in kept if (c["backend"], c["workers"]) not in fresh] + new
+    fresh = {_key(c) for c in new}
+    cells = [c for c in kept if _key(c) not in fresh] + new
     order = {"postgres": 0, "proxy": 1, "redis": 2}
-    cells.sort(key=lambda c: (c["workers"], order.get(c["backend"], 9)))
+    cells.sort(key=lambda c: (c["workers"], order.get(c["backend"], 9), c.get("heartbeat_s", FAST_HEARTBEAT)))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cells, indent=1) + "\n")
     return cells
+
+
+def backend_label(cell: dict) -> str:
+    beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
+    return cell["backend"] if beat == FAST_HEARTBEAT else f"{cell['backend']} (heartbeat {beat} s)"
 
 
 def render(cells: list[dict], machine: str) -> str:
@@ -284,7 +301,7 @@ def render(cells: list[dict], machine: str) -> str:
         extra = c["cpu_s_per_trial"] - c["alone_cpu_s_per_trial"] if "cpu_s_per_trial" in c else None
         cpu = "- | -" if extra is None else f"{extra:.2f} s | {100 * extra / hopper:.2f}%"
         lines.append(
-            f"| {c['backend']} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
+            f"| {backend_label(c)} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
             f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | {cpu} | "
             f"{c['max_pg_connections'] if c['max_pg_connections'] is not None else '-'} | "
             f"{c['finished']} / {c['target']} | {c['running']} | {'yes' if c['retried'] else 'no'} | "
@@ -305,16 +322,22 @@ def main() -> None:
     )
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help="the file whose section is written ('-': none)")
     p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} machine")
+    p.add_argument(
+        "--heartbeat-interval",
+        type=int,
+        default=FAST_HEARTBEAT,
+        help=f"seconds between heartbeats (grace period 4x; default {FAST_HEARTBEAT}; the search's own default is 10)",
+    )
     p.add_argument("--render", action="store_true", help="run nothing: write the section from the kept cells")
     args = p.parse_args()
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
         if args.render:
             args.workers = []
-        alone = baseline_cpu_per_trial(Path(tmp)) if args.workers else 0.0
+        alone = baseline_cpu_per_trial(Path(tmp), args.heartbeat_interval) if args.workers else 0.0
         for workers in args.workers:
             for backend in args.backends:
-                cell = one_cell(backend, workers, Path(tmp))
+                cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
                 cell.update(alone_cpu_s_per_trial=alone, machine=args.machine)
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
