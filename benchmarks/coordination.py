@@ -5,6 +5,7 @@ heartbeats, stale-trial scans and the budget lock dominate.
     python benchmarks/coordination.py --workers 64                      # the 64-worker cells, merged with the kept ones
     python benchmarks/coordination.py --workers 8 --backends postgres --results - --out -   # a smoke test
     python benchmarks/coordination.py --workers 64 --backends proxy --heartbeat-interval 10   # default liveness
+    python benchmarks/coordination.py --baselines --backends proxy       # one-worker baselines of the kept cells
 
 Per backend (PostgreSQL directly, the gRPC proxy in front of PostgreSQL, Optuna's journal in Redis) and
 worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` on the ``demo`` study cut to
@@ -17,11 +18,15 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
 * coordination overhead per trial: the search's worker-seconds (wall x N) not spent inside a trial's own
   run (the trials' recorded wall time), per finished trial, and that as a share of a ``hopper`` trial's
   time (``studies/hopper.yaml``'s measured seconds per trial);
-* extra CPU per trial: the search's CPU seconds (every process it waited for, and the proxy's) per finished
-  trial, minus the CPU per trial of the same tiny trials run by one worker alone on SQLite (measured once
-  per run), and that as a share of a ``hopper`` trial; unlike wall time, CPU time is not inflated by
-  processes queueing for the cores, so this is the coordination cost a machine with a core per worker
-  would pay;
+* coordination CPU per trial: the search's CPU seconds (every process it waited for, and the proxy's; not the
+  database server's) per finished trial, minus the CPU per trial of one worker alone running the same 3N
+  trials on the same backend (it pays for the trials and for what grows with the study: the sampler reads
+  every trial at each ask), minus the start-up CPU of the N worker processes spread over the 3N trials (a
+  fresh interpreter importing what a worker imports; each worker pays it once per command, however many
+  trials it runs); and that as a share of a ``hopper`` trial. ``--baselines``
+  measures the one-worker runs for kept cells. Unlike wall time, CPU time is not inflated by processes
+  queueing for the cores, except for periodic work (heartbeats, the progress display's polling), which runs
+  as long as the cell does: on a crowded machine that part is an upper bound;
 * the most PostgreSQL connections the study's database held at once (sampled every 0.2 s; one of them is
   this script's own reader);
 * the invariants: exactly 3N finished trials, 0 RUNNING, the killed worker's trial retried, every
@@ -37,6 +42,7 @@ worker counts can be run one at a time. Needs the loopback services
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -155,58 +161,86 @@ def kill_one_worker(url, stop: threading.Event) -> dict:
     return killed
 
 
+class Backend:
+    """One backend's storage for a cell: the URL the commands get, this script's own reader, and for PostgreSQL
+    a fresh database (and the proxy in front of it)."""
+
+    def __init__(self, name: str, folder: Path, log: Path) -> None:
+        self.name, self.folder, self.log = name, folder, log
+        self.pg = PgDatabase() if name in ("postgres", "proxy") else None
+        self.proxy: subprocess.Popen | None = None
+
+    def __enter__(self) -> Backend:
+        if self.pg is not None:
+            self.pg.__enter__()
+        if self.name == "redis":
+            import redis
+            from optuna.storages.journal import JournalRedisBackend, JournalStorage
+
+            redis.Redis.from_url(REDIS).flushdb()
+            self.url, self.reader = REDIS, JournalStorage(JournalRedisBackend(REDIS))
+            return self
+        if self.name == "proxy":
+            port = free_port()
+            self.proxy = python("vmpo_tune.proxy", "--storage", self.pg.url, "--port", str(port), cwd=self.folder,
+                                log=self.log, background=True)  # fmt: skip
+            time.sleep(5)
+            self.url = f"grpc://127.0.0.1:{port}"
+        else:
+            self.url = self.pg.url
+        # the benchmark's own reader: a connection per read (it may be in the table's maximum)
+        self.reader = optuna.storages.RDBStorage(self.pg.url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
+        return self
+
+    def work(self) -> int:
+        """Storage work so far: Redis commands, or the database's committed transactions."""
+        return redis_commands() if self.name == "redis" else self.pg.commits()
+
+    def cpu(self) -> float:
+        """CPU seconds of every child waited for so far, plus the running proxy's."""
+        return children_cpu() + process_cpu(self.proxy)
+
+    def __exit__(self, *exc) -> None:
+        if self.proxy is not None:
+            self.proxy.terminate()
+            self.proxy.wait(timeout=30)
+        if self.pg is not None:
+            self.pg.__exit__(None, None, None)
+
+
+def search_args(workers: int, trials: int, out: Path, heartbeat: int) -> tuple[str, ...]:
+    return ("vmpo_tune.search", "--study", "demo", "--trials", str(trials), "--workers", str(workers), "--out",
+            str(out), *TINY, *liveness(heartbeat))  # fmt: skip
+
+
 def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> dict:
     """One backend at one worker count: the search with a kill, then the confirmation; measurements and invariants."""
     log = folder / f"{backend}-{workers}.log"
-    proxy = None
-    pg = PgDatabase() if backend in ("postgres", "proxy") else None
-    try:
-        if pg is not None:
-            pg.__enter__()
-        if backend == "redis":
-            import redis
-
-            redis.Redis.from_url(REDIS).flushdb()
-            url, read_url = REDIS, REDIS
-        elif backend == "proxy":
-            port = free_port()
-            proxy = python("vmpo_tune.proxy", "--storage", pg.url, "--port", str(port), cwd=folder, log=log,
-                           background=True)  # fmt: skip
-            time.sleep(5)
-            url, read_url = f"grpc://127.0.0.1:{port}", pg.url
-        else:
-            url, read_url = pg.url, pg.url
-        if backend == "redis":
-            from optuna.storages.journal import JournalRedisBackend, JournalStorage
-
-            read_url = JournalStorage(JournalRedisBackend(REDIS))
-        else:  # the benchmark's own reader: a connection per read (it may be in the table's maximum)
-            read_url = optuna.storages.RDBStorage(pg.url, engine_kwargs={"poolclass": sqlalchemy.pool.NullPool})
-        work_before = redis_commands() if backend == "redis" else pg.commits()
+    out = folder / f"run-{backend}-{workers}"
+    with Backend(backend, folder, log) as b:
+        work_before = b.work()
         stop = threading.Event()
         result: dict = {}
-        killer = threading.Thread(target=lambda: result.update(kill_one_worker(read_url, stop)), daemon=True)
+        killer = threading.Thread(target=lambda: result.update(kill_one_worker(b.reader, stop)), daemon=True)
         killer.start()
-        start, cpu_before = time.perf_counter(), children_cpu() + process_cpu(proxy)
-        search = python("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers",
-                        str(workers), "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY,
-                        *liveness(heartbeat), "--force", cwd=folder, log=log, background=True)  # fmt: skip
-        search.wait()
-        wall, cpu = time.perf_counter() - start, children_cpu() + process_cpu(proxy) - cpu_before
+        start, cpu_before = time.perf_counter(), b.cpu()
+        search = python(*search_args(workers, 3 * workers, out, heartbeat), "--storage", b.url, "--force",
+                        cwd=folder, log=log, background=True)  # fmt: skip
+        proxy_before, own = process_cpu(b.proxy), last_cpu(search)
+        wall, cpu = time.perf_counter() - start, b.cpu() - cpu_before
+        proxy_cpu = process_cpu(b.proxy) - proxy_before
         stop.set()
         killer.join()
         # the killed worker's trial: its command may end first (the others wait for the heartbeat to go stale)
-        rerun = ("vmpo_tune.search", "--study", "demo", "--trials", str(3 * workers), "--workers", "2")
-        python(*rerun, "--storage", url, "--out", str(folder / f"run-{backend}-{workers}"), *TINY, *liveness(heartbeat),
-               cwd=folder, log=log)  # fmt: skip
-        work = (redis_commands() if backend == "redis" else pg.commits()) - work_before
-        trials = optuna.load_study(study_name="demo", storage=read_url).get_trials(deepcopy=False)
+        python(*search_args(2, 3 * workers, out, heartbeat), "--storage", b.url, cwd=folder, log=log)
+        work = b.work() - work_before
+        trials = optuna.load_study(study_name="demo", storage=b.reader).get_trials(deepcopy=False)
         counts = records.budget_counts(trials)
         inside = sum(float(t.user_attrs.get(records.WALL_TIME) or 0.0) for t in trials)
-        python("vmpo_tune.confirm", "--study", "demo", "--storage", url, "--run-dir",
-               str(folder / f"run-{backend}-{workers}"), "--top", "2", "--seeds", "4", "--workers",
-               str(min(workers, 8)), *liveness(heartbeat), cwd=folder, log=log)  # fmt: skip
-        units = optuna.load_study(study_name=records.confirm_study_name("demo"), storage=read_url).get_trials()
+        confirm = ("vmpo_tune.confirm", "--study", "demo", "--storage", b.url, "--run-dir", str(out), "--top", "2",
+                   "--seeds", "4", "--workers", str(min(workers, 8)), *liveness(heartbeat))  # fmt: skip
+        python(*confirm, cwd=folder, log=log)
+        units = optuna.load_study(study_name=records.confirm_study_name("demo"), storage=b.reader).get_trials()
         pairs = [(u.user_attrs.get(records.CANDIDATE), tuple(records.read_seeds(u))) for u in units]
         return {
             "backend": backend,
@@ -220,18 +254,59 @@ def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEA
             "work_per_trial": work / max(counts.finished, 1),
             "overhead_s_per_trial": max(0.0, wall * workers - inside) / max(counts.finished, 1),
             "cpu_s_per_trial": cpu / max(counts.finished, 1),
-            "max_pg_connections": pg.max_connections if pg is not None else None,
+            # where that CPU went: the command's own process (progress display, pool), the proxy, the workers
+            "command_cpu_s_per_trial": own / max(counts.finished, 1),
+            "proxy_cpu_s_per_trial": proxy_cpu / max(counts.finished, 1),
+            "max_pg_connections": b.pg.max_connections if b.pg is not None else None,
             "killed": result,
             "retried": any(t.system_attrs.get(records.RETRY_OF) == result.get("trial") for t in trials),
             "units_once": len(pairs) == len(set(pairs)),
             "target": 3 * workers,
         }
-    finally:
-        if proxy is not None:
-            proxy.terminate()
-            proxy.wait(timeout=30)
-        if pg is not None:
-            pg.__exit__(None, None, None)
+
+
+def alone_cpu_per_trial(backend: str, trials: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> float:
+    """CPU seconds per trial of ``trials`` of the same tiny trials run by one worker alone on the same backend (no
+    kill; its one process's start-up spread over them, as a cell's command's own)."""
+    log = folder / f"{backend}-alone-{trials}.log"
+    with Backend(backend, folder, log) as b:
+        before = b.cpu()
+        python(*search_args(1, trials, folder / f"alone-{backend}-{trials}", heartbeat), "--storage", b.url,
+               "--force", cwd=folder, log=log)  # fmt: skip
+        return (b.cpu() - before) / trials
+
+
+WORKER_IMPORTS = "import vmpo_tune.search.worker, vmpo_tune.search.runner, mujoco, grpc"
+"""What a spawned worker process imports before it trains (its loop, torch, Gymnasium, MuJoCo, the gRPC client)."""
+
+
+def startup_cpu() -> float:
+    """CPU seconds of a fresh interpreter importing what a worker imports: the start-up each of a cell's N worker
+    processes pays once (median of 3)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    costs = []
+    for _ in range(3):
+        before = children_cpu()
+        subprocess.run([sys.executable, "-c", WORKER_IMPORTS], check=True, env=env)
+        costs.append(children_cpu() - before)
+    return sorted(costs)[1]
+
+
+def baselines(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> dict:
+    """One worker alone on the same backend running the cell's 3N trials, whose CPU per trial pays for the trials
+    and for what grows with the study (the sampler reads every trial at each ask), so that a cell's CPU per trial
+    minus it is what having N workers costs; and a worker process's start-up CPU, which each of the N pays once."""
+    per_trial = alone_cpu_per_trial(backend, 3 * workers, folder, heartbeat)
+    return {"alone_trials": 3 * workers, "alone_cpu_s_per_trial": per_trial, "startup_cpu_s": startup_cpu()}
+
+
+def cpu_columns(cell: dict) -> tuple[float, float] | None:
+    """(a worker's start-up CPU, coordination CPU per trial) of a cell with its baselines, else None: the cell's CPU
+    per trial minus the one-worker baseline's, minus the start-up of its N workers spread over its 3N trials."""
+    if "startup_cpu_s" not in cell:
+        return None
+    extra = cell["cpu_s_per_trial"] - cell["alone_cpu_s_per_trial"]
+    return cell["startup_cpu_s"], extra - cell["workers"] * cell["startup_cpu_s"] / cell["target"]
 
 
 def children_cpu() -> float:
@@ -240,22 +315,24 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def last_cpu(proc: subprocess.Popen) -> float:
+    """Waits for ``proc`` and returns the CPU seconds of that process alone (not its children), as last read from
+    /proc every 0.2 s while it ran."""
+    seen = 0.0
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, IndexError, ValueError):  # it may end between the check and the read
+            seen = process_cpu(proc)
+        time.sleep(0.2)
+    return seen
+
+
 def process_cpu(proc: subprocess.Popen | None) -> float:
-    """CPU seconds a running child (the proxy) has used so far, from /proc (0 without one); the proxy's work is
-    coordination too."""
+    """CPU seconds a running child (the proxy, the search command) has used so far itself, not its children, from
+    /proc (0 without one)."""
     if proc is None:
         return 0.0
     fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-
-
-def baseline_cpu_per_trial(folder: Path, heartbeat: int = FAST_HEARTBEAT) -> float:
-    """CPU seconds per trial of the same tiny trials run by one worker alone on SQLite (3 trials, as each worker of
-    a cell runs): what a trial costs without other workers to coordinate with."""
-    start = children_cpu()
-    python("vmpo_tune.search", "--study", "demo", "--trials", "3", "--workers", "1", "--out", str(folder / "alone"),
-           *TINY, *liveness(heartbeat), cwd=folder, log=folder / "alone.log")  # fmt: skip
-    return (children_cpu() - start) / 3
 
 
 def _key(cell: dict) -> tuple:
@@ -288,18 +365,21 @@ def render(cells: list[dict], machine: str) -> str:
         "3 trials per worker, one worker SIGKILLed mid-trial, then `confirm --top 2 --seeds 4`. Overhead = "
         f"worker-seconds not spent inside a trial's run, per finished trial; its share is of a `hopper` trial "
         f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial. "
-        "Extra CPU = the search's CPU seconds per trial (all its processes) minus those of the same trials run by "
-        "one worker alone on SQLite: what coordinating N workers costs in CPU, which contention for the cores does "
-        "not inflate as it inflates wall time ('-': a cell measured before this column existed).",
+        "Coordination CPU = the search's CPU seconds per trial (all its processes, the proxy's included; not the "
+        "database server's) minus those of one worker alone running the same number of the same trials on the "
+        "same backend (which pays for the trials and for what grows with the study), minus the start-up CPU of "
+        "the N worker processes (a fresh interpreter importing what a worker imports: torch, Gymnasium, MuJoCo, "
+        "gRPC; each worker pays it once per command, not per trial) spread over the 3N trials ('-': not measured "
+        "for that cell).",
         "",
         "| backend | workers | trials/s | storage work per trial | overhead per trial (wall) | share of a hopper "
-        "trial | extra CPU per trial | share of a hopper trial | max PG connections | finished / target | "
-        "RUNNING at end | killed trial retried | units once |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
+        "trial | start-up CPU per worker | coordination CPU per trial | share of a hopper trial | "
+        "max PG connections | finished / target | RUNNING at end | killed trial retried | units once |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for c in cells:
-        extra = c["cpu_s_per_trial"] - c["alone_cpu_s_per_trial"] if "cpu_s_per_trial" in c else None
-        cpu = "- | -" if extra is None else f"{extra:.2f} s | {100 * extra / hopper:.2f}%"
+        split = cpu_columns(c)
+        cpu = "- | - | -" if split is None else f"{split[0]:.1f} s | {split[1]:.2f} s | {100 * split[1] / hopper:.2f}%"
         lines.append(
             f"| {backend_label(c)} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
             f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | {cpu} | "
@@ -329,16 +409,27 @@ def main() -> None:
         help=f"seconds between heartbeats (grace period 4x; default {FAST_HEARTBEAT}; the search's own default is 10)",
     )
     p.add_argument("--render", action="store_true", help="run nothing: write the section from the kept cells")
+    p.add_argument(
+        "--baselines",
+        action="store_true",
+        help="run no cell: measure the one-worker baseline of every kept cell with a CPU column among --workers and "
+        "--backends at its own heartbeat (3N trials on the same backend) and keep it with the cell",
+    )
     args = p.parse_args()
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.render:
-            args.workers = []
-        alone = baseline_cpu_per_trial(Path(tmp), args.heartbeat_interval) if args.workers else 0.0
-        for workers in args.workers:
+        if args.baselines:
+            kept = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else []
+            cells = [c for c in kept if "cpu_s_per_trial" in c and c["workers"] in args.workers
+                     and c["backend"] in args.backends]  # fmt: skip
+        for cell in cells:
+            beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
+            cell.update(baselines(cell["backend"], cell["workers"], Path(tmp), beat))
+            print(json.dumps(cell), flush=True)
+        for workers in [] if args.render or args.baselines else args.workers:
             for backend in args.backends:
                 cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
-                cell.update(alone_cpu_s_per_trial=alone, machine=args.machine)
+                cell.update(baselines(backend, workers, Path(tmp), args.heartbeat_interval), machine=args.machine)
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
     if args.results != "-":

@@ -53,17 +53,28 @@ PUBLISHED = {  # env id: (what, return) at 1M env steps unless stated, as ANCHOR
 
 def pending(study: str) -> None:
     """The section of a study that has no confirmation yet: its status, the commands, the published numbers."""
+    from benchmarks.study_results import QUEUE
     from vmpo_tune.search.spec import load_spec
 
     spec = load_spec(study)
     search = f"python -m vmpo_tune.search --study {study} --trials 60 --workers 2 --confirm-top 3 --confirm-seeds 10"
+    if study in QUEUE:
+        how = (
+            f"To produce this section: `python benchmarks/study_results.py run --studies {study}` (a search and its "
+            "confirmation on the test seeds; resumable: rerun it to continue, also from the storage it keeps in "
+            f"`results/studies/{study}.db`), then `python benchmarks/study_results.py tables --studies {study}`."
+        )
+    else:
+        how = (
+            f"To produce this section: `{search}` (resumable: rerun it to continue), then "
+            f'`python benchmarks/results_table.py --study {study} --run-dir runs/{study} --machine "..." '
+            f'--search-command "{search}"`.'
+        )
     lines = [
         f"{spec.env_id}, {spec.total_steps:,} env steps per run. **No confirmation has been run for this study yet**: "
         f"{spec.status}.",
         "",
-        f"To produce this section: `{search}` (resumable: rerun it to continue), then "
-        f'`python benchmarks/results_table.py --study {study} --run-dir runs/{study} --machine "..." '
-        f'--search-command "{search}"`.',
+        how,
     ]
     published = PUBLISHED.get(spec.env_id)
     if published:

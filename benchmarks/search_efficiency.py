@@ -13,7 +13,12 @@ The campaign (Hopper-v5, the full 300k steps per run) is a queue of *arms*, run 
   sampling, TPE with three seeds per trial) on the ``hopper-untuned`` study (the same space,
   starting from VMPOConfig's untuned defaults), with the same nominal env-step budget: a search
   through the ordinary CLI, then ``confirm --top 3`` of its best trials *and the untuned default*
-  on the same test seeds for every arm (``--test-seed-start``).
+  on the same test seeds for every arm (``--test-seed-start``);
+* ``from-shipped``: the strategy the benchmark chose (:data:`CHOSEN`) run on the shipped ``hopper`` study
+  itself, starting from its hand-tuned default, with the same budget; confirmed with that default on the same
+  test seeds, it says whether tuning improves on the shipped default (a new default ships only if its
+  P(improvement) has a lower bound above 0.5). It runs after the last repeat's main strategies and before
+  that repeat's extra objective arms (:data:`EXTRAS`).
 
 Every step is an ordinary ``search`` / ``confirm`` command on the arm's own SQLite file, so a
 killed campaign continues where it stopped when rerun (the searches' budgets are exact and
@@ -32,9 +37,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import sqlite3
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks._campaign import backup, cli, continue_from_kept  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
 
 STUDY, REFERENCE_STUDY = "hopper-untuned", "hopper"
@@ -61,6 +64,11 @@ STRATEGIES = {
     # the averaging objective (mean of every evaluation): does smoothing the evaluation noise pick better winners?
     "tpe-1seed-auc": (1, ["--sampler", "tpe", "--pruner", "median", "--objective", "auc"]),
 }
+EXTRAS = ("tpe-1seed-auc",)  # arms beside the issue's four strategies; the last repeat runs them last
+CHOSEN = "tpe-1seed"
+"""The strategy the studies ship as their default: the only one whose winner matched the shipped default (the table
+in BENCHMARKS.md); the ``from-shipped`` arm runs it on the ``hopper`` study."""
+FROM_SHIPPED = "from-shipped"
 
 
 @dataclass(frozen=True)
@@ -92,39 +100,21 @@ def study_seed(repeat: int) -> int:
 
 
 def arms(repeats: int) -> list[Arm]:
+    """The queue, in order: the reference, each repeat's strategies, and the chosen strategy from the shipped
+    default before the last repeat's extra arms."""
     out = [Arm("reference", REFERENCE_STUDY, None, 0)]
     for repeat in range(repeats):
         out += [Arm(f"{name}-{repeat}", STUDY, name, repeat) for name in STRATEGIES]
+    last = [i for i, arm in enumerate(out) if arm.repeat == repeats - 1 and arm.strategy in EXTRAS]
+    out.insert(last[0] if last else len(out), Arm(FROM_SHIPPED, REFERENCE_STUDY, CHOSEN, 0))
     return out
-
-
-def cli(*args: str) -> None:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", *args]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
-
-
-def backup(source: Path, target: Path) -> None:
-    """A consistent copy of a live SQLite file (WAL included), written atomically."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".db.tmp")
-    tmp.unlink(missing_ok=True)
-    src, dst = sqlite3.connect(source), sqlite3.connect(tmp)
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-    os.replace(tmp, target)
 
 
 def run_arm(arm: Arm, workers: int) -> None:
     from benchmarks.search_efficiency_table import is_confirmed, load_arm
 
     arm.run_dir.mkdir(parents=True, exist_ok=True)
-    if not arm.live_db.exists() and arm.kept_db.exists():  # continue on a new machine from the kept copy
-        shutil.copyfile(arm.kept_db, arm.live_db)
+    continue_from_kept(arm.live_db, arm.kept_db)
     done = load_arm(arm, arm.live_db)
     if is_confirmed(done):  # finished (perhaps on another simulator release, which its study would refuse to extend)
         print(f"{arm.name}: confirmed ({done['simulator']}); nothing to run", flush=True)

@@ -5,62 +5,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
-from benchmarks.search_efficiency import BUDGET_TRIALS, CONFIRM_SEEDS, RESULTS, ROOT, STRATEGIES, TEST_SEED_START, Arm
+from benchmarks._campaign import confirmation_done, done_units, load_campaign_study
+from benchmarks.search_efficiency import (
+    BUDGET_TRIALS,
+    CONFIRM_SEEDS,
+    REFERENCE_STUDY,
+    RESULTS,
+    ROOT,
+    STRATEGIES,
+    TEST_SEED_START,
+    Arm,
+)
 from vmpo_tune import records
-from vmpo_tune.search.runner import DIVERGED
-from vmpo_tune.search.study import recorded_simulator
 from vmpo_tune.stats import CandidateStats, describe
 
 PLOT = RESULTS / "iqm-vs-cpu-hours.svg"
 
 
 def load_arm(arm: Arm, db: Path | None = None) -> dict[str, Any] | None:
-    """What one arm's storage (the kept copy unless ``db``) holds: search trials, confirmation units, the ranked
-    confirmation and the simulator release its runs used."""
-    db = db or arm.kept_db
-    if not db.exists():
-        return None
-    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
-    try:
-        names = [s.study_name for s in storage.get_all_studies()]
-        if arm.study not in names:
-            return None
-        study = optuna.load_study(study_name=arm.study, storage=storage)
-        trials = study.get_trials(deepcopy=False)
-        companion = records.confirm_study_name(arm.study)
-        units = (
-            optuna.load_study(study_name=companion, storage=storage).get_trials(deepcopy=False)
-            if companion in names
-            else []
-        )
-        return {
-            "trials": trials,
-            "finished": records.budget_counts(trials).finished,
-            "units": units,
-            "confirmation": records.read_confirmation(study),
-            "simulator": recorded_simulator(study) or "",
-        }
-    finally:
-        storage.remove_session()
-        storage.engine.dispose()
-
-
-def _done_units(data: dict) -> tuple[int, int]:
-    """Confirmation units complete, and complete or diverged (a diverged unit is a result: it will not run again)."""
-    complete = sum(t.state == TrialState.COMPLETE for t in data["units"])
-    diverged = sum(
-        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
-        for t in data["units"]
-    )
-    return complete, complete + diverged
+    """What one arm's storage (the kept copy unless ``db``) holds (:func:`load_campaign_study`)."""
+    return load_campaign_study(arm.study, db or arm.kept_db)
 
 
 def is_confirmed(data: dict | None) -> bool:
     """Whether an arm's confirmation has a result for every candidate on every test seed (the arm is done)."""
-    return bool(data and data["confirmation"] and _done_units(data)[1] >= len(data["confirmation"]) * CONFIRM_SEEDS)
+    return confirmation_done(data, CONFIRM_SEEDS)
 
 
 def _final_stats(entry: CandidateStats, baseline: CandidateStats) -> CandidateStats:
@@ -103,7 +72,10 @@ def render(arms: list[Arm], machine: str) -> str:
         "fresh seed, with its 95% bootstrap CI. CPU hours are the runs' wall time on one core each; env steps are "
         "the cost that no other load on the machine can inflate. The simulator column is the MuJoCo release the "
         "arm's runs used (each arm is one release; arms before the switch to the pinned 3.x ran on 4.0.0, whose "
-        "Hopper-v5 steps agree with 3.17.0's to within 1e-14, `benchmarks/simulator_diff.py`). The stored studies "
+        "Hopper-v5 steps agree with 3.17.0's to within 1e-14, `benchmarks/simulator_diff.py`). The "
+        "`from-shipped` arm runs the chosen strategy on the `hopper` study from its shipped default, which it "
+        "confirms beside its winner on the same seeds: its P(> shipped default) is from that, on one simulator "
+        "release. The stored studies "
         f"are in `{RESULTS.relative_to(ROOT)}/`.",
         "",
         "| arm | search (finished / target) | winner | confirmed IQM [95% CI] | P(> untuned default) [CI] | "
@@ -128,7 +100,7 @@ def _row(arm: Arm, data: dict | None, shipped: CandidateStats | None, points: li
     target = 1 if arm.strategy is None else BUDGET_TRIALS // STRATEGIES[arm.strategy][0]
     search_h, confirm_h = records.cpu_hours(data["trials"]), records.cpu_hours(data["units"])
     steps = f"{records.env_steps(data['trials']) / 1e6:.1f}M"
-    complete_units = _done_units(data)[0]
+    complete_units = done_units(data)[0]
     ranked = data["confirmation"]
     progress = f"| {arm.name} | {data['finished']} / {target} |"
     if not is_confirmed(data):
@@ -138,7 +110,10 @@ def _row(arm: Arm, data: dict | None, shipped: CandidateStats | None, points: li
     baseline = next(c for c in ranked if c.is_baseline)
     final = _final_stats(winner, baseline)  # every arm is compared on the final return
     vs_untuned, vs_shipped = "", "(the reference)"
-    if arm.strategy is not None:
+    if arm.study == REFERENCE_STUDY and arm.strategy is not None:  # from the shipped default: its own baseline
+        vs_shipped = "baseline" if winner is baseline else f"{final.poi:.2f} {_fmt_ci(*final.poi_ci, 2)}"
+        points.append((arm.name, search_h + confirm_h, final.iqm, final.iqm_ci))
+    elif arm.strategy is not None:
         vs_untuned = "baseline" if winner is baseline else f"{final.poi:.2f} {_fmt_ci(*final.poi_ci, 2)}"
         vs_shipped = ""
         if shipped is not None:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A vmpo-tune search as a Slurm job array: each array task is one machine's worth of workers on the same
-# study. UNTESTED against a real Slurm (no scheduler runs in this project's CI); the commands it runs are the
-# tested ones of the README's "Scaling out".
+# study. Tested against a real single-node Slurm 22.05 from Debian's packages (bash scripts/slurm-local;
+# tests/test_slurm.py: an array sharing one exact budget, a cancelled task's trial finished by the next
+# submission); not yet on a multi-node cluster.
 #
 #   sbatch --array=0-7 scripts/slurm-search.sh hopper 400        # 8 nodes, 400 trials in all
 #

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -150,3 +152,24 @@ def kill_a_worker_then_rerun(tmp_path: Path, storage_arg: str, stored) -> tuple[
     rerun = cli("vmpo_tune.search", *args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     return stored(), victim
+
+
+def asks_while_another_holds(first, second, count: list[int], hold_s: float = 2.0) -> int:
+    """``second`` (a BudgetLock) waits for the lock ``first`` holds for ``hold_s`` seconds, then gets it; returns
+    how many times it asked, read from ``count`` (a one-item list the caller's counting wrapper increments on every
+    ask, the first holder's included)."""
+    got = threading.Event()
+
+    def wait_then_hold() -> None:
+        with second.hold():
+            got.set()
+
+    with first.hold():
+        before = count[0]
+        waiter = threading.Thread(target=wait_then_hold, daemon=True)
+        waiter.start()
+        time.sleep(hold_s)
+        assert not got.is_set(), "the second holder got the lock while the first held it"
+    waiter.join(timeout=60)
+    assert got.is_set(), "the second holder never got the lock after the first released it"
+    return count[0] - before

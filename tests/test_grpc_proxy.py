@@ -17,9 +17,21 @@ import pytest
 from optuna.trial import TrialState
 
 from vmpo_tune import records
+from vmpo_tune.budget_lock import BudgetLock
 from vmpo_tune.proxy import LockService
 
-from .search_helpers import CALM, LONG_TOY, ROOT, TOY_STUDY, cli, kill_a_worker_then_rerun, spawn, wait_for, write_study
+from .search_helpers import (
+    CALM,
+    LONG_TOY,
+    ROOT,
+    TOY_STUDY,
+    asks_while_another_holds,
+    cli,
+    kill_a_worker_then_rerun,
+    spawn,
+    wait_for,
+    write_study,
+)
 
 
 def free_port() -> int:
@@ -185,3 +197,16 @@ def test_the_lock_service_grants_one_holder_and_expires_a_dead_ones_grant(monkey
     third = locks.acquire({"study": "a", "ttl": 10}, None)["token"]  # its holder died: the grant expired
     assert third and third != second
     assert locks.release({"study": "a", "token": second}, None) == {"released": False}  # too late: not its lock
+
+
+def test_a_worker_waiting_for_the_proxys_lock_asks_less_and_less_often(proxy):
+    count = [0]
+
+    class Counting(BudgetLock):
+        def _lock_call(self, method: str, request: dict) -> dict:
+            count[0] += method == "Acquire"
+            return super()._lock_call(method, request)
+
+    asks = asks_while_another_holds(Counting(proxy.url, "toy"), Counting(proxy.url, "toy"), count, hold_s=2.0)
+    # asking every 10-50 ms (as before) would be 40 or more asks in 2 s; waits doubling from 10 ms to 0.5 s, 16 at most
+    assert 2 <= asks <= 16, asks

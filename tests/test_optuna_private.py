@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import pickle
 from pathlib import Path
 
 import optuna
@@ -43,3 +44,27 @@ def test_no_other_module_touches_optunas_private_api():
             if isinstance(node, ast.Attribute) and node.attr in ("_storage", "_trial_id", "_study_id"):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
     assert not offenders, offenders
+
+
+def test_the_cache_reads_only_unfinished_and_new_trials_and_passes_sessions_on(tmp_path):
+    import sqlalchemy
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    cached = optuna_private.cached_rdb(optuna.storages.RDBStorage(url))
+    study = optuna.create_study(storage=cached, study_name="s", direction="maximize")
+    done, _ = study.ask(), study.ask()
+    study.tell(done, 1.0)
+    assert [t.state.name for t in study.get_trials()] == ["COMPLETE", "RUNNING"]  # read once: the finished is kept
+    with cached.engine.begin() as conn:  # another process changes both rows behind the cache (as no writer may
+        conn.execute(sqlalchemy.text("UPDATE trial_values SET value = 9.0"))  # change a finished trial's)
+        conn.execute(sqlalchemy.text("UPDATE trials SET state = 'FAIL' WHERE number = 1"))
+    trials = study.get_trials()
+    assert trials[0].value == 1.0, "the finished trial was read again from the database"
+    assert trials[1].state.name == "FAIL", "the unfinished trial was not read again"
+    late = study.ask()  # a new trial is seen too
+    assert [t.number for t in study.get_trials()] == [0, 1, late.number]
+    cached.remove_session()  # passed on to the database's session (Optuna's cache does not)
+    copied = pickle.loads(pickle.dumps(cached))  # it pickles, cache and all
+    assert copied.get_all_trials(study._study_id)[0].value == 1.0
+    fresh = optuna_private.cached_rdb(optuna.storages.RDBStorage(url))
+    assert fresh.get_all_trials(study._study_id)[0].value == 9.0  # a new cache reads everything once

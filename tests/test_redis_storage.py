@@ -11,8 +11,18 @@ from optuna.storages.journal import JournalRedisBackend, JournalStorage
 from optuna.trial import TrialState
 
 from vmpo_tune import records
+from vmpo_tune.budget_lock import BudgetLock
 
-from .search_helpers import CALM, ROOT, TOY_STUDY, cli, kill_a_worker_then_rerun, spawn, write_study
+from .search_helpers import (
+    CALM,
+    ROOT,
+    TOY_STUDY,
+    asks_while_another_holds,
+    cli,
+    kill_a_worker_then_rerun,
+    spawn,
+    write_study,
+)
 
 pytestmark = pytest.mark.server
 
@@ -65,3 +75,18 @@ def test_a_redis_url_without_the_client_names_the_install(tmp_path):
     run = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", "redis://127.0.0.1:6379/0", cwd=tmp_path, env=env)
     assert run.returncode == 2 and "pip install 'vmpo-tune[redis]'" in run.stderr, run.stderr
     assert len(run.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_waiting_for_the_redis_lock_asks_less_and_less_often(redis_url, monkeypatch):
+    import redis.lock
+
+    count, ask = [0], redis.lock.Lock.do_acquire
+
+    def counted(self, token):
+        count[0] += 1
+        return ask(self, token)
+
+    monkeypatch.setattr(redis.lock.Lock, "do_acquire", counted)  # counts the real asks (SET NX); Redis answers them
+    asks = asks_while_another_holds(BudgetLock(redis_url, "toy"), BudgetLock(redis_url, "toy"), count, hold_s=2.0)
+    # asking every 50 ms (as before) would be 40 asks in 2 s; waits doubling from 10 ms to 0.5 s, 16 at most
+    assert 2 <= asks <= 16, asks

@@ -38,6 +38,18 @@ log = logging.getLogger(__name__)
 
 REDIS_LOCK_TTL = 120
 """Seconds (beyond ``--patience``) after which a Redis budget lock whose holder died frees itself."""
+ASK_AGAIN_FIRST, ASK_AGAIN_MOST = 0.01, 0.5
+"""Seconds a worker refused the Redis or proxy lock waits before it asks again: doubling from the first to the most
+(each wait drawn from its upper half), so that many waiting workers do not keep the server busy with asks (a
+fixed 10-50 ms cost 64 workers on 2 cores about a CPU-second per trial: BENCHMARKS.md, coordination)."""
+
+
+def ask_again_waits() -> Iterator[float]:
+    """The waits between a refused client's asks for a lock: jittered, doubling, capped."""
+    wait = ASK_AGAIN_FIRST
+    while True:
+        yield random.uniform(wait / 2, wait)
+        wait = min(ASK_AGAIN_MOST, 2 * wait)
 
 
 class LockLost(Exception):
@@ -87,14 +99,15 @@ class BudgetLock:
 
     @contextmanager
     def _redis_lock(self) -> Iterator[None]:
-        """Redis's own lock (a key with an expiry: a holder that died frees it after ``REDIS_LOCK_TTL`` s)."""
+        """Redis's own lock (a key with an expiry: a holder that died frees it after ``REDIS_LOCK_TTL`` s), asked
+        for until granted, with the waits of :func:`ask_again_waits`."""
         ttl = REDIS_LOCK_TTL + self.patience  # longer than any hold, retries of an outage included
-        lock = self._redis.lock(f"vmpo-tune:{self.study_name}:budget", timeout=ttl, sleep=0.05)
-        got = with_retries(
-            lambda: lock.acquire(blocking=True, blocking_timeout=self.patience), "budget lock", self.patience
-        )
-        if not got:
-            raise StorageUnavailable(f"the budget lock in Redis stayed taken for {self.patience:.0f} s")
+        lock = self._redis.lock(f"vmpo-tune:{self.study_name}:budget", timeout=ttl)
+        deadline, waits = time.monotonic() + self.patience, ask_again_waits()
+        while not with_retries(lambda: lock.acquire(blocking=False), "budget lock", self.patience):
+            if time.monotonic() > deadline:
+                raise StorageUnavailable(f"the budget lock in Redis stayed taken for {self.patience:.0f} s")
+            time.sleep(next(waits))
         try:
             yield
         finally:
@@ -111,10 +124,10 @@ class BudgetLock:
 
     @contextmanager
     def _proxy_lock(self) -> Iterator[None]:
-        """The proxy's lock for this study: asked for until granted (a holder that died frees it after
-        ``REDIS_LOCK_TTL`` + patience seconds, as in Redis)."""
+        """The proxy's lock for this study: asked for until granted, with the waits of :func:`ask_again_waits` (a
+        holder that died frees it after ``REDIS_LOCK_TTL`` + patience seconds, as in Redis)."""
         ttl = REDIS_LOCK_TTL + self.patience
-        deadline = time.monotonic() + self.patience
+        deadline, waits = time.monotonic() + self.patience, ask_again_waits()
         request = {"study": self.study_name, "ttl": ttl}
         while True:
             token = with_retries(lambda: self._lock_call("Acquire", request), "budget lock", self.patience)["token"]
@@ -122,7 +135,7 @@ class BudgetLock:
                 break
             if time.monotonic() > deadline:
                 raise StorageUnavailable(f"the budget lock at the proxy stayed taken for {self.patience:.0f} s")
-            time.sleep(random.uniform(0.01, 0.05))
+            time.sleep(next(waits))
         try:
             yield
         finally:

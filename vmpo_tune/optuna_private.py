@@ -12,6 +12,11 @@ fails loudly if a release renames or changes them.
 * ``optuna.storages._base.DEFAULT_STUDY_NAME_PREFIX``: the prefix of an unnamed study's name, which
   :class:`~vmpo_tune.storage.ResilientStorage` gives before the first attempt (so that a retry
   creates no second study).
+* ``optuna.storages._cached_storage._CachedStorage``: the cache of finished trials that Optuna puts in front
+  of every ``RDBStorage`` it opens from a URL (``optuna.storages.get_storage``), which a storage object of
+  ours would otherwise go without: each read of a study then loads only its unfinished and new trials,
+  not all of them (a finished trial never changes). The proxy's server and every worker read whole studies
+  often (the sampler, the pruner, the budget count, the progress display).
 * ``optuna.storages._grpc``: the gRPC proxy's servicer, so that ``python -m vmpo_tune.proxy`` can
   serve its budget locks on the same server (``run_grpc_proxy_server`` builds a server that
   cannot take another service).
@@ -22,6 +27,7 @@ from __future__ import annotations
 import optuna
 from optuna.storages import BaseStorage
 from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX  # noqa: F401  (re-exported: storage.py uses it)
+from optuna.storages._cached_storage import _CachedStorage
 from optuna.trial import FrozenTrial
 
 CHECKED_WITH = ("5.0.0",)
@@ -57,3 +63,19 @@ def grpc_proxy_server(storage: BaseStorage, threads: int):
     server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)])
     api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
     return server
+
+
+class CachedRDB(_CachedStorage):
+    """An ``RDBStorage`` behind Optuna's cache of finished trials, as ``optuna.storages.get_storage`` would give it,
+    with the backend's ``remove_session`` (which the cache does not pass on) and its ``engine``."""
+
+    def remove_session(self) -> None:
+        self._backend.remove_session()
+
+    @property
+    def engine(self):
+        return self._backend.engine
+
+
+def cached_rdb(storage) -> CachedRDB:
+    return CachedRDB(storage)

@@ -1,0 +1,96 @@
+"""What the resumable campaigns (``search_efficiency.py``, ``study_results.py``) share: running a command of ours as
+a child, and keeping a consistent copy of a live SQLite study storage in ``results/``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vmpo_tune import records  # noqa: E402
+from vmpo_tune.search.runner import DIVERGED  # noqa: E402
+from vmpo_tune.search.study import recorded_simulator  # noqa: E402
+
+
+def cli(*args: str) -> None:
+    """``python -m ARGS`` from the repository root, one torch thread, no stdin; a failure stops the campaign."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", *args]
+    print("$", " ".join(command[1:]), flush=True)
+    subprocess.run(command, check=True, cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+
+
+def backup(source: Path, target: Path) -> None:
+    """A consistent copy of a live SQLite file (WAL included), written atomically."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".db.tmp")
+    tmp.unlink(missing_ok=True)
+    src, dst = sqlite3.connect(source), sqlite3.connect(tmp)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    os.replace(tmp, target)
+
+
+def continue_from_kept(live: Path, kept: Path) -> None:
+    """On a new machine, a campaign continues from the copy kept in the repository."""
+    live.parent.mkdir(parents=True, exist_ok=True)
+    if not live.exists() and kept.exists():
+        shutil.copyfile(kept, live)
+
+
+def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
+    """What a campaign's SQLite storage holds for one study: search trials, confirmation units, the ranked
+    confirmation and the simulator release its runs used (None: no such file or study)."""
+    if not db.exists():
+        return None
+    storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
+    try:
+        names = [s.study_name for s in storage.get_all_studies()]
+        if study_name not in names:
+            return None
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        trials = study.get_trials(deepcopy=False)
+        companion = records.confirm_study_name(study_name)
+        units = (
+            optuna.load_study(study_name=companion, storage=storage).get_trials(deepcopy=False)
+            if companion in names
+            else []
+        )
+        return {
+            "trials": trials,
+            "finished": records.budget_counts(trials).finished,
+            "units": units,
+            "confirmation": records.read_confirmation(study),
+            "simulator": recorded_simulator(study) or "",
+        }
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
+
+
+def done_units(data: dict) -> tuple[int, int]:
+    """Confirmation units complete, and complete or diverged (a diverged unit is a result: it will not run again)."""
+    complete = sum(t.state == TrialState.COMPLETE for t in data["units"])
+    diverged = sum(
+        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
+        for t in data["units"]
+    )
+    return complete, complete + diverged
+
+
+def confirmation_done(data: dict | None, seeds: int) -> bool:
+    """Whether a stored confirmation has a result for every candidate on each of its ``seeds`` test seeds."""
+    return bool(data and data["confirmation"] and done_units(data)[1] >= len(data["confirmation"]) * seeds)
