@@ -259,10 +259,22 @@ def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEA
             "proxy_cpu_s_per_trial": proxy_cpu / max(counts.finished, 1),
             "max_pg_connections": b.pg.max_connections if b.pg is not None else None,
             "killed": result,
-            "retried": any(t.system_attrs.get(records.RETRY_OF) == result.get("trial") for t in trials),
+            "retried": killed_trials_retried(trials, result.get("pid")),
             "units_once": len(pairs) == len(set(pairs)),
             "target": 3 * workers,
         }
+
+
+def killed_trials_retried(trials: list, pid: int | None) -> bool:
+    """Whether the killed worker's trial was failed as stale and queued again. It is found by the worker's pid, not
+    by the number the killer saw running: the worker may have finished that trial and started the next between the
+    look and the kill."""
+    killed = [
+        t
+        for t in trials
+        if t.state == TrialState.FAIL and (t.user_attrs.get(records.PROVENANCE) or {}).get("pid") == pid
+    ]
+    return bool(killed) and all(any(u.system_attrs.get(records.RETRY_OF) == k.number for u in trials) for k in killed)
 
 
 def alone_cpu_per_trial(backend: str, trials: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> float:
@@ -335,6 +347,13 @@ def process_cpu(proc: subprocess.Popen | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
+def commit() -> str:
+    """The code a cell measured (the repository's commit; "+" when the working tree differs from it)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "vmpo_tune"], cwd=ROOT).returncode != 0
+    return head.stdout.strip() + ("+" if dirty else "")
+
+
 def _key(cell: dict) -> tuple:
     return cell["backend"], cell["workers"], cell.get("heartbeat_s", FAST_HEARTBEAT)
 
@@ -351,9 +370,16 @@ def merge(path: Path, new: list[dict]) -> list[dict]:
     return cells
 
 
+RETRIED = {True: "yes", False: "no", None: "not checked"}
+"""How the table shows a cell's killed trial (None: a cell whose check was not valid, see BENCHMARKS.md)."""
+
+
 def backend_label(cell: dict) -> str:
     beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
-    return cell["backend"] if beat == FAST_HEARTBEAT else f"{cell['backend']} (heartbeat {beat} s)"
+    notes = ([] if beat == FAST_HEARTBEAT else [f"heartbeat {beat} s"]) + (
+        [f"code {cell['commit']}"] if "commit" in cell else []
+    )
+    return f"{cell['backend']} ({'; '.join(notes)})" if notes else cell["backend"]
 
 
 def render(cells: list[dict], machine: str) -> str:
@@ -370,7 +396,8 @@ def render(cells: list[dict], machine: str) -> str:
         "same backend (which pays for the trials and for what grows with the study), minus the start-up CPU of "
         "the N worker processes (a fresh interpreter importing what a worker imports: torch, Gymnasium, MuJoCo, "
         "gRPC; each worker pays it once per command, not per trial) spread over the 3N trials ('-': not measured "
-        "for that cell).",
+        "for that cell). A cell with a code mark ran at that commit; the others ran before Optuna's cache of "
+        "finished trials was put in front of the database (commit 5aed0f0).",
         "",
         "| backend | workers | trials/s | storage work per trial | overhead per trial (wall) | share of a hopper "
         "trial | start-up CPU per worker | coordination CPU per trial | share of a hopper trial | "
@@ -384,7 +411,7 @@ def render(cells: list[dict], machine: str) -> str:
             f"| {backend_label(c)} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
             f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | {cpu} | "
             f"{c['max_pg_connections'] if c['max_pg_connections'] is not None else '-'} | "
-            f"{c['finished']} / {c['target']} | {c['running']} | {'yes' if c['retried'] else 'no'} | "
+            f"{c['finished']} / {c['target']} | {c['running']} | {RETRIED[c['retried']]} | "
             f"{'yes' if c['units_once'] else 'NO'} |"
         )
     return "\n".join(lines)
@@ -430,6 +457,7 @@ def main() -> None:
             for backend in args.backends:
                 cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
                 cell.update(baselines(backend, workers, Path(tmp), args.heartbeat_interval), machine=args.machine)
+                cell.update(commit=commit())
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
     if args.results != "-":

@@ -214,9 +214,18 @@ def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql
                 except Exception:
                     continue
 
-    with MariaKiller(mysql_admin, "", {}) as killer:
-        proc = cli("vmpo_tune.search", *args, cwd=tmp_path, timeout=400)
+    # the killing starts once the command has opened its storage and a trial reports: on a loaded machine creating
+    # Optuna's schema takes longer than a sweep, and a command's opening is retried for 10 s only
+    proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
+    try:
+        wait_for(running_with_values(mysql_url["url"], 1), timeout=120)
+        with MariaKiller(mysql_admin, "", {}) as killer:
+            proc.wait(timeout=400)
+    finally:
+        proc.kill()
     assert killer.kills >= 10, killer.kills
+    output = (tmp_path / "proc.out").read_text()
+    proc = subprocess.CompletedProcess(proc.args, proc.returncode, output, output)
     _check_nothing_lost(mysql_url["url"], proc, 6)
 
 

@@ -40,8 +40,8 @@ REDIS_LOCK_TTL = 120
 """Seconds (beyond ``--patience``) after which a Redis budget lock whose holder died frees itself."""
 ASK_AGAIN_FIRST, ASK_AGAIN_MOST = 0.01, 0.5
 """Seconds a worker refused the Redis or proxy lock waits before it asks again: doubling from the first to the most
-(each wait drawn from its upper half), so that many waiting workers do not keep the server busy with asks (a
-fixed 10-50 ms cost 64 workers on 2 cores about a CPU-second per trial: BENCHMARKS.md, coordination)."""
+(each wait drawn from its upper half), so that many waiting workers do not keep the server busy with asks
+(asking every 10-50 ms cost about 0.8 CPU-s per trial at 64 workers on 2 cores: BENCHMARKS.md, coordination)."""
 
 
 def ask_again_waits() -> Iterator[float]:
