@@ -39,3 +39,26 @@ def test_help_shows_each_studys_status():
     for name in STUDIES:
         status = yaml.safe_load((ROOT / "studies" / f"{name}.yaml").read_text())["status"]
         assert status in " ".join(proc.stdout.split()), name
+
+
+def test_every_shipped_study_names_the_strategy_the_benchmark_chose():
+    """The study files' search strategy is the strategy benchmark's choice (benchmarks/search_efficiency.py's
+    CHOSEN, TPE with one seed per trial on the final return), with a comment pointing at its table."""
+    from benchmarks.search_efficiency import CHOSEN, STRATEGIES
+    from vmpo_tune.search.spec import load_spec
+
+    seeds, flags = STRATEGIES[CHOSEN]
+    sampler = flags[flags.index("--sampler") + 1]
+    for name in STUDIES:
+        text = (ROOT / "studies" / f"{name}.yaml").read_text()
+        if yaml.safe_load(text)["status"].startswith("benchmark"):  # the benchmark's own study: flags choose
+            continue
+        spec = load_spec(str(ROOT / "studies" / f"{name}.yaml"), check_env=False)
+        assert (spec.search, spec.seeds_per_trial, spec.objective, spec.sampler["name"]) == (
+            "standard",
+            seeds,
+            "final",
+            sampler,
+        ), name
+        comment = text.split("\nsearch: standard")[0].rsplit("\n", 3)[-2:]
+        assert "BENCHMARKS.md" in " ".join(comment) and "does tuning pay?" in " ".join(comment), name
