@@ -57,7 +57,8 @@ def submit(folder: Path, storage: str, study: str, trials: int, array: str) -> s
 def gone(job: str):
     def check():
         listed = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True, timeout=30)
-        return listed.returncode == 0 and not listed.stdout.strip()
+        forgotten = "invalid job id" in listed.stderr.lower()  # ended long enough ago for Slurm to drop it
+        return forgotten or (listed.returncode == 0 and not listed.stdout.strip())
 
     check.__name__ = f"job {job} to leave the queue"
     return check
