@@ -5,7 +5,7 @@
 
 Every worker, and the gRPC proxy's server for all of them, reads whole studies often (the sampler at each ask,
 the pruner at each report, the budget count, the progress display). ``open_storage`` puts Optuna's cache in front
-of a database (``optuna_private.cached_rdb``), as Optuna's own ``get_storage`` does; a storage without it loads
+of a database (``optuna_private.CachedRDB``), as Optuna's own ``get_storage`` does; a storage without it loads
 every trial on every read. The study here is made of finished Hopper trials from
 ``results/search-efficiency-hopper/`` (their parameters, attributes and learning curves), repeated to the size
 asked, in a fresh SQLite file; the CPU seconds of ``get_all_trials`` are measured in this process (median of
@@ -66,7 +66,7 @@ def main() -> None:
         build(db, args.trials)
         plain = optuna.storages.RDBStorage(f"sqlite:///{db}")
         study_id = plain.get_study_id_from_name("reads")
-        cached = optuna_private.cached_rdb(optuna.storages.RDBStorage(f"sqlite:///{db}"))
+        cached = optuna_private.CachedRDB(optuna.storages.RDBStorage(f"sqlite:///{db}"))
         without, with_cache = cpu_per_read(plain, study_id, args.repeats), cpu_per_read(cached, study_id, args.repeats)
     print(f"| read of a {args.trials}-trial study | CPU ms (median of {args.repeats}) |")
     print("|---|---:|")

@@ -50,7 +50,7 @@ def test_the_cache_reads_only_unfinished_and_new_trials_and_passes_sessions_on(t
     import sqlalchemy
 
     url = f"sqlite:///{tmp_path / 's.db'}"
-    cached = optuna_private.cached_rdb(optuna.storages.RDBStorage(url))
+    cached = optuna_private.CachedRDB(optuna.storages.RDBStorage(url))
     study = optuna.create_study(storage=cached, study_name="s", direction="maximize")
     done, _ = study.ask(), study.ask()
     study.tell(done, 1.0)
@@ -66,5 +66,5 @@ def test_the_cache_reads_only_unfinished_and_new_trials_and_passes_sessions_on(t
     cached.remove_session()  # passed on to the database's session (Optuna's cache does not)
     copied = pickle.loads(pickle.dumps(cached))  # it pickles, cache and all
     assert copied.get_all_trials(study._study_id)[0].value == 1.0
-    fresh = optuna_private.cached_rdb(optuna.storages.RDBStorage(url))
+    fresh = optuna_private.CachedRDB(optuna.storages.RDBStorage(url))
     assert fresh.get_all_trials(study._study_id)[0].value == 9.0  # a new cache reads everything once

@@ -90,7 +90,7 @@ def storage(request, tmp_path):
     inner = _backend(kind, tmp_path, request)
     inner = inner if when == "no-faults" else Faulty(inner, when)
     if kind != "journal":  # as open_storage builds it: Optuna's cache of finished trials in front of the database
-        inner = optuna_private.cached_rdb(inner)
+        inner = optuna_private.CachedRDB(inner)
     wrapped = ResilientStorage(inner, patience=30, first_delay=0.0)
     yield wrapped
     wrapped.close()

@@ -75,7 +75,3 @@ class CachedRDB(_CachedStorage):
     @property
     def engine(self):
         return self._backend.engine
-
-
-def cached_rdb(storage) -> CachedRDB:
-    return CachedRDB(storage)

@@ -302,7 +302,7 @@ def open_storage(url: str, create_parent: bool = False, patience: float = PATIEN
         raise missing_driver(parsed) from exc
     except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         raise connection_error(url, exc) from None
-    return ResilientStorage(optuna_private.cached_rdb(inner), patience)
+    return ResilientStorage(optuna_private.CachedRDB(inner), patience)
 
 
 def holds_optuna_schema(url: str) -> bool:
