@@ -4,8 +4,7 @@ heartbeats, stale-trial scans and the budget lock dominate.
     python benchmarks/coordination.py                                   # 8, 32, 64 workers x 3 backends
     python benchmarks/coordination.py --workers 64                      # the 64-worker cells, merged with the kept ones
     python benchmarks/coordination.py --workers 8 --backends postgres --results - --out -   # a smoke test
-    python benchmarks/coordination.py --workers 64 --backends proxy --heartbeat-interval 10   # default liveness
-    python benchmarks/coordination.py --baselines --backends proxy       # one-worker baselines of the kept cells
+    python benchmarks/coordination.py --workers 64 --backends proxy --heartbeat-interval 2   # faster liveness
 
 Per backend (PostgreSQL directly, the gRPC proxy in front of PostgreSQL, Optuna's journal in Redis) and
 worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` on the ``demo`` study cut to
@@ -19,14 +18,16 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
   run (the trials' recorded wall time), per finished trial, and that as a share of a ``hopper`` trial's
   time (``studies/hopper.yaml``'s measured seconds per trial);
 * coordination CPU per trial: the search's CPU seconds (every process it waited for, and the proxy's; not the
-  database server's) per finished trial, minus the CPU per trial of one worker alone running the same 3N
-  trials on the same backend (it pays for the trials and for what grows with the study: the sampler reads
-  every trial at each ask), minus the start-up CPU of the N worker processes spread over the 3N trials (a
-  fresh interpreter importing what a worker imports; each worker pays it once per command, however many
-  trials it runs); and that as a share of a ``hopper`` trial. ``--baselines``
-  measures the one-worker runs for kept cells. Unlike wall time, CPU time is not inflated by processes
-  queueing for the cores, except for periodic work (heartbeats, the progress display's polling), which runs
-  as long as the cell does: on a crowded machine that part is an upper bound;
+  database server's) minus the trials' own work (each trial records the CPU time its worker's training thread
+  spent building and training its seeds, ``compute_cpu_s``: everything but storage calls, the sampler, the
+  pruner, heartbeats and artifact uploads), minus the start-up CPU of the N worker processes (a fresh
+  interpreter importing what a worker imports; each worker pays it once per command, however many trials it
+  runs), per finished trial; and that as a share of a ``hopper`` trial. What is left is all the tuner does
+  around the trials: asking the sampler, the storage calls on both sides of the proxy, heartbeats and
+  stale-trial scans, the budget lock, the pruner, the progress display. Unlike wall time, CPU time is not
+  inflated by processes queueing for the cores, except that work which runs as long as the cell does
+  (heartbeats, the lock's asks, the progress display's polling) grows with a cell slowed by contention: on a
+  crowded machine that part is an upper bound;
 * the most PostgreSQL connections the study's database held at once (sampled every 0.2 s; one of them is
   this script's own reader);
 * the invariants: exactly 3N finished trials, 0 RUNNING, the killed worker's trial retried, every
@@ -68,14 +69,14 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune import records  # noqa: E402
+from vmpo_tune.search.liveness import HEARTBEAT_INTERVAL  # noqa: E402
 from vmpo_tune.search.spec import load_spec  # noqa: E402
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/15"
 TINY = ("--total-steps", "1024", "--eval-interval", "512", "--eval-episodes", "1")
 FAST_HEARTBEAT = 2
-"""Seconds between heartbeats unless --heartbeat-interval says otherwise: short, so the killed worker's trial is
-noticed (after 4 heartbeats) well within a cell."""
+"""The heartbeat of cells measured before the search's own default was used (their rows say nothing)."""
 
 
 def liveness(heartbeat: int) -> tuple[str, ...]:
@@ -213,7 +214,7 @@ def search_args(workers: int, trials: int, out: Path, heartbeat: int) -> tuple[s
             str(out), *TINY, *liveness(heartbeat))  # fmt: skip
 
 
-def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> dict:
+def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = HEARTBEAT_INTERVAL) -> dict:
     """One backend at one worker count: the search with a kill, then the confirmation; measurements and invariants."""
     log = folder / f"{backend}-{workers}.log"
     out = folder / f"run-{backend}-{workers}"
@@ -229,6 +230,8 @@ def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEA
         proxy_before, own = process_cpu(b.proxy), last_cpu(search)
         wall, cpu = time.perf_counter() - start, b.cpu() - cpu_before
         proxy_cpu = process_cpu(b.proxy) - proxy_before
+        searched = optuna.load_study(study_name="demo", storage=b.reader).get_trials(deepcopy=False)
+        compute = sum(float(t.user_attrs.get(records.COMPUTE_CPU) or 0.0) for t in searched)  # this command's trials
         stop.set()
         killer.join()
         # the killed worker's trial: its command may end first (the others wait for the heartbeat to go stale)
@@ -257,6 +260,7 @@ def one_cell(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEA
             # where that CPU went: the command's own process (progress display, pool), the proxy, the workers
             "command_cpu_s_per_trial": own / max(counts.finished, 1),
             "proxy_cpu_s_per_trial": proxy_cpu / max(counts.finished, 1),
+            "compute_cpu_s_per_trial": compute / max(counts.finished, 1),
             "max_pg_connections": b.pg.max_connections if b.pg is not None else None,
             "killed": result,
             "retried": killed_trials_retried(trials, result.get("pid")),
@@ -277,17 +281,6 @@ def killed_trials_retried(trials: list, pid: int | None) -> bool:
     return bool(killed) and all(any(u.system_attrs.get(records.RETRY_OF) == k.number for u in trials) for k in killed)
 
 
-def alone_cpu_per_trial(backend: str, trials: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> float:
-    """CPU seconds per trial of ``trials`` of the same tiny trials run by one worker alone on the same backend (no
-    kill; its one process's start-up spread over them, as a cell's command's own)."""
-    log = folder / f"{backend}-alone-{trials}.log"
-    with Backend(backend, folder, log) as b:
-        before = b.cpu()
-        python(*search_args(1, trials, folder / f"alone-{backend}-{trials}", heartbeat), "--storage", b.url,
-               "--force", cwd=folder, log=log)  # fmt: skip
-        return (b.cpu() - before) / trials
-
-
 WORKER_IMPORTS = "import vmpo_tune.search.worker, vmpo_tune.search.runner, mujoco, grpc"
 """What a spawned worker process imports before it trains (its loop, torch, Gymnasium, MuJoCo, the gRPC client)."""
 
@@ -304,21 +297,14 @@ def startup_cpu() -> float:
     return sorted(costs)[1]
 
 
-def baselines(backend: str, workers: int, folder: Path, heartbeat: int = FAST_HEARTBEAT) -> dict:
-    """One worker alone on the same backend running the cell's 3N trials, whose CPU per trial pays for the trials
-    and for what grows with the study (the sampler reads every trial at each ask), so that a cell's CPU per trial
-    minus it is what having N workers costs; and a worker process's start-up CPU, which each of the N pays once."""
-    per_trial = alone_cpu_per_trial(backend, 3 * workers, folder, heartbeat)
-    return {"alone_trials": 3 * workers, "alone_cpu_s_per_trial": per_trial, "startup_cpu_s": startup_cpu()}
-
-
 def cpu_columns(cell: dict) -> tuple[float, float] | None:
-    """(a worker's start-up CPU, coordination CPU per trial) of a cell with its baselines, else None: the cell's CPU
-    per trial minus the one-worker baseline's, minus the start-up of its N workers spread over its 3N trials."""
-    if "startup_cpu_s" not in cell:
+    """(a worker's start-up CPU, coordination CPU per trial) of a cell that recorded its trials' own work, else None:
+    the cell's CPU per trial minus its trials' own work per trial, minus the start-up of its N workers spread over
+    its trials."""
+    if "compute_cpu_s_per_trial" not in cell:
         return None
-    extra = cell["cpu_s_per_trial"] - cell["alone_cpu_s_per_trial"]
-    return cell["startup_cpu_s"], extra - cell["workers"] * cell["startup_cpu_s"] / cell["target"]
+    outside = cell["cpu_s_per_trial"] - cell["compute_cpu_s_per_trial"]
+    return cell["startup_cpu_s"], outside - cell["workers"] * cell["startup_cpu_s"] / cell["finished"]
 
 
 def children_cpu() -> float:
@@ -376,7 +362,7 @@ RETRIED = {True: "yes", False: "no", None: "not checked"}
 
 def backend_label(cell: dict) -> str:
     beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
-    notes = ([] if beat == FAST_HEARTBEAT else [f"heartbeat {beat} s"]) + (
+    notes = ([] if beat == HEARTBEAT_INTERVAL else [f"heartbeat {beat} s"]) + (
         [f"code {cell['commit']}"] if "commit" in cell else []
     )
     return f"{cell['backend']} ({'; '.join(notes)})" if notes else cell["backend"]
@@ -392,12 +378,12 @@ def render(cells: list[dict], machine: str) -> str:
         f"worker-seconds not spent inside a trial's run, per finished trial; its share is of a `hopper` trial "
         f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial. "
         "Coordination CPU = the search's CPU seconds per trial (all its processes, the proxy's included; not the "
-        "database server's) minus those of one worker alone running the same number of the same trials on the "
-        "same backend (which pays for the trials and for what grows with the study), minus the start-up CPU of "
-        "the N worker processes (a fresh interpreter importing what a worker imports: torch, Gymnasium, MuJoCo, "
-        "gRPC; each worker pays it once per command, not per trial) spread over the 3N trials ('-': not measured "
-        "for that cell). A cell with a code mark ran at that commit; the others ran before Optuna's cache of "
-        "finished trials was put in front of the database (commit 5aed0f0).",
+        "database server's) minus the trials' own work (the CPU time each trial's training thread spent building "
+        "and training its seeds, which the trial records), minus the start-up CPU of the N worker processes (a "
+        "fresh interpreter importing what a worker imports: torch, Gymnasium, MuJoCo, gRPC; each worker pays it "
+        "once per command, not per trial) spread over the trials: all the tuner does around the trials (sampler, "
+        "storage calls, heartbeats, budget lock, pruner, progress display). Heartbeat: the search's default "
+        f"({HEARTBEAT_INTERVAL} s) unless the row says otherwise. A cell with a code mark ran at that commit.",
         "",
         "| backend | workers | trials/s | storage work per trial | overhead per trial (wall) | share of a hopper "
         "trial | start-up CPU per worker | coordination CPU per trial | share of a hopper trial | "
@@ -432,32 +418,19 @@ def main() -> None:
     p.add_argument(
         "--heartbeat-interval",
         type=int,
-        default=FAST_HEARTBEAT,
-        help=f"seconds between heartbeats (grace period 4x; default {FAST_HEARTBEAT}; the search's own default is 10)",
+        default=HEARTBEAT_INTERVAL,
+        help=f"seconds between heartbeats (grace period 4x; default: the search's own, {HEARTBEAT_INTERVAL})",
     )
     p.add_argument("--render", action="store_true", help="run nothing: write the section from the kept cells")
-    p.add_argument(
-        "--baselines",
-        action="store_true",
-        help="run no cell: measure the one-worker baseline of every kept cell with a CPU column among --workers and "
-        "--backends at its own heartbeat (3N trials on the same backend) and keep it with the cell",
-    )
     args = p.parse_args()
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
-        if args.baselines:
-            kept = json.loads(Path(args.results).read_text()) if Path(args.results).exists() else []
-            cells = [c for c in kept if "cpu_s_per_trial" in c and c["workers"] in args.workers
-                     and c["backend"] in args.backends]  # fmt: skip
-        for cell in cells:
-            beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
-            cell.update(baselines(cell["backend"], cell["workers"], Path(tmp), beat))
-            print(json.dumps(cell), flush=True)
-        for workers in [] if args.render or args.baselines else args.workers:
+        startup = None
+        for workers in [] if args.render else args.workers:
             for backend in args.backends:
                 cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
-                cell.update(baselines(backend, workers, Path(tmp), args.heartbeat_interval), machine=args.machine)
-                cell.update(commit=commit())
+                startup = startup_cpu() if startup is None else startup
+                cell.update(startup_cpu_s=startup, machine=args.machine, commit=commit())
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
     if args.results != "-":

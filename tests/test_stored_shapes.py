@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -180,7 +181,7 @@ def _counted_run(tmp_path: Path, stop_after: int | None) -> tuple[optuna.trial.F
 def test_a_trial_writes_its_start_and_its_outcome_once_each(tmp_path):
     trial, writes = _counted_run(tmp_path, None)
     once = (records.CONFIG, records.SEEDS, records.PROVENANCE, records.RESUMED_FROM, records.RESUME_EXACT)
-    outcome = (records.WALL_TIME, records.ENV_STEPS_TRAINED, records.ENV_STEPS_PER_S)
+    outcome = (records.WALL_TIME, records.COMPUTE_CPU, records.ENV_STEPS_TRAINED, records.ENV_STEPS_PER_S)
     returns = (records.SEED_RETURNS, records.SEED_BEST_RETURNS)
     assert all(writes[k] == 1 for k in (*once, *outcome, *returns)), writes
     assert set(writes) == {*once, *outcome, *returns}  # one seed, no artifact store: no per-seed curve or resume
@@ -188,6 +189,26 @@ def test_a_trial_writes_its_start_and_its_outcome_once_each(tmp_path):
     record = records.TrialRecord.of(trial)
     assert record.seed_returns == [round(trial.value, 3)] and record.resumed_from_env_steps == 0
     assert sorted(trial.intermediate_values) == [128, 256]
+
+
+def _burn(cpu_s: float) -> None:
+    """Spend ``cpu_s`` seconds of this thread's CPU."""
+    end = time.thread_time() + cpu_s
+    while time.thread_time() < end:
+        pass
+
+
+def test_a_trials_compute_cpu_is_its_training_and_not_its_storage_calls(tmp_path):
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    report = trial.report
+    trial.report = lambda value, step: (_burn(0.2), report(value, step))  # a slow storage: 0.2 CPU-s per report
+    before = time.thread_time()
+    study.tell(trial, TrialRunner(tmp_path).run(trial, RunPlan(TOY, (TOY.train.seed,))))
+    spent = time.thread_time() - before  # all of the run's CPU in this thread, the two reports' 0.4 s included
+    compute = study.trials[0].user_attrs[records.COMPUTE_CPU]
+    assert 0 < compute <= spent - 0.4 + 0.001  # rounded to 1 ms when stored
+    assert compute <= study.trials[0].user_attrs[records.WALL_TIME] + 0.01
 
 
 def test_an_attempt_that_stops_early_records_its_time_and_steps_but_no_returns(tmp_path):

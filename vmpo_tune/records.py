@@ -54,6 +54,7 @@ SEED_RETURNS = "seed_returns"
 SEED_BEST_RETURNS = "seed_best_returns"
 SEED_CURVES = "seed_curves"
 WALL_TIME = "wall_time_s"
+COMPUTE_CPU = "compute_cpu_s"
 ENV_STEPS_TRAINED = "env_steps_trained"
 ENV_STEPS_PER_S = "env_steps_per_s"
 PROVENANCE = "provenance"
@@ -305,11 +306,14 @@ class RunStart:
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How an attempt ended, written once when it ends however it ends: its wall time and the env steps it
-    trained; the seeds' final and best returns when training finished (None when it did not)."""
+    """How an attempt ended, written once when it ends however it ends: its wall time, the CPU time of its own work
+    (building and training the seeds, in the worker's training thread; not its storage calls, pruner or artifact
+    uploads), the env steps it trained; the seeds' final and best returns when training finished (None when it did
+    not)."""
 
     wall_time_s: float
     env_steps_trained: int
+    compute_cpu_s: float | None = None
     seed_returns: Sequence[float] | None = None
     seed_best_returns: Sequence[float] | None = None
 
@@ -331,6 +335,7 @@ def write_outcome(trial: optuna.Trial, outcome: RunOutcome) -> None:
     wall, trained = outcome.wall_time_s, int(outcome.env_steps_trained)
     attrs: dict[str, Any] = {
         WALL_TIME: round(wall, 2),
+        COMPUTE_CPU: None if outcome.compute_cpu_s is None else round(outcome.compute_cpu_s, 3),
         ENV_STEPS_TRAINED: trained,
         ENV_STEPS_PER_S: round(trained / wall, 1) if wall > 0 else None,
     }

@@ -16,6 +16,7 @@ blobs and uploads each seed's best checkpoint and learning curve as Optuna artif
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import io
@@ -76,6 +77,17 @@ class TrialRunner:
         self.out_dir, self.artifact_store = Path(out_dir), artifact_store
         self.on_progress, self.interrupt_check = on_progress, interrupt_check
         self.tensorboard_dir = None if tensorboard_dir is None else Path(tensorboard_dir)
+        self._compute_cpu = 0.0
+
+    @contextlib.contextmanager
+    def _computing(self):
+        """Count this thread's CPU time in the block as the trial's own work (building and training the seeds), as
+        opposed to storage calls, the pruner and saving artifacts."""
+        start = time.thread_time()
+        try:
+            yield
+        finally:
+            self._compute_cpu += time.thread_time() - start
 
     def run(self, trial: optuna.Trial, plan: RunPlan) -> float:
         """Train ``plan`` as ``trial``; returns the trial's value (the seeds' aggregate).
@@ -85,6 +97,7 @@ class TrialRunner:
         the attempt ends however it ends, its outcome (time, env steps trained and, if training finished, returns).
         """
         dirs = [self.out_dir / "trials" / f"{trial.number:05d}" / f"seed_{s}" for s in plan.seeds]
+        self._compute_cpu = 0.0
         trainers = self._restore(trial, dirs, plan)
         resumed = trainers[0].env_steps
         exact = all(t.can_resume_exactly for t in trainers) if resumed else None
@@ -99,6 +112,7 @@ class TrialRunner:
                 trial,
                 records.RunOutcome(
                     wall_time_s=time.perf_counter() - start,
+                    compute_cpu_s=self._compute_cpu,
                     env_steps_trained=sum(t.env_steps for t in trainers) - resumed * len(trainers),
                     seed_returns=tuple(t.final_return for t in trainers) if trained else None,
                     seed_best_returns=tuple(t.best_return for t in trainers) if trained else None,
@@ -123,8 +137,13 @@ class TrialRunner:
             for i, (t, d) in enumerate(zip(trainers, dirs))
         ]
         boards = self._boards(trial, trainers)
+        marks = zip(*runs)
         try:
-            for points in zip(*runs):
+            while True:
+                with self._computing():
+                    points = next(marks, None)
+                if points is None:
+                    break
                 self._evaluated(trial, trainers, boards, [p.result.mean for p in points], points[0].env_steps, plan)
         except (NonFiniteError, FloatingPointError) as exc:
             raise TrialFailed(f"{DIVERGED}{exc}") from exc
@@ -188,14 +207,15 @@ class TrialRunner:
         """Trainers that continue from the resume blobs a retried trial inherited (or fresh ones)."""
         for d in dirs:
             shutil.rmtree(d, ignore_errors=True)  # never read another attempt's files
-        trainers = plan.trainers()
+        with self._computing():
+            trainers = plan.trainers()
         record = records.read_resume(trial)
         if not record or self.artifact_store is None:
             return trainers
         try:
             for trainer in trainers:
                 entry = record[str(trainer.config.seed)]
-                with self.artifact_store.open_reader(entry["artifact"]) as reader:
+                with self.artifact_store.open_reader(entry["artifact"]) as reader, self._computing():
                     trainer.load_state_bytes(reader.read())
             if len({t.env_steps for t in trainers}) != 1:
                 raise ValueError("the seeds' resume states are at different env steps")
@@ -206,7 +226,8 @@ class TrialRunner:
                 trial.number,
                 exc,
             )
-            return plan.trainers()
+            with self._computing():
+                return plan.trainers()
         log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, trainers[0].env_steps)
         return trainers
 
