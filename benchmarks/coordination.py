@@ -433,8 +433,10 @@ def main() -> None:
                 cell.update(startup_cpu_s=startup, machine=args.machine, commit=commit())
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
+                if args.results != "-":
+                    merge(Path(args.results), [cell])  # kept as soon as measured: a stopped run loses one cell
     if args.results != "-":
-        cells = merge(Path(args.results), cells)
+        cells = merge(Path(args.results), [])
     body = render(cells, args.machine)
     print(body)
     if args.out != "-":
