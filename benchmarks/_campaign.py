@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vmpo_tune import records  # noqa: E402
-from vmpo_tune.search.runner import DIVERGED  # noqa: E402
+from vmpo_tune.records import DIVERGED  # noqa: E402
 from vmpo_tune.search.study import recorded_simulator  # noqa: E402
 
 

@@ -11,7 +11,7 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from vmpo_tune import records
-from vmpo_tune.search.runner import DIVERGED
+from vmpo_tune.records import DIVERGED
 
 from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import optuna
 import pytest
@@ -11,7 +13,7 @@ from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.search import liveness
 from vmpo_tune.search.spec import default_params, parse_spec
 
-from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
+from .search_helpers import CALM, ROOT, TOY_STUDY, cli, load, write_study
 
 
 def search(tmp_path, *args, study="toy.yaml", **kw):
@@ -87,6 +89,36 @@ def test_several_workers_share_one_sqlite_storage_with_an_exact_count(tmp_path):
     assert {
         line.split()[1] for line in proc.stderr.splitlines() if " trial " in line and line.split()[1][0] == "w"
     } == {"w0", "w1", "w2"}
+
+
+PROBE = """import atexit, os, sys
+
+
+def _record():
+    with open(os.path.join(os.environ["TORCH_PROBE"], str(os.getpid())), "w") as f:
+        f.write(("torch " if "torch" in sys.modules else "none ") + " ".join(sys.orig_argv))
+
+
+atexit.register(_record)
+"""
+
+
+def test_the_command_of_a_pool_never_loads_torch_only_its_workers_do(tmp_path):
+    """The command of a search with workers (its confirmation stage included) plans, shows progress and waits: it
+    never imports torch, which costs about 2 CPU-s and a few hundred MB in every such command."""
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(PROBE)  # every Python process started below runs it
+    (tmp_path / "probe").mkdir()
+    env = {"PYTHONPATH": f"{tmp_path / 'hook'}{os.pathsep}{ROOT}", "TORCH_PROBE": str(tmp_path / "probe")}
+    write_study(tmp_path, CALM)
+    args = ("--trials", "2", "--workers", "2", "--confirm-top", "1", "--confirm-seeds", "2")
+    proc = search(tmp_path, *args, env=env)
+    assert proc.returncode == 0, proc.stderr
+    seen = [p.read_text() for p in (tmp_path / "probe").iterdir()]
+    command = [s for s in seen if "-m vmpo_tune.search" in s]
+    workers = [s for s in seen if "spawn_main" in s and "resource_tracker" not in s]
+    assert len(command) == 1 and command[0].startswith("none "), seen
+    assert len(workers) == 4 and all(s.startswith("torch ") for s in workers), seen  # 2 search + 2 confirmation
 
 
 def test_export_then_train_reproduces_the_trial_exactly(tmp_path):

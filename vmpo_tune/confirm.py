@@ -22,8 +22,8 @@ from .cli_common import Parser, add_common_flags, configure_logging, positive_in
 from .cli_flags import add_stored_study_flags
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
+from .search.settings import WorkerSettings, quiet_library_noise
 from .search.stage import confirmation_exit_code, format_table, run_confirmation
-from .search.worker import WorkerSettings, quiet_library_noise
 from .storage_faults import PATIENCE
 from .storage_urls import resolve_url
 

@@ -35,11 +35,11 @@ from .factories import make_pruner, make_sampler
 from .launch import WORKERS_PER_CORE, Outcome, check_folders, check_worker_count, prepare_folders, run_workers
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .progress import ProgressDisplay, duration
+from .settings import WorkerSettings, quiet_library_noise
 from .spec import PRUNERS, SAMPLERS, SEARCHES, StudySpec, load_spec
 from .stage import confirmation_exit_code, format_table, run_confirmation
 from .study import create_or_load
 from .studyfiles import study_listing
-from .worker import WorkerSettings, quiet_library_noise
 
 log = logging.getLogger("vmpo_tune.search")
 

@@ -35,7 +35,6 @@ from ..stats import CandidateStats, describe, rank
 from ..storage_faults import StorageUnavailable
 from . import racing
 from .liveness import requeue
-from .runner import DIVERGED, RunPlan, TrialRunner
 
 log = logging.getLogger(__name__)
 
@@ -232,29 +231,12 @@ def requeue_failed_units(confirm_study: optuna.Study, trials: Sequence[FrozenTri
         reason = str(t.user_attrs.get(records.FAIL_REASON) or "")
         if t.state != TrialState.FAIL or t.number in retried or not records.read_config(t):
             continue
-        if reason.startswith(DIVERGED):
+        if reason.startswith(records.DIVERGED):
             continue
         requeue(confirm_study, t, records.read_resume(t), count_failure=False)
         log.info("unit %d (%s) failed (%s): queued again", t.number, t.user_attrs.get(records.CANDIDATE), reason)
         again += 1
     return again
-
-
-class UnitObjective:
-    """Trains one confirmation unit: its stored configuration on its test seed, no pruning."""
-
-    def __init__(self, runner: TrialRunner, device: str = "cpu") -> None:
-        self.runner, self.device = runner, device
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        config = records.read_config(trial)
-        seeds = records.read_seeds(trial)
-        if not config or len(seeds) != 1:
-            raise UserError(f"confirmation unit {trial.number} has no configuration or seed (not made by confirm?)")
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, device=self.device))
-        objective = records.read_confirm_plan(trial.study).objective
-        plan = RunPlan(config, (seeds[0],), objective=objective, prune=False)
-        return self.runner.run(trial, plan)
 
 
 def unit_counts(confirm_study: optuna.Study) -> dict[str, int]:

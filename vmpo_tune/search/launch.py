@@ -27,7 +27,7 @@ from ..storage_faults import StorageUnavailable
 from ..storage_urls import writable
 from . import worker_entry
 from .progress import DisplayHandler, ProgressDisplay
-from .worker import ProgressSlot, WorkerSettings, run_worker
+from .settings import ProgressSlot, WorkerSettings
 
 _BY_SIGNAL = {ExitCode.SIGINT: "SIGINT", ExitCode.SIGTERM: "SIGTERM"}
 WORKERS_PER_CORE = 4
@@ -122,6 +122,8 @@ def _in_process(settings: WorkerSettings, display: ProgressDisplay, per_worker) 
     thread = threading.Thread(target=show, daemon=True)
     thread.start()
     try:
+        from .worker import run_worker  # torch and the trainer: imported only by the process that trains
+
         settings = replace(settings, **(per_worker(0) if per_worker else {}))
         return Outcome(stopped_by=run_worker(settings, ProgressSlot(array, 0)))
     except StorageUnavailable:

@@ -40,9 +40,6 @@ from ..trainer import VMPOTrainer
 
 log = logging.getLogger(__name__)
 
-DIVERGED = "diverged: "
-"""How a trial's fail reason starts when its run diverged (a result, not a fault: it is not retried)."""
-
 
 @dataclasses.dataclass(frozen=True)
 class RunPlan:
@@ -146,7 +143,7 @@ class TrialRunner:
                     break
                 self._evaluated(trial, trainers, boards, [p.result.mean for p in points], points[0].env_steps, plan)
         except (NonFiniteError, FloatingPointError) as exc:
-            raise TrialFailed(f"{DIVERGED}{exc}") from exc
+            raise TrialFailed(f"{records.DIVERGED}{exc}") from exc
         finally:
             for run in runs:
                 run.close()

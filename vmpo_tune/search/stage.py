@@ -20,8 +20,8 @@ from ..stats import CandidateStats, separated_from
 from .confirmation import collect, open_confirm_study, plan_units, select_candidates, test_seeds, unit_counts
 from .launch import Outcome, run_workers
 from .progress import ProgressDisplay
+from .settings import WorkerSettings
 from .study import check_simulator
-from .worker import WorkerSettings
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,9 @@ import functools
 import logging
 import signal
 import time
-import warnings
-from dataclasses import dataclass
 from logging.handlers import QueueHandler
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import optuna
 import torch
@@ -38,13 +36,12 @@ from ..cli_common import ExitCode
 from ..errors import TrialFailed, UserError
 from ..redaction import RedactingFormatter
 from ..storage import open_storage
-from ..storage_faults import PATIENCE, StorageUnavailable
+from ..storage_faults import StorageUnavailable
 from . import racing
-from .confirmation import UnitObjective
-from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, Heartbeat, fail_and_requeue
-from .objective import Objective
+from .liveness import Heartbeat, fail_and_requeue
+from .objective import Objective, UnitObjective
 from .runner import TrialRunner, drop_resume
-from .spec import StudySpec
+from .settings import ProgressSlot, WorkerSettings, quiet_library_noise
 from .study import reserve_trial
 
 log = logging.getLogger(__name__)
@@ -52,29 +49,6 @@ log = logging.getLogger(__name__)
 
 class Interrupted(BaseException):
     """Raised in a running trial after SIGINT / SIGTERM (a BaseException: nothing swallows it)."""
-
-
-@dataclass(frozen=True)
-class WorkerSettings:
-    spec: StudySpec | None
-    """The study file's spec (a search); None for a confirmation, whose units carry their configs."""
-    study_name: str
-    storage_url: str
-    n_trials: int
-    out_dir: str
-    artifact_dir: str | None
-    sampler: Any = None
-    pruner: Any = None
-    confirm: bool = False
-    """Run the queued confirmation units of ``study_name`` instead of sampling new trials."""
-    device: str = "cpu"
-    timeout: float | None = None
-    worker_index: int = 0
-    log_level: int = logging.INFO
-    heartbeat_interval: int = HEARTBEAT_INTERVAL
-    grace_period: int = GRACE_PERIOD
-    patience: float = PATIENCE
-    tensorboard_dir: str | None = None
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -127,18 +101,6 @@ class SignalStopper:
         """Raise :class:`Interrupted` once a signal has arrived."""
         if self.stopping:
             raise Interrupted(self.signal_name)
-
-
-class ProgressSlot:
-    """Where a worker publishes (trial number, env steps) for the live display."""
-
-    def __init__(self, array=None, index: int = 0) -> None:
-        self.array, self.index = array, index
-
-    def set(self, trial_number: int, steps: int) -> None:
-        if self.array is not None:
-            self.array[2 * self.index] = trial_number
-            self.array[2 * self.index + 1] = steps
 
 
 def _objective(settings: WorkerSettings, runner: TrialRunner) -> Callable[[optuna.Trial], float]:
@@ -286,15 +248,6 @@ def _log_outcome(trial: records.TrialRecord, reason: str | None, wall: float) ->
 
 
 # ---------------------------------------------------------------------------- processes
-
-
-def quiet_library_noise() -> None:
-    """Optuna's experimental-feature warnings and info lines are noise in a search, and so are SQLAlchemy's
-    tracebacks for pooled connections the server killed (the pool replaces them; our retries log the fault)."""
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    logging.getLogger("optuna").setLevel(logging.WARNING)
-    if logging.getLogger().level > logging.DEBUG:
-        logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
 
 
 def worker_main(settings: WorkerSettings, array, log_queue, parent_signal) -> None:
