@@ -428,9 +428,10 @@ def main() -> None:
         startup = None
         for workers in [] if args.render else args.workers:
             for backend in args.backends:
+                code = commit()  # before the cell: what its commands ran
                 cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
                 startup = startup_cpu() if startup is None else startup
-                cell.update(startup_cpu_s=startup, machine=args.machine, commit=commit())
+                cell.update(startup_cpu_s=startup, machine=args.machine, commit=code)
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
                 if args.results != "-":
