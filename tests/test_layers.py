@@ -67,6 +67,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.search.spec": 5.2,
     "vmpo_tune.search.enqueue": 5.25,
     "vmpo_tune.search.liveness": 5.3,
+    "vmpo_tune.search.settings": 5.35,
     "vmpo_tune.search.study": 5.4,
     "vmpo_tune.search.runner": 5.4,
     "vmpo_tune.search.objective": 5.5,
@@ -198,3 +199,14 @@ def test_reading_a_stored_study_imports_neither_torch_nor_gymnasium():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_search_and_confirm_commands_import_no_torch():
+    """Their workers are separate processes that import the trainer; the command itself plans, shows progress
+    and waits (``--workers 1`` imports the worker when it runs it). tests/test_search_cli.py checks a whole run."""
+    import subprocess
+    import sys
+
+    code = "import sys; import vmpo_tune.search.cli, vmpo_tune.confirm; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr
