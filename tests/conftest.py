@@ -135,17 +135,13 @@ def mysql_url(mysql_admin):
 
 @pytest.fixture
 def redis_url():
-    """A Redis database index of its own on the loopback server, emptied before and after. Indexes 1-14 are the
-    tests' (15 is benchmarks/coordination.py's), split between pytest-xdist's workers so that two tests running
-    at once never share one; within a worker's share the index is random, for suites run side by side."""
+    """A Redis database index of its own on the loopback server, emptied before and after (1-14: index 15 is
+    benchmarks/coordination.py's)."""
     import random
 
     import redis
 
-    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
-    share = max(14 // workers, 1)
-    url = f"redis://127.0.0.1:6379/{1 + (worker * share + random.randrange(share)) % 14}"
+    url = f"redis://127.0.0.1:6379/{random.randint(1, 14)}"
     client = redis.Redis.from_url(url, socket_connect_timeout=3)
     try:
         client.ping()
