@@ -5,6 +5,7 @@ heartbeats, stale-trial scans and the budget lock dominate.
     python benchmarks/coordination.py --workers 64                      # the 64-worker cells, merged with the kept ones
     python benchmarks/coordination.py --workers 8 --backends postgres --results - --out -   # a smoke test
     python benchmarks/coordination.py --workers 64 --backends proxy --heartbeat-interval 2   # faster liveness
+    python benchmarks/coordination.py --startup --workers 8 32 64       # remeasure the kept cells' start-up
 
 Per backend (PostgreSQL directly, the gRPC proxy in front of PostgreSQL, Optuna's journal in Redis) and
 worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` on the ``demo`` study cut to
@@ -20,11 +21,11 @@ worker count N: one ``search`` command with ``--workers N`` and ``--trials 3N`` 
 * coordination CPU per trial: the search's CPU seconds (every process it waited for, and the proxy's; not the
   database server's) minus the trials' own work (each trial records the CPU time its worker's training thread
   spent building and training its seeds, ``compute_cpu_s``: everything but storage calls, the sampler, the
-  pruner, heartbeats and artifact uploads), minus the start-up CPU of the N worker processes (a fresh
-  interpreter importing what a worker imports; each worker pays it once per command, however many trials it
-  runs), per finished trial; and that as a share of a ``hopper`` trial. What is left is all the tuner does
-  around the trials: asking the sampler, the storage calls on both sides of the proxy, heartbeats and
-  stale-trial scans, the budget lock, the pruner, the progress display. Unlike wall time, CPU time is not
+  pruner, heartbeats and artifact uploads), minus the start-up CPU of the N worker processes (N fresh
+  interpreters started at once, each importing what a worker imports; each worker pays it once per command,
+  however many trials it runs), per finished trial; and that as a share of a ``hopper`` trial. What is left
+  is all the tuner does around the trials: asking the sampler, the storage calls on both sides of the proxy,
+  heartbeats and stale-trial scans, the budget lock, the pruner, the progress display. Unlike wall time, CPU time is not
   inflated by processes queueing for the cores, except that work which runs as long as the cell does
   (heartbeats, the lock's asks, the progress display's polling) grows with a cell slowed by contention: on a
   crowded machine that part is an upper bound;
@@ -285,16 +286,16 @@ WORKER_IMPORTS = "import vmpo_tune.search.worker, vmpo_tune.search.runner, mujoc
 """What a spawned worker process imports before it trains (its loop, torch, Gymnasium, MuJoCo, the gRPC client)."""
 
 
-def startup_cpu() -> float:
-    """CPU seconds of a fresh interpreter importing what a worker imports: the start-up each of a cell's N worker
-    processes pays once (median of 3)."""
+def startup_cpu(workers: int) -> float:
+    """CPU seconds per process of ``workers`` fresh interpreters started at once, each importing what a worker
+    imports: the start-up each of a cell's N worker processes pays once, measured as the pool pays it (N processes
+    importing side by side, which costs more per process on a crowded machine than one alone)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    costs = []
-    for _ in range(3):
-        before = children_cpu()
-        subprocess.run([sys.executable, "-c", WORKER_IMPORTS], check=True, env=env)
-        costs.append(children_cpu() - before)
-    return sorted(costs)[1]
+    before = children_cpu()
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER_IMPORTS], env=env) for _ in range(workers)]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit(f"importing what a worker imports failed: {WORKER_IMPORTS}")
+    return (children_cpu() - before) / workers
 
 
 def cpu_columns(cell: dict) -> tuple[float, float] | None:
@@ -379,11 +380,12 @@ def render(cells: list[dict], machine: str) -> str:
         f"({hopper:.0f} s). Storage work = PostgreSQL commits (direct and proxy) or Redis commands, per trial. "
         "Coordination CPU = the search's CPU seconds per trial (all its processes, the proxy's included; not the "
         "database server's) minus the trials' own work (the CPU time each trial's training thread spent building "
-        "and training its seeds, which the trial records), minus the start-up CPU of the N worker processes (a "
-        "fresh interpreter importing what a worker imports: torch, Gymnasium, MuJoCo, gRPC; each worker pays it "
-        "once per command, not per trial) spread over the trials: all the tuner does around the trials (sampler, "
-        "storage calls, heartbeats, budget lock, pruner, progress display). Heartbeat: the search's default "
-        f"({HEARTBEAT_INTERVAL} s) unless the row says otherwise. A cell with a code mark ran at that commit.",
+        "and training its seeds, which the trial records), minus the start-up CPU of the N worker processes (N "
+        "fresh interpreters started at once, each importing what a worker imports: torch, Gymnasium, MuJoCo, gRPC; "
+        "each worker pays it once per command, not per trial) spread over the trials: all the tuner does around "
+        "the trials (sampler, storage calls, heartbeats, budget lock, pruner, progress display). Heartbeat: the "
+        f"search's default ({HEARTBEAT_INTERVAL} s) unless the row says otherwise. A cell with a code mark ran at "
+        "that commit.",
         "",
         "| backend | workers | trials/s | storage work per trial | overhead per trial (wall) | share of a hopper "
         "trial | start-up CPU per worker | coordination CPU per trial | share of a hopper trial | "
@@ -422,21 +424,36 @@ def main() -> None:
         help=f"seconds between heartbeats (grace period 4x; default: the search's own, {HEARTBEAT_INTERVAL})",
     )
     p.add_argument("--render", action="store_true", help="run nothing: write the section from the kept cells")
+    p.add_argument(
+        "--startup",
+        action="store_true",
+        help="run no cell: measure the start-up of N workers at once for each --workers N and give it to the kept "
+        "cells of that N",
+    )
     args = p.parse_args()
     cells = []
     with tempfile.TemporaryDirectory() as tmp:
-        startup = None
-        for workers in [] if args.render else args.workers:
+        for workers in [] if args.render or args.startup else args.workers:
+            startup = None
             for backend in args.backends:
                 code = commit()  # before the cell: what its commands ran
                 cell = one_cell(backend, workers, Path(tmp), args.heartbeat_interval)
-                startup = startup_cpu() if startup is None else startup
+                startup = startup_cpu(workers) if startup is None else startup
                 cell.update(startup_cpu_s=startup, machine=args.machine, commit=code)
                 print(json.dumps(cell), flush=True)
                 cells.append(cell)
                 if args.results != "-":
                     merge(Path(args.results), [cell])  # kept as soon as measured: a stopped run loses one cell
-    if args.results != "-":
+    if args.startup:
+        kept = json.loads(Path(args.results).read_text())
+        for workers in args.workers:
+            startup = startup_cpu(workers)
+            print(f"{workers} workers: {startup:.2f} CPU-s of start-up per worker", flush=True)
+            for cell in kept:
+                if cell["workers"] == workers and cell["backend"] in args.backends:
+                    cell.update(startup_cpu_s=startup)
+        cells = merge(Path(args.results), kept)
+    elif args.results != "-":
         cells = merge(Path(args.results), [])
     body = render(cells, args.machine)
     print(body)
