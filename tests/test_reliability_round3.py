@@ -228,3 +228,46 @@ def test_a_result_for_a_trial_failed_meanwhile_is_dropped_not_a_traceback(tmp_pa
     assert _tell(study, trial, TrialState.COMPLETE, 123.0, None, None) is False
     assert _tell(study, trial, TrialState.PRUNED, None, "pruned", None) is False
     assert study.trials[0].state == TrialState.FAIL and study.trials[0].value is None
+
+
+def test_a_worker_retries_its_opening_for_its_patience_a_commands_first_opening_only_briefly(tmp_path, monkeypatch):
+    """The red team's PostgreSQL connection killer, made deterministic: every attempt to open the database fails
+    with a dropped connection for 1.5 s. A command's first opening gives up after FIRST_OPEN_PATIENCE (made 0.5 s
+    here) with one line; a worker, whose command has already opened the storage, waits it out like any other
+    fault, and reports the storage lost (not a bad URL) only after its own patience."""
+    import time
+
+    from vmpo_tune import storage as storage_module
+    from vmpo_tune.errors import UserError
+    from vmpo_tune.storage_faults import StorageUnavailable
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    real = storage_module._create_rdb_storage
+    attempts = []
+
+    def killed_for(seconds: float):
+        start = time.monotonic()
+
+        def create(*args, **kwargs):
+            attempts.append(time.monotonic() - start)
+            if time.monotonic() - start < seconds:
+                dropped = Exception("server closed the connection unexpectedly")
+                raise sqlalchemy.exc.OperationalError("SELECT 1", {}, dropped)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(storage_module, "_create_rdb_storage", create)
+
+    monkeypatch.setattr(storage_module, "FIRST_OPEN_PATIENCE", 0.5)
+    killed_for(1.5)
+    with pytest.raises(UserError, match="cannot use the storage") as first:
+        storage_module.open_storage(url, patience=30)
+    assert not isinstance(first.value, StorageUnavailable) and attempts[-1] < 1.5
+    attempts.clear()
+    killed_for(1.5)
+    opened = storage_module.open_storage(url, patience=30, opened_before=True)
+    assert attempts[-1] >= 1.5 and len(attempts) >= 3  # retried through the faults, then opened
+    optuna.create_study(storage=opened, study_name="s")
+    opened.close()
+    killed_for(60)
+    with pytest.raises(StorageUnavailable, match="failed for 1 s"):
+        storage_module.open_storage(url, patience=1, opened_before=True)

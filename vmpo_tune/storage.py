@@ -273,8 +273,17 @@ def _grpc_proxy(url: str) -> BaseStorage:
     return proxy
 
 
-def open_storage(url: str, create_parent: bool = False, patience: float = PATIENCE) -> ResilientStorage:
-    """The storage behind ``url``; connection problems at opening become a one-line :class:`UserError`."""
+FIRST_OPEN_PATIENCE = 10.0
+"""Seconds a command's first opening of a database is retried on transient faults; past that, a server that does
+not answer is a bad URL or a server that is down, said in one line. A worker opens what its command has already
+opened, so its faults at opening are retried like any other storage call's (``patience``)."""
+
+
+def open_storage(
+    url: str, create_parent: bool = False, patience: float = PATIENCE, opened_before: bool = False
+) -> ResilientStorage:
+    """The storage behind ``url``; connection problems at opening become a one-line :class:`UserError`, or, when
+    this command has ``opened_before`` (a worker), :class:`StorageUnavailable` after ``patience`` seconds."""
     url = normalize_url(url)
     prepare_sqlite(url, create_parent)
     journal = journal_path(url)
@@ -291,11 +300,10 @@ def open_storage(url: str, create_parent: bool = False, patience: float = PATIEN
         return ResilientStorage(_grpc_proxy(url), patience)
     parsed = parse_url(url)
     try:
-        inner = with_retries(
-            lambda: _create_rdb_storage(url, engine_kwargs(parsed)), "connecting", min(patience, 10), quiet=True
-        )
+        window = patience if opened_before else min(patience, FIRST_OPEN_PATIENCE)
+        inner = with_retries(lambda: _create_rdb_storage(url, engine_kwargs(parsed)), "connecting", window, quiet=True)
     except (UserError, StorageUnavailable) as exc:
-        if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None:
+        if isinstance(exc, StorageUnavailable) and exc.__cause__ is not None and not opened_before:
             raise connection_error(url, exc.__cause__) from None
         raise
     except ImportError as exc:  # Optuna re-raises a missing driver as a plain ImportError

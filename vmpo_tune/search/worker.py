@@ -121,7 +121,7 @@ def run_worker(
     stopper = SignalStopper(parent_signal)
     if install_signals:
         stopper.install()
-    storage = open_storage(settings.storage_url, patience=settings.patience)
+    storage = open_storage(settings.storage_url, patience=settings.patience, opened_before=True)  # by the command
     lock = BudgetLock(settings.storage_url, settings.study_name, patience=settings.patience)
     store = None
     if settings.artifact_dir:
