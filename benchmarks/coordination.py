@@ -76,8 +76,6 @@ from vmpo_tune.search.spec import load_spec  # noqa: E402
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = "redis://127.0.0.1:6379/15"
 TINY = ("--total-steps", "1024", "--eval-interval", "512", "--eval-episodes", "1")
-FAST_HEARTBEAT = 2
-"""The heartbeat of cells measured before the search's own default was used (their rows say nothing)."""
 
 
 def liveness(heartbeat: int) -> tuple[str, ...]:
@@ -298,12 +296,9 @@ def startup_cpu(workers: int) -> float:
     return (children_cpu() - before) / workers
 
 
-def cpu_columns(cell: dict) -> tuple[float, float] | None:
-    """(a worker's start-up CPU, coordination CPU per trial) of a cell that recorded its trials' own work, else None:
-    the cell's CPU per trial minus its trials' own work per trial, minus the start-up of its N workers spread over
-    its trials."""
-    if "compute_cpu_s_per_trial" not in cell:
-        return None
+def cpu_columns(cell: dict) -> tuple[float, float]:
+    """(a worker's start-up CPU, coordination CPU per trial) of a cell: its CPU per trial minus its trials' own work
+    per trial, minus the start-up of its N workers spread over its trials."""
     outside = cell["cpu_s_per_trial"] - cell["compute_cpu_s_per_trial"]
     return cell["startup_cpu_s"], outside - cell["workers"] * cell["startup_cpu_s"] / cell["finished"]
 
@@ -342,7 +337,7 @@ def commit() -> str:
 
 
 def _key(cell: dict) -> tuple:
-    return cell["backend"], cell["workers"], cell.get("heartbeat_s", FAST_HEARTBEAT)
+    return cell["backend"], cell["workers"], cell["heartbeat_s"]
 
 
 def merge(path: Path, new: list[dict]) -> list[dict]:
@@ -351,18 +346,14 @@ def merge(path: Path, new: list[dict]) -> list[dict]:
     fresh = {_key(c) for c in new}
     cells = [c for c in kept if _key(c) not in fresh] + new
     order = {"postgres": 0, "proxy": 1, "redis": 2}
-    cells.sort(key=lambda c: (c["workers"], order.get(c["backend"], 9), c.get("heartbeat_s", FAST_HEARTBEAT)))
+    cells.sort(key=lambda c: (c["workers"], order.get(c["backend"], 9), c["heartbeat_s"]))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cells, indent=1) + "\n")
     return cells
 
 
-RETRIED = {True: "yes", False: "no", None: "not checked"}
-"""How the table shows a cell's killed trial (None: a cell whose check was not valid, see BENCHMARKS.md)."""
-
-
 def backend_label(cell: dict) -> str:
-    beat = cell.get("heartbeat_s", FAST_HEARTBEAT)
+    beat = cell["heartbeat_s"]
     notes = ([] if beat == HEARTBEAT_INTERVAL else [f"heartbeat {beat} s"]) + (
         [f"code {cell['commit']}"] if "commit" in cell else []
     )
@@ -393,13 +384,13 @@ def render(cells: list[dict], machine: str) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---|---|",
     ]
     for c in cells:
-        split = cpu_columns(c)
-        cpu = "- | - | -" if split is None else f"{split[0]:.1f} s | {split[1]:.2f} s | {100 * split[1] / hopper:.2f}%"
+        startup, coordination = cpu_columns(c)
+        cpu = f"{startup:.1f} s | {coordination:.2f} s | {100 * coordination / hopper:.2f}%"
         lines.append(
             f"| {backend_label(c)} | {c['workers']} | {c['trials_per_s']:.2f} | {c['work_per_trial']:.0f} | "
             f"{c['overhead_s_per_trial']:.2f} s | {100 * c['overhead_s_per_trial'] / hopper:.2f}% | {cpu} | "
             f"{c['max_pg_connections'] if c['max_pg_connections'] is not None else '-'} | "
-            f"{c['finished']} / {c['target']} | {c['running']} | {RETRIED[c['retried']]} | "
+            f"{c['finished']} / {c['target']} | {c['running']} | {'yes' if c['retried'] else 'NO'} | "
             f"{'yes' if c['units_once'] else 'NO'} |"
         )
     return "\n".join(lines)
