@@ -108,6 +108,12 @@ def main() -> None:
     p.add_argument("--search-command")
     p.add_argument("--ppo-command", default="")
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
+    p.add_argument(
+        "--default-now",
+        metavar="LABEL",
+        help="the candidate the study file now ships as its default (e.g. 'trial 17'); the confirmation's default "
+        "is then the previous one",
+    )
     args = p.parse_args()
     if args.pending:
         return pending(args.study)
@@ -118,6 +124,8 @@ def main() -> None:
     if not ranked:
         raise SystemExit(f"study {args.study} has no confirmation; run python -m vmpo_tune.confirm first")
     seeds = ranked[0].seeds
+    if args.default_now and args.default_now not in [c.label for c in ranked]:
+        p.error(f"--default-now {args.default_now!r} is not a confirmed candidate; one of {[c.label for c in ranked]}")
     companion = stored_study.load_companion(storage, study.study_name)
     plan = records.read_confirm_plan(companion) if companion else records.ConfirmPlan()
     top = sum(c.source_trial is not None and c.label != "default" for c in plan.candidates)
@@ -127,7 +135,11 @@ def main() -> None:
         "|---|---:|---:|---:|---|---|---:|---|",
     ]
     for rank, c in enumerate(ranked, 1):
-        roles = (["confirmed winner"] if rank == 1 else []) + (["study default"] if c.is_baseline else [])
+        roles = ["confirmed winner"] if rank == 1 else []
+        if c.label == args.default_now:
+            roles.append("the study default now")
+        elif c.is_baseline:
+            roles.append("the previous study default" if args.default_now else "study default")
         name = c.label + (f" ({', '.join(roles)})" if roles else "")
         lines.append(row(name, c.seeds, c.returns, confirm, c.search_score))
     if args.ppo:

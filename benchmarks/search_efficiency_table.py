@@ -66,8 +66,9 @@ def render(arms: list[Arm], machine: str) -> str:
         "the `hopper-untuned` "
         "study (the `hopper` space, starting from VMPOConfig's untuned defaults); its 3 best distinct trials and "
         f"the untuned default are then trained on the same {CONFIRM_SEEDS} test seeds "
-        f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the shipped `hopper` default (the "
-        "reference). Winner = the confirmation's best IQM (of the statistic the arm optimised); the table gives "
+        f"({TEST_SEED_START}-{TEST_SEED_START + CONFIRM_SEEDS - 1}) as the `hopper` default shipped when the "
+        "campaign began (the reference; the study file of commit ef8d5c9, before the `from-shipped` arm replaced "
+        "it). Winner = the confirmation's best IQM (of the statistic the arm optimised); the table gives "
         "every winner's final return. P(> X) = the probability that the winner's final return beats X's on a "
         "fresh seed, with its 95% bootstrap CI. CPU hours are the runs' wall time on one core each; env steps are "
         "the cost that no other load on the machine can inflate. The simulator column is the MuJoCo release the "
@@ -75,7 +76,8 @@ def render(arms: list[Arm], machine: str) -> str:
         "Hopper-v5 steps agree with 3.17.0's to within 1e-14, `benchmarks/simulator_diff.py`). The "
         "`from-shipped` arm runs the chosen strategy on the `hopper` study from its shipped default, which it "
         "confirms beside its winner on the same seeds: its P(> shipped default) is from that, on one simulator "
-        "release. The stored studies "
+        "release; its winner is the `hopper` study's default since 2026-11-30 (RESULTS.md, hopper). The stored "
+        "studies "
         f"are in `{RESULTS.relative_to(ROOT)}/`.",
         "",
         "| arm | search (finished / target) | winner | confirmed IQM [95% CI] | P(> untuned default) [CI] | "

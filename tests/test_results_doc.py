@@ -30,7 +30,7 @@ def test_every_study_has_a_results_section_that_matches_its_status():
             assert "No confirmation has been run for this study yet" in text and status in text, name
             assert not status.startswith("confirmed"), f"{name}: says confirmed but RESULTS.md has no table"
         else:
-            assert "simulator: mujoco" in text or name == "hopper", name  # hopper's table predates the record
+            assert "simulator: mujoco" in text, name
 
 
 def test_help_shows_each_studys_status():
