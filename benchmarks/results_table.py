@@ -108,6 +108,7 @@ def main() -> None:
     p.add_argument("--search-command")
     p.add_argument("--ppo-command", default="")
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
+    p.add_argument("--out", type=Path, default=RESULTS, help="the Markdown file to write the section into")
     p.add_argument(
         "--default-now",
         metavar="LABEL",
@@ -177,8 +178,8 @@ def main() -> None:
             *([""] + [args.note] if args.note else []),
         ]
     )
-    write_section(RESULTS, f"results-{args.study}", f"{args.study} ({info.env_id})", body, header=HEADER)
-    print(f"wrote the {args.study} section of {RESULTS}")
+    write_section(args.out, f"results-{args.study}", f"{args.study} ({info.env_id})", body, header=HEADER)
+    print(f"wrote the {args.study} section of {args.out}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
+import optuna
 import yaml
 
 from .search_helpers import ROOT, cli
@@ -62,3 +65,47 @@ def test_every_shipped_study_names_the_strategy_the_benchmark_chose():
         ), name
         comment = text.split("\nsearch: standard")[0].rsplit("\n", 3)[-2:]
         assert "BENCHMARKS.md" in " ".join(comment) and "does tuning pay?" in " ".join(comment), name
+
+
+def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_and_previous_default(tmp_path):
+    """RESULTS.md's hopper rows re-render from results/ (the from-shipped arm's storage); the candidate the study
+    file now ships is named so, the confirmation's default is the previous one, and a label that is not a candidate
+    is a one-line error (exit 2) that writes nothing."""
+    import shutil
+
+    from vmpo_tune.search.spec import default_params, load_spec, params_to_config
+
+    db = tmp_path / "from-shipped.db"
+    shutil.copy(ROOT / "results" / "search-efficiency-hopper" / "from-shipped.db", db)
+    out = tmp_path / "RESULTS.md"
+    common = ["--study", "hopper", "--storage", f"sqlite:///{db}", "--out", str(out), "--machine", "m"]
+    common += ["--search-command", "s", "--ppo", str(ROOT / "results" / "ppo" / "hopper-300k.json")]
+    common += ["--ppo-command", "results/ppo/hopper-300k.json (2026-11-23, device machine)"]
+    bad = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), *common, "--default-now", "trial 99"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert bad.returncode == 2 and "--default-now 'trial 99' is not a confirmed candidate" in bad.stderr
+    assert not out.exists()
+    ok = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), *common, "--default-now", "trial 17"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    rendered = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    kept = [line for line in section("hopper").splitlines() if line.startswith("| ")]
+    assert rendered == kept  # the table in RESULTS.md is what the kept storage gives
+    assert rendered[1].startswith("| trial 17 (confirmed winner, the study default now) | **2,595**")
+    assert any(line.startswith("| default (the previous study default) |") for line in rendered)
+    # the study file's default is exactly the configuration the table confirmed
+    spec = load_spec("hopper")
+    shipped = params_to_config(spec, default_params(spec))
+    study = optuna.load_study(study_name="hopper/confirm", storage=f"sqlite:///{db}")
+    unit = next(t for t in study.trials if t.user_attrs.get("candidate") == "trial 17")
+    stored = unit.user_attrs["config"]
+    assert shipped.agent.to_dict() == stored["agent"]
+    assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
