@@ -60,8 +60,9 @@ def pending(study: str) -> None:
     search = f"python -m vmpo_tune.search --study {study} --trials 60 --workers 2 --confirm-top 3 --confirm-seeds 10"
     if study in QUEUE:
         how = (
-            f"To produce this section: `python benchmarks/study_results.py run --studies {study}` (a search and its "
-            "confirmation on the test seeds; resumable: rerun it to continue, also from the storage it keeps in "
+            f"To produce this section: `python benchmarks/study_results.py run --studies {study}` (the study's default "
+            "confirmed on the test seeds first, then a search and its best trials confirmed beside the default; "
+            "resumable: rerun it to continue, also from the storage it keeps in "
             f"`results/studies/{study}.db`), then `python benchmarks/study_results.py tables --studies {study}`."
         )
     else:

@@ -6,11 +6,18 @@
     python benchmarks/study_results.py tables                 # RESULTS.md sections of the confirmed studies
     python benchmarks/study_results.py status                 # how far each study got
 
-Per study of :data:`QUEUE` (in order: Hopper at 1M first, then the studies that ship untested defaults), an
-ordinary ``search`` (:data:`TRIALS` trials, the study's own sampler, pruner and default trial first) and then
-``confirm --top 3`` of its best distinct trials *and the study's default* on the same 10 test seeds
-(1000-1009, which no tuning run uses), each on the study's own SQLite file under ``runs/study-results/``
-with the checkpoints, so a killed campaign continues where it stopped when rerun. After each step the storage is
+Two stages, each over the studies of :data:`QUEUE` in order (Hopper at 1M first, then the studies that ship
+untested defaults):
+
+1. ``default``: the study's default alone (a one-trial ``search``, then ``confirm --top 1``) on the 10 test seeds
+   (1000-1009, which no tuning run uses). About 40 minutes per study on 2 cores, so every study has a confirmed
+   baseline, and Hopper at 1M its answer, before any search starts.
+2. ``search``: the same storage extended to an ordinary ``search`` of :data:`TRIALS` trials (the study's own
+   sampler and pruner; the default is its trial 0, already run) and ``confirm --top 3`` of its best distinct
+   trials beside the default on the same seeds (the default's units are not run again).
+
+Each study has its own SQLite file under ``runs/study-results/`` with the checkpoints, so a killed campaign
+continues where it stopped when rerun. After each step the storage is
 copied consistently (SQLite's backup) to ``results/studies/NAME.db``, which is kept in the repository: on a new
 machine ``run`` continues from that copy, and ``tables`` writes RESULTS.md from it
 (``benchmarks/results_table.py``).
@@ -47,16 +54,20 @@ def kept_db(study: str) -> Path:
     return KEPT / f"{study}.db"
 
 
-def search_command(study: str, workers: int) -> list[str]:
+STAGES = {"default": (1, 1), "search": (TRIALS, CONFIRM_TOP)}
+"""Stage: (search trials, confirmed trials beside the default), in the order the campaign runs them."""
+
+
+def search_command(study: str, workers: int, trials: int = TRIALS) -> list[str]:
     return [
-        "vmpo_tune.search", "--study", study, "--trials", str(TRIALS), "--out", str(LIVE / study),
+        "vmpo_tune.search", "--study", study, "--trials", str(trials), "--out", str(LIVE / study),
         "--storage", f"sqlite:///{live_db(study)}", "--workers", str(workers),
     ]  # fmt: skip
 
 
-def confirm_command(study: str, workers: int) -> list[str]:
+def confirm_command(study: str, workers: int, top: int = CONFIRM_TOP) -> list[str]:
     return [
-        "vmpo_tune.confirm", "--study", study, "--run-dir", str(LIVE / study), "--top", str(CONFIRM_TOP),
+        "vmpo_tune.confirm", "--study", study, "--run-dir", str(LIVE / study), "--top", str(top),
         "--seeds", str(CONFIRM_SEEDS), "--test-seed-start", str(TEST_SEED_START),
         "--storage", f"sqlite:///{live_db(study)}", "--workers", str(workers),
     ]  # fmt: skip
@@ -67,16 +78,33 @@ def shown(command: list[str]) -> str:
     return "python -m " + " ".join(a.replace(f"{ROOT}/", "") for a in command)
 
 
-def run_study(study: str, workers: int) -> None:
+def stage_done(data: dict | None, stage: str) -> bool:
+    """Whether a stored study has finished ``stage``: its search's trials and a result for every confirmed
+    candidate on every test seed (a later stage's results count for an earlier one)."""
+    order = list(STAGES)
+    trials = STAGES[stage][0]
+    return bool(data and data["finished"] >= trials and confirmation_done(data, CONFIRM_SEEDS)) and (
+        order.index(stage) == 0 or len(data["confirmation"]) > STAGES[order[order.index(stage) - 1]][1]
+    )
+
+
+def run_study(study: str, workers: int, stage: str) -> None:
     (LIVE / study).mkdir(parents=True, exist_ok=True)
     continue_from_kept(live_db(study), kept_db(study))
-    if confirmation_done(load_campaign_study(study, live_db(study)), CONFIRM_SEEDS):
-        print(f"{study}: confirmed; nothing to run", flush=True)
+    if stage_done(load_campaign_study(study, live_db(study)), stage):
+        print(f"{study}: stage {stage!r} confirmed; nothing to run", flush=True)
         return
-    cli(*search_command(study, workers))
+    trials, top = STAGES[stage]
+    cli(*search_command(study, workers, trials))
     backup(live_db(study), kept_db(study))
-    cli(*confirm_command(study, workers))
+    cli(*confirm_command(study, workers, top))
     backup(live_db(study), kept_db(study))
+
+
+def reached(data: dict | None) -> str | None:
+    """The last stage a stored study has finished, or None."""
+    done = [stage for stage in STAGES if stage_done(data, stage)]
+    return done[-1] if done else None
 
 
 def status(studies: list[str]) -> None:
@@ -86,21 +114,35 @@ def status(studies: list[str]) -> None:
             print(f"{study}: not started")
             continue
         units = sum(t.state.is_finished() for t in data["units"])
-        done = "confirmed" if confirmation_done(data, CONFIRM_SEEDS) else f"{units} confirmation units finished"
-        print(f"{study}: {data['finished']} / {TRIALS} search trials finished; {done} ({data['simulator']})")
+        stage = reached(data)
+        done = f"stage {stage!r} confirmed" if stage else "no stage confirmed"
+        print(
+            f"{study}: {data['finished']} / {TRIALS} search trials finished, {units} confirmation units finished; "
+            f"{done} ({data['simulator']})"
+        )
 
 
 def tables(studies: list[str], machine: str, workers: int) -> None:
     for study in studies:
-        if not confirmation_done(load_campaign_study(study, kept_db(study)), CONFIRM_SEEDS):
+        stage = reached(load_campaign_study(study, kept_db(study)))
+        if stage is None:
             print(f"{study}: not confirmed yet; its section stays as it is")
             continue
+        trials, top = STAGES[stage]
+        so_far = (
+            ""
+            if stage == list(STAGES)[-1]
+            else (
+                f" So far the default alone (stage {stage!r}); the search of {TRIALS} trials and the confirmation of "
+                f"its best {CONFIRM_TOP} beside the default are the campaign's next stage (the same command continues)."
+            )
+        )
         cli(
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
-            "--machine", machine, "--search-command", shown(search_command(study, workers)),
+            "--machine", machine, "--search-command", shown(search_command(study, workers, trials)),
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "
-            f"(then `... tables`); confirmation: `{shown(confirm_command(study, workers))}`; the study storage is "
-            f"kept in `{kept_db(study).relative_to(ROOT)}`.",
+            f"(then `... tables`); confirmation: `{shown(confirm_command(study, workers, top))}`; the study storage "
+            f"is kept in `{kept_db(study).relative_to(ROOT)}`.{so_far}",
         )  # fmt: skip
 
 
@@ -113,8 +155,9 @@ def main() -> None:
     args = p.parse_args()
     studies = [s for s in QUEUE if s in args.studies]
     if args.command == "run":
-        for study in studies:
-            run_study(study, args.workers)
+        for stage in STAGES:
+            for study in studies:
+                run_study(study, args.workers, stage)
     elif args.command == "snapshot":
         for study in studies:
             if live_db(study).exists():
