@@ -17,6 +17,11 @@ so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
     python benchmarks/throughput.py                                  # hopper default + m_steps 1
     python benchmarks/throughput.py --baseline-tree /tmp/before      # ... against an older checkout
     python benchmarks/throughput.py --steps 20000 --repeats 1 --no-write   # quick look
+    python benchmarks/throughput.py --profile-update 3               # where the default's update spends its time
+
+``--profile-update N`` only profiles (``torch.profiler``) N updates of the study default's agent on one batch of
+its size (random data: an update's cost does not depend on the values) and prints each operator's share of the
+update's CPU time, matrix products first; it writes nothing.
 """
 
 from __future__ import annotations
@@ -161,6 +166,36 @@ def baseline_rate(tree: Path, agent: VMPOConfig, train: TrainConfig, steps: int)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: int) -> None:
+    from torch.profiler import profile
+
+    from vmpo_tune.agent import VMPOAgent
+    from vmpo_tune.envs import env_dims, make_vector_env
+
+    envs = make_vector_env(env_id, 1, seed=0)
+    obs_dim, act_dim = env_dims(envs)
+    envs.close()
+    n = train.num_envs * train.rollout_steps
+    rng = np.random.default_rng(0)
+    batch = {
+        "obs": rng.normal(size=(n, obs_dim)), "actions": rng.normal(size=(n, act_dim)),
+        "old_means": 0.1 * rng.normal(size=(n, act_dim)), "old_log_stds": np.full((n, act_dim), -0.5),
+        "returns": rng.normal(size=n), "advantages": rng.normal(size=n),
+    }  # fmt: skip
+    vmpo = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0)
+    vmpo.update(batch)  # warm-up: allocations, MKL's first calls
+    with profile() as prof:
+        for _ in range(updates):
+            vmpo.update(batch)
+    events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+    total = sum(e.self_cpu_time_total for e in events)
+    products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+    print(f"{updates} updates of {n:,} samples, m_steps {agent.m_steps}: {total / 1e6 / updates:.3f} CPU-s each")
+    print(f"matrix products (aten::mm, aten::addmm): {products / total:.0%} of the update's CPU time")
+    for e in events[:12]:
+        print(f"  {e.key:<45} {e.self_cpu_time_total / total:6.1%}  ({e.count // updates} calls per update)")
+
+
 def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
     spec = load_spec(study)
     cfg = params_to_config(spec, default_params(spec))
@@ -181,8 +216,12 @@ def main() -> None:
     parser.add_argument("--baseline-tree", type=Path, help="another checkout of this repository to time alongside")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--profile-update", type=int, metavar="N", help="only profile N updates (see above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.profile_update:
+        label, agent, train = configurations(args.study)[0]
+        return profile_update(agent, train, train.env_id, args.profile_update)
     rows = []
     for label, agent, train in configurations(args.study):
         raws, trains, bases, shares, bare = [], [], [], [], []
