@@ -3,6 +3,7 @@ a child, and keeping a consistent copy of a live SQLite study storage in ``resul
 
 from __future__ import annotations
 
+import collections
 import os
 import shutil
 import sqlite3
@@ -64,15 +65,12 @@ def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
         study = optuna.load_study(study_name=study_name, storage=storage)
         trials = study.get_trials(deepcopy=False)
         companion = records.confirm_study_name(study_name)
-        units = (
-            optuna.load_study(study_name=companion, storage=storage).get_trials(deepcopy=False)
-            if companion in names
-            else []
-        )
+        confirm = optuna.load_study(study_name=companion, storage=storage) if companion in names else None
         return {
             "trials": trials,
             "finished": records.budget_counts(trials).finished,
-            "units": units,
+            "units": confirm.get_trials(deepcopy=False) if confirm else [],
+            "planned": list(records.read_confirm_plan(confirm).candidates) if confirm else [],
             "confirmation": records.read_confirmation(study),
             "simulator": recorded_simulator(study) or "",
         }
@@ -81,16 +79,29 @@ def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
         storage.engine.dispose()
 
 
-def done_units(data: dict) -> tuple[int, int]:
-    """Confirmation units complete, and complete or diverged (a diverged unit is a result: it will not run again)."""
-    complete = sum(t.state == TrialState.COMPLETE for t in data["units"])
-    diverged = sum(
-        t.state == TrialState.FAIL and str(t.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
-        for t in data["units"]
+def _is_done(unit) -> bool:
+    """A unit with a result: complete, or diverged (a result too: it will not run again)."""
+    return unit.state == TrialState.COMPLETE or (
+        unit.state == TrialState.FAIL and str(unit.user_attrs.get(records.FAIL_REASON, "")).startswith(DIVERGED)
     )
-    return complete, complete + diverged
+
+
+def done_units(data: dict) -> tuple[int, int]:
+    """Confirmation units complete, and complete or diverged."""
+    complete = sum(t.state == TrialState.COMPLETE for t in data["units"])
+    return complete, sum(_is_done(t) for t in data["units"])
 
 
 def confirmation_done(data: dict | None, seeds: int) -> bool:
-    """Whether a stored confirmation has a result for every candidate on each of its ``seeds`` test seeds."""
-    return bool(data and data["confirmation"] and done_units(data)[1] >= len(data["confirmation"]) * seeds)
+    """Whether a stored confirmation has a result for every *planned* candidate on each of its ``seeds`` test seeds
+    (a confirmation stopped early stores a ranking of only the candidates with a result so far)."""
+    if not (data and data["confirmation"]):
+        return False
+    labels = [c.label for c in data.get("planned") or data["confirmation"]]
+    done = results_per_candidate(data)
+    return all(done[label] >= seeds for label in labels)
+
+
+def results_per_candidate(data: dict) -> collections.Counter:
+    """Units with a result, per candidate label."""
+    return collections.Counter(t.user_attrs.get(records.CANDIDATE) for t in data["units"] if _is_done(t))

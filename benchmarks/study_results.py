@@ -37,7 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._campaign import backup, cli, confirmation_done, continue_from_kept, load_campaign_study  # noqa: E402
+from benchmarks._campaign import (  # noqa: E402
+    backup,
+    cli,
+    confirmation_done,
+    continue_from_kept,
+    load_campaign_study,
+    results_per_candidate,
+)
 
 QUEUE = ("hopper-1m", "halfcheetah", "walker2d", "walker-walk")
 """The studies in the order the campaign runs them (issue 18: Hopper at 1M first)."""
@@ -79,13 +86,15 @@ def shown(command: list[str]) -> str:
 
 
 def stage_done(data: dict | None, stage: str) -> bool:
-    """Whether a stored study has finished ``stage``: its search's trials and a result for every confirmed
-    candidate on every test seed (a later stage's results count for an earlier one)."""
-    order = list(STAGES)
-    trials = STAGES[stage][0]
-    return bool(data and data["finished"] >= trials and confirmation_done(data, CONFIRM_SEEDS)) and (
-        order.index(stage) == 0 or len(data["confirmation"]) > STAGES[order[order.index(stage) - 1]][1]
-    )
+    """Whether a stored study has finished ``stage``. ``default``: the default has a result on every test seed.
+    ``search``: the search has its trials, and every candidate its confirmation planned (more than the default
+    alone) has a result on every test seed."""
+    if not data:
+        return False
+    if stage == "default":
+        done = results_per_candidate(data)
+        return data["finished"] >= 1 and any(c.is_baseline and done[c.label] >= CONFIRM_SEEDS for c in data["planned"])
+    return data["finished"] >= TRIALS and len(data["planned"]) > 1 and confirmation_done(data, CONFIRM_SEEDS)
 
 
 def run_study(study: str, workers: int, stage: str) -> None:

@@ -1,7 +1,9 @@
 """Throughput: the trainer's env steps per second against the raw simulator, same run, one core.
 
 For each configuration, alternates ``--repeats`` times a raw-simulator run (random actions
-in a ``SyncVectorEnv`` with the same autoreset mode, no policy) and a training run with the
+in Gymnasium's own ``SyncVectorEnv`` with the same autoreset mode, no policy: the yardstick every table here used,
+kept although the trainer now steps :class:`vmpo_tune.envs.TrainingVectorEnv`, the same env minus its
+per-step info merge) and a training run with the
 configuration's evaluation schedule, and reports medians and the ratio trainer / raw. The
 training run is timed by phase: environment stepping, acting (the policy's batched call per
 step), the V-MPO update, evaluation, the rest (targets, buffers, bookkeeping). Beside it:
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._report import write_section  # noqa: E402
+from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
@@ -216,10 +219,10 @@ def main() -> None:
     parser.add_argument("--baseline-tree", type=Path, help="another checkout of this repository to time alongside")
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--profile-update", type=int, metavar="N", help="only profile N updates (see above)")
+    parser.add_argument("--profile-update", type=positive_int, metavar="N", help="only profile N updates (see above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.profile_update:
+    if args.profile_update is not None:
         label, agent, train = configurations(args.study)[0]
         return profile_update(agent, train, train.env_id, args.profile_update)
     rows = []
@@ -255,7 +258,10 @@ def _render(args, rows) -> str:
     lines = [
         f"`{command}` on {platform.machine()} ({os.cpu_count()} cores, 1 torch thread, one process), "
         f"{time.strftime('%Y-%m-%d')}. Each training run has the study's evaluation schedule; raw = random actions "
-        "in the same `SyncVectorEnv` (same-step autoreset), no policy; bare physics = `mj_step` alone. Medians of "
+        "in Gymnasium's own `SyncVectorEnv` (same-step autoreset, the yardstick every table here used; the "
+        "trainer steps `envs.TrainingVectorEnv`, that env minus its per-step info merge), no policy; bare physics = "
+        "`mj_step` "
+        "alone. Medians of "
         "the repeats; a ratio is the median of per-repeat ratios (each pair ran back to back), min in brackets.",
         "",
         "| configuration | envs | raw steps/s | trainer steps/s | trainer / raw | "

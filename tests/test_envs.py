@@ -37,6 +37,7 @@ def test_every_step_equals_sync_vector_envs_with_the_final_observations_and_info
             assert a[4]["final_info"].keys() == b[4]["final_info"].keys()
             for key, value in a[4]["final_info"].items():
                 assert np.array_equal(value, b[4]["final_info"][key]), key
+            assert set(b[4]) == {"final_obs", "_final_obs", "final_info", "_final_info"}
         else:
             assert b[4] == {}  # no per-step keys: that merge is what the training env leaves out
     assert terminated > 5 and truncated > 5  # both kinds of episode end were compared
@@ -88,3 +89,39 @@ def test_a_training_run_is_the_same_bit_for_bit_as_on_sync_vector_env(monkeypatc
         same = {k: a.train_metrics[k] for k in shared if "per_s" not in k and "time" not in k}
         assert same == {k: b.train_metrics[k] for k in same}, "training episodes and losses differ"
     assert lean.env_steps == stock.env_steps == 6_144
+
+
+def test_a_checkpoint_of_the_stock_vector_env_restores_into_the_training_env_and_back():
+    """Checkpoints written before the training env existed (a plain SyncVectorEnv under the statistics wrapper)
+    resume exactly in it, and the other way round: both continue with the same steps, bit for bit."""
+    from vmpo_tune import envstate
+    from vmpo_tune.envs import _make_env
+
+    def stock_env():
+        inner = gym.vector.SyncVectorEnv(
+            [_make_env("Hopper-v5", 5 + i) for i in range(3)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        )
+        return gym.wrappers.vector.RecordEpisodeStatistics(inner)
+
+    rng = np.random.default_rng(1)
+    actions = [rng.uniform(-1, 1, (3, 3)).astype(np.float32) for _ in range(120)]
+    for first, second in ((stock_env, lambda: make_vector_env("Hopper-v5", 3, seed=5)),
+                          (lambda: make_vector_env("Hopper-v5", 3, seed=5), stock_env)):  # fmt: skip
+        source = first()
+        source.reset(seed=11)
+        for a in actions[:50]:  # mid-episode, some episodes over, statistics and generators moved on
+            source.step(a)
+        snapshot = envstate.capture(source)
+        assert not snapshot.inexact
+        target = second()
+        target.reset(seed=999)
+        envstate.restore(target, snapshot.data)
+        for a in actions[50:]:
+            x, y = source.step(a), target.step(a)
+            for u, v in zip(x[:4], y[:4]):
+                assert np.array_equal(u, v)
+            assert ("episode" in x[4]) == ("episode" in y[4])
+            if "episode" in x[4]:
+                assert np.array_equal(x[4]["episode"]["r"], y[4]["episode"]["r"])
+        source.close()
+        target.close()

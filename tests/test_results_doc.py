@@ -100,7 +100,12 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
     kept = [line for line in section("hopper").splitlines() if line.startswith("| ")]
     assert rendered == kept  # the table in RESULTS.md is what the kept storage gives
     assert rendered[1].startswith("| trial 17 (confirmed winner, the study default now) | **2,595**")
-    assert any(line.startswith("| default (the previous study default) |") for line in rendered)
+    previous = next(line for line in rendered if line.startswith("| default (the previous study default) |"))
+    # the README's Results paragraph quotes the same two rows
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for line, phrase in ((rendered[1], "an IQM of {} [95% CI {} to {}]"), (previous, "scored {} [{} to {}]")):
+        iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", line).groups()
+        assert phrase.format(iqm, low, high) in readme, phrase.format(iqm, low, high)
     # the study file's default is exactly the configuration the table confirmed
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))

@@ -111,8 +111,13 @@ class TrainingVectorEnv(gym.vector.SyncVectorEnv):
     what an episode's end leaves, ``final_obs`` and ``final_info``, so this step keeps those and drops the
     per-step keys. Everything else (the sub-environments, their order, the observations, rewards and flags, the
     state :mod:`.envstate` saves) is the parent's, bit for bit; ``tests/test_envs.py`` checks it step by step
-    against ``SyncVectorEnv``. Written against the pinned Gymnasium (1.4.0), whose ``step`` this follows.
+    against ``SyncVectorEnv``. Written against the pinned Gymnasium (1.4.0), whose ``step`` this follows. An
+    autoreset's own ``info`` (from ``reset``) is dropped too: nothing reads it.
     """
+
+    snapshot_kind = "SyncVectorEnv"
+    """Its state is the parent's: :mod:`.envstate` names it so, and checkpoints taken before this class existed
+    (with a plain ``SyncVectorEnv``) restore into it."""
 
     def step(self, actions):
         if self.autoreset_mode != gym.vector.AutoresetMode.SAME_STEP:

@@ -174,10 +174,16 @@ def _restore_dm_control(env: Any, state: dict[str, Any]) -> None:
     mujoco.mj_copyData(physics.data.ptr, physics.model.ptr, state["mjdata"])
 
 
+def _kind(obj: Any) -> str:
+    """A layer's name in a snapshot: its class name, or the ``snapshot_kind`` of a subclass that holds the same
+    state as the class it names (so snapshots of either restore into the other)."""
+    return getattr(type(obj), "snapshot_kind", type(obj).__name__)
+
+
 def capture(vector_env: Any) -> EnvSnapshot:
     """Snapshot every layer of ``vector_env`` (see the module docstring)."""
     inexact: list[str] = []
-    states = [(path, type(obj).__name__, _layer_state(path, obj, inexact)) for path, obj in layers(vector_env)]
+    states = [(path, _kind(obj), _layer_state(path, obj, inexact)) for path, obj in layers(vector_env)]
     return EnvSnapshot(zlib.compress(pickle.dumps(states, protocol=pickle.HIGHEST_PROTOCOL), 1), tuple(inexact))
 
 
@@ -192,7 +198,7 @@ def restore(vector_env: Any, data: bytes) -> None:
     """Put a :func:`capture` snapshot back into a vector env built the same way (same id, count)."""
     states = _SafeUnpickler(io.BytesIO(zlib.decompress(data))).load()
     current = list(layers(vector_env))
-    shape = [(path, type(obj).__name__) for path, obj in current]
+    shape = [(path, _kind(obj)) for path, obj in current]
     if shape != [(path, kind) for path, kind, _ in states]:
         raise ValueError("the env snapshot was taken from a differently built vector env; cannot restore it")
     for (_, obj), (_, _, state) in zip(current, states):
