@@ -7,6 +7,8 @@ contract either way: no duplicated study, no write reported as someone else's, n
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 import sqlalchemy
 from optuna.storages import RDBStorage
@@ -60,8 +62,18 @@ def pg_database():
         yield url
 
 
+@pytest.fixture(scope="module")
+def sqlite_template(tmp_path_factory):
+    """An empty SQLite storage with Optuna's tables, made once: each test copies it (0.02 s) instead of creating
+    the schema again (0.4 s on one core, times about 250 tests)."""
+    path = tmp_path_factory.mktemp("template") / "s.db"
+    RDBStorage(f"sqlite:///{path}").engine.dispose()
+    return path
+
+
 def _backend(kind: str, tmp_path, request):
     if kind == "sqlite":
+        shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "s.db")
         return RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
     if kind == "journal":
         return JournalStorage(JournalFileBackend(str(tmp_path / "s.log")))
