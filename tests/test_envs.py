@@ -20,7 +20,7 @@ def test_every_step_equals_sync_vector_envs_with_the_final_observations_and_info
     stock, lean = _pair(env_id, 4, max_episode_steps=limit)  # random actions end episodes both ways: fall, time
     rng = np.random.default_rng(0)
     obs_a, _ = stock.reset(seed=7)
-    obs_b, info_b = lean.reset(seed=7)
+    obs_b, _ = lean.reset(seed=7)
     assert np.array_equal(obs_a, obs_b)
     terminated = truncated = 0
     for _ in range(600):
