@@ -223,7 +223,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.profile_update is not None:
-        label, agent, train = configurations(args.study)[0]
+        _, agent, train = configurations(args.study)[0]
         return profile_update(agent, train, train.env_id, args.profile_update)
     rows = []
     for label, agent, train in configurations(args.study):
