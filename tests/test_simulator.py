@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 
 import optuna
@@ -124,3 +126,29 @@ def test_train_says_when_a_run_came_from_another_release(tmp_path):
     proc = cli("vmpo_tune.train", "--config", "other.yaml", "--out", "again", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert f"ran on MuJoCo 2.3.7 and this environment has {simulator.mujoco_version()}" in proc.stdout
+
+
+def _stderr_of(code: str) -> str:
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stderr
+
+
+def test_mujoco_warnings_go_through_logging_once_per_text():
+    # Gymnasium's half_cheetah.xml makes MuJoCo 3.x warn (deprecated `settotalmass`) on every compile; MuJoCo
+    # itself writes it to stderr each time, our environments log it once.
+    xml = (
+        "import gymnasium, pathlib\n"
+        "XML = pathlib.Path(gymnasium.__file__).parent / 'envs/mujoco/assets/half_cheetah.xml'"
+    )
+    raw = _stderr_of(f"{xml}\nimport mujoco\nfor _ in range(3): mujoco.MjModel.from_xml_path(str(XML))")
+    assert raw.count("settotalmass") == 3
+    routed = _stderr_of(
+        "import logging; logging.basicConfig(format='LOG %(name)s %(message)s')\n"
+        "from vmpo_tune import envs\n"
+        "for e in envs.make_eval_envs('HalfCheetah-v5', 3): e.close()\n"
+        "envs.make_vector_env('HalfCheetah-v5', 2, seed=0).close()"
+    )
+    lines = [line for line in routed.splitlines() if "settotalmass" in line]
+    assert len(lines) == 1, routed
+    assert lines[0].startswith("LOG vmpo_tune.simulator MuJoCo: compiler attribute 'settotalmass' is deprecated")

@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector.utils import concatenate, iterate
 
-from . import dmc
+from . import dmc, simulator
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ def check_continuous(env: gym.Env | gym.vector.VectorEnv, env_id: str) -> None:
 def _make(env_id: str, **kwargs) -> gym.Env:
     """One environment of a checked id (DeepMind Control tasks with a flat observation, see :mod:`.dmc`)."""
     resolved = _resolve_env_id(env_id)
+    simulator.route_warnings()
     return dmc.make(resolved, **kwargs) if dmc.is_dmc(resolved) else gym.make(resolved, **kwargs)
 
 

@@ -8,14 +8,21 @@ that made it; a stored study records the release (``fingerprint``) and refuses t
 MuJoCo 4 is split into ``mujoco``, ``mujoco-core`` and ``mujoco-studio``. Installing 3.x over it
 removes only ``mujoco``: the other two stay, with their own ``libmujoco`` beside the new one, and
 ``pip check`` sees nothing wrong. :func:`check_clean` refuses such an environment with the fix.
+
+MuJoCo writes its own warnings straight to the process's stderr, past :mod:`logging`: MuJoCo 3.17 warns that
+Gymnasium's ``half_cheetah.xml`` uses the deprecated ``settotalmass`` every time the model is compiled, 15 times
+per HalfCheetah trial. :func:`route_warnings` sends them through :mod:`logging` instead, each text once per process.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from importlib import metadata
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 LEFTOVERS = ("mujoco-core", "mujoco-studio")
 """Distributions that belong to MuJoCo 4 only; with another ``mujoco`` installed they are left over from it."""
@@ -56,3 +63,18 @@ def check_clean() -> None:
             f"this Python environment holds MuJoCo {mujoco_version()} and files left over from another release "
             f"({', '.join(stale)}): two simulators side by side; rebuild the environment: {REBUILD}"
         )
+
+
+@functools.lru_cache(maxsize=1)
+def route_warnings() -> None:
+    """Send MuJoCo's warnings to this module's logger, each distinct text once per process (idempotent)."""
+    import mujoco
+
+    seen: set[str] = set()
+
+    def warn(text: str) -> None:
+        if text not in seen:
+            seen.add(text)
+            log.warning("MuJoCo: %s", text)
+
+    mujoco.set_mju_user_warning(warn)
