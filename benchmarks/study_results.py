@@ -14,7 +14,8 @@ untested defaults):
    before any search starts.
 2. ``search``: the same storage extended to an ordinary ``search`` of :data:`TRIALS` trials (the study's own
    sampler and pruner; the default is its trial 0, already run) and ``confirm --top 3`` of its best distinct
-   trials beside the default on the same seeds (the default's units are not run again).
+   trials beside the default on the same seeds (the default's units are not run again). Hopper at 1M comes last
+   here (:data:`SEARCH_LAST`): its default alone met its target.
 
 Each study has its own SQLite file under ``runs/study-results/`` with the checkpoints, so a killed campaign
 continues where it stopped when rerun. After each step the storage is
@@ -49,6 +50,9 @@ from benchmarks._campaign import (  # noqa: E402
 
 QUEUE = ("hopper-1m", "halfcheetah", "walker2d", "walker-walk")
 """The studies in the order the campaign runs them (issue 18: Hopper at 1M first)."""
+SEARCH_LAST = ("hopper-1m",)
+"""Studies whose stage ``search`` waits for the others': hopper-1m's default alone met its target (RESULTS.md), the
+other studies' defaults were untested starting points that a search is there to improve."""
 TRIALS, CONFIRM_TOP, CONFIRM_SEEDS, TEST_SEED_START = 30, 3, 10, 1000
 LIVE = ROOT / "runs" / "study-results"
 KEPT = ROOT / "results" / "studies"
@@ -64,6 +68,11 @@ def kept_db(study: str) -> Path:
 
 STAGES = {"default": (1, 1), "search": (TRIALS, CONFIRM_TOP)}
 """Stage: (search trials, confirmed trials beside the default), in the order the campaign runs them."""
+
+
+def stage_order(stage: str, studies: list[str]) -> list[str]:
+    """The studies in the order ``run`` takes them in ``stage`` (the queue's, except :data:`SEARCH_LAST`)."""
+    return sorted(studies, key=lambda study: stage == "search" and study in SEARCH_LAST)
 
 
 def search_command(study: str, workers: int, trials: int = TRIALS) -> list[str]:
@@ -166,7 +175,7 @@ def main() -> None:
     studies = [s for s in QUEUE if s in args.studies]
     if args.command == "run":
         for stage in STAGES:
-            for study in studies:
+            for study in stage_order(stage, studies):
                 run_study(study, args.workers, stage)
     elif args.command == "snapshot":
         for study in studies:

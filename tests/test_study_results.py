@@ -8,7 +8,16 @@ from types import SimpleNamespace
 
 from optuna.trial import TrialState
 
-from benchmarks.study_results import CONFIRM_SEEDS, CONFIRM_TOP, STAGES, TRIALS, reached, stage_done
+from benchmarks.study_results import (
+    CONFIRM_SEEDS,
+    CONFIRM_TOP,
+    QUEUE,
+    STAGES,
+    TRIALS,
+    reached,
+    stage_done,
+    stage_order,
+)
 from vmpo_tune import records
 
 DEFAULT_ONLY = ["trial 0 (default)"]
@@ -58,3 +67,9 @@ def test_the_default_stage_runs_first_and_the_search_stage_needs_its_own_trials_
     assert stage_done(all_done, "search") and stage_done(default_in_top, "search")
     got = [reached(d) for d in (None, default_half_done, default_done, confirming, stopped, all_done)]
     assert got == [None, None, "default", "default", "default", "search"]
+
+
+def test_hopper_1m_confirms_its_default_first_and_searches_last():
+    assert stage_order("default", list(QUEUE)) == list(QUEUE) and QUEUE[0] == "hopper-1m"
+    assert stage_order("search", list(QUEUE)) == ["halfcheetah", "walker2d", "walker-walk", "hopper-1m"]
+    assert stage_order("search", ["hopper-1m", "walker2d"]) == ["walker2d", "hopper-1m"]
