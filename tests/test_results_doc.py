@@ -114,3 +114,38 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
     stored = unit.user_attrs["config"]
     assert shipped.agent.to_dict() == stored["agent"]
     assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
+
+
+def test_the_readme_names_exactly_the_studies_without_a_confirmation():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    listed = re.search(r"without a confirmation yet \(([^)]*)\)", readme)
+    assert listed, "README's Results paragraph no longer lists the unconfirmed studies"
+    unconfirmed = {name for name in STUDIES if "| configuration | IQM [95% CI]" not in section(name)}
+    assert set(re.findall(r"`([\w-]+)`", listed.group(1))) == unconfirmed
+
+
+def test_the_hopper_untuned_table_is_rendered_from_the_kept_strategy_benchmark_arm(tmp_path):
+    import shutil
+
+    out, db = tmp_path / "RESULTS.md", tmp_path / "tpe-1seed-1.db"
+    shutil.copy(ROOT / "results" / "search-efficiency-hopper" / "tpe-1seed-1.db", db)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), "--study", "hopper-untuned"]
+        + ["--storage", f"sqlite:///{db}", "--out", str(out), "--machine", "m", "--search-command", "s"]
+        + ["--ppo", str(ROOT / "results" / "ppo" / "hopper-300k.json"), "--ppo-command", "p"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rendered = [line.rsplit(" | ", 1)[0] for line in out.read_text().splitlines() if line.startswith("| ")]
+    kept = [line.rsplit(" | ", 1)[0] for line in section("hopper-untuned").splitlines() if line.startswith("| ")]
+    assert rendered == kept and rendered[1].startswith("| trial 20 (confirmed winner) | **1,951**")
+
+
+def test_the_readme_quotes_hopper_1m_as_results_md_has_it():
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    row = next(line for line in section("hopper-1m").splitlines() if "(confirmed winner" in line)
+    iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", row).groups()
+    lowest, highest = re.search(r"\| ([\d,]+) to ([\d,]+) \|", row).groups()
+    assert f"IQM {iqm} [{low} to {high}], every seed between {lowest} and {highest}" in readme
