@@ -23,7 +23,9 @@ so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
 
 ``--profile-update N`` only profiles (``torch.profiler``) N updates of the study default's agent on one batch of
 its size (random data: an update's cost does not depend on the values) and prints each operator's share of the
-update's CPU time, matrix products first; it writes nothing.
+update's CPU time, matrix products first, then the rate of one hidden-layer product at the batch's size in
+float32 and in bfloat16 (the cheaper precision some CPUs run twice as fast; whether this PyTorch build does, here);
+it writes nothing.
 """
 
 from __future__ import annotations
@@ -169,6 +171,19 @@ def baseline_rate(tree: Path, agent: VMPOConfig, train: TrainConfig, steps: int)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def product_rate(rows: int, width: int, dtype: torch.dtype, calls: int = 50) -> float:
+    """GFLOP/s of a ``rows x width x width`` matrix product in ``dtype`` (the best of 5 timings of ``calls``)."""
+    x, w = torch.randn(rows, width).to(dtype), torch.randn(width, width).to(dtype)
+    x @ w  # warm-up
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(calls):
+            x @ w
+        best = min(best, (time.perf_counter() - start) / calls)
+    return 2 * rows * width * width / best / 1e9
+
+
 def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: int) -> None:
     from torch.profiler import profile
 
@@ -197,6 +212,10 @@ def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: 
     print(f"matrix products (aten::mm, aten::addmm): {products / total:.0%} of the update's CPU time")
     for e in events[:12]:
         print(f"  {e.key:<45} {e.self_cpu_time_total / total:6.1%}  ({e.count // updates} calls per update)")
+    width = max(agent.policy_layer_sizes + agent.value_layer_sizes)
+    for dtype in (torch.float32, torch.bfloat16):
+        rate = product_rate(n, width, dtype, calls=50 if dtype == torch.float32 else 2)
+        print(f"one {n:,} x {width} x {width} product in {dtype}: {rate:.1f} GFLOP/s")
 
 
 def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
