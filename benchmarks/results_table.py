@@ -51,6 +51,15 @@ PUBLISHED = {  # env id: (what, return) at 1M env steps unless stated, as ANCHOR
 }  # fmt: skip
 
 
+def published_line(env_id: str, lead: str) -> list[str]:
+    """A paragraph of :data:`PUBLISHED`'s numbers for ``env_id`` (none when there are none), marked as not ours."""
+    published = PUBLISHED.get(env_id)
+    if not published:
+        return []
+    shown = "; ".join(f"{what} {value}" for what, value in published)
+    return ["", f"{lead} (ANCHORS.md; not run here, at 1M env steps unless stated): {shown}."]
+
+
 def pending(study: str) -> None:
     """The section of a study that has no confirmation yet: its status, the commands, the published numbers."""
     from benchmarks.study_results import QUEUE
@@ -77,10 +86,7 @@ def pending(study: str) -> None:
         "",
         how,
     ]
-    published = PUBLISHED.get(spec.env_id)
-    if published:
-        shown = "; ".join(f"{what} {value}" for what, value in published)
-        lines += ["", f"Published numbers it will be read against (ANCHORS.md; not run here): {shown}."]
+    lines += published_line(spec.env_id, "Published numbers it will be read against")
     write_section(RESULTS, f"results-{study}", f"{study} ({spec.env_id})", "\n".join(lines), header=HEADER)
     print(f"wrote the pending {study} section of {RESULTS}")
 
@@ -176,6 +182,7 @@ def main() -> None:
             budget,
             "",
             f"Search: `{args.search_command}`.",
+            *([] if args.ppo else published_line(info.env_id, "Published numbers, not on these seeds")),
             *([""] + [args.note] if args.note else []),
         ]
     )
