@@ -167,7 +167,8 @@ def main() -> None:
     trials = study.get_trials(deepcopy=False)
     units = companion.get_trials(deepcopy=False) if companion else []
     budget = (
-        f"Search: {len(trials)} trials ({records.budget_counts(trials).complete} complete), "
+        f"Search: {len(trials)} trial{'' if len(trials) == 1 else 's'} "
+        f"({records.budget_counts(trials).complete} complete), "
         f"{records.env_steps(trials) / 1e6:.1f}M env steps, {records.cpu_hours(trials):.1f} CPU hours; confirmation: "
         f"{len(units)} runs, {records.env_steps(units) / 1e6:.1f}M env steps, {records.cpu_hours(units):.1f} CPU hours."
     )
