@@ -131,3 +131,21 @@ def test_debug_shows_the_traceback(tmp_path):
     write_study(tmp_path, mutate(lambda d: d.update(env_id="Hoper-v5")))
     proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--debug", cwd=tmp_path)
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+@pytest.mark.parametrize("platform", ["egl", "osmesa"])
+def test_a_headless_mujoco_gl_adds_no_start_up_notes(tmp_path, platform):
+    """With MUJOCO_GL=egl or osmesa (usual on servers, and what DeepMind Control tasks set), MuJoCo imports
+    PyOpenGL, which logs "No OpenGL_accelerate module loaded" at INFO: a bad input stays one line and a search's
+    console shows no such note (shown with --debug)."""
+    env = {"MUJOCO_GL": platform, "PYOPENGL_PLATFORM": platform}
+    write_study(tmp_path)
+    bad = cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", "sqlite:////no/such/x.db", cwd=tmp_path, env=env)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
+    ok = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "1", cwd=tmp_path, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "OpenGL" not in ok.stdout + ok.stderr
+    debug = cli(
+        "vmpo_tune.search", "--study", "toy.yaml", "--storage", "sqlite:////no/x.db", "--debug", cwd=tmp_path, env=env
+    )
+    assert "OpenGL_accelerate" in debug.stderr  # the note exists: the test above would see it

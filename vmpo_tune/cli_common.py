@@ -48,6 +48,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
 
 
+START_UP_NOTES = ("OpenGL",)
+"""Loggers whose INFO lines are a library's start-up notes, not the user's business: PyOpenGL's "No OpenGL_accelerate
+module loaded", logged whenever ``MUJOCO_GL=egl`` or ``osmesa`` (usual on headless machines) makes MuJoCo import it.
+Shown with ``--debug``."""
+
+
+def quiet_start_up_notes(debug: bool = False) -> None:
+    for name in START_UP_NOTES:
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
@@ -59,6 +70,7 @@ def configure_logging(args: argparse.Namespace) -> None:
     handler.setFormatter(RedactingFormatter(LOG_FORMAT, DATE_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("optuna").setLevel(logging.INFO if args.debug else logging.WARNING)
+    quiet_start_up_notes(args.debug)
 
 
 def run_cli(fn: Callable[[], int], debug: bool) -> int:

@@ -189,7 +189,6 @@ def _print_returns(run: RunFile, seeds: list[int], result: EvalResult) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging(args)
-    logging.getLogger("OpenGL").setLevel(logging.WARNING)  # PyOpenGL's start-up notes are not the user's business
     return run_cli(lambda: play(args), args.debug)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import optuna
 
+from ..cli_common import quiet_start_up_notes
 from ..storage_faults import PATIENCE
 from .liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL
 from .spec import StudySpec
@@ -56,5 +57,6 @@ def quiet_library_noise() -> None:
     tracebacks for pooled connections the server killed (the pool replaces them; our retries log the fault)."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("optuna").setLevel(logging.WARNING)
+    quiet_start_up_notes(debug=logging.getLogger().level <= logging.DEBUG)
     if logging.getLogger().level > logging.DEBUG:
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
