@@ -150,12 +150,12 @@ def test_the_hopper_untuned_table_is_rendered_from_the_kept_strategy_benchmark_a
     assert rendered == kept and rendered[1].startswith("| trial 20 (confirmed winner) | **1,951**")
 
 
-@pytest.mark.parametrize("name", ["hopper-1m", "halfcheetah"])
+@pytest.mark.parametrize("name", ["hopper-1m", "halfcheetah", "walker2d"])
 def test_the_readme_quotes_the_1m_confirmations_as_results_md_has_them(name):
     readme = " ".join((ROOT / "README.md").read_text().split())
     row = next(line for line in section(name).splitlines() if "(confirmed winner" in line)
     iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", row).groups()
     lowest, highest = re.search(r"\| ([\d,]+) to ([\d,]+) \|", row).groups()
     assert f"IQM {iqm} [{low} to {high}]" in readme, name
-    if name == "hopper-1m":
+    if name in ("hopper-1m", "walker2d"):
         assert f"IQM {iqm} [{low} to {high}], every seed between {lowest} and {highest}" in readme
