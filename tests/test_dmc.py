@@ -169,6 +169,7 @@ def test_a_search_trains_evaluates_exports_and_plays_a_suite_task(tmp_path):
     write_study(tmp_path, _study(), name="ww")
     proc = cli("vmpo_tune.search", "--study", "ww.yaml", "--trials", "1", "--out", "run", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "MuJoCo library version" not in proc.stderr and "OpenGL_accelerate" not in proc.stderr  # no start-up notes
     study = optuna.load_study(study_name="ww", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.COMPLETE and 0.0 < trial.value < 1000.0

@@ -48,10 +48,11 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
 
 
-START_UP_NOTES = ("OpenGL",)
+START_UP_NOTES = ("OpenGL", "absl")
 """Loggers whose INFO lines are a library's start-up notes, not the user's business: PyOpenGL's "No OpenGL_accelerate
-module loaded", logged whenever ``MUJOCO_GL=egl`` or ``osmesa`` (usual on headless machines) makes MuJoCo import it.
-Shown with ``--debug``."""
+module loaded", logged whenever ``MUJOCO_GL=egl`` or ``osmesa`` (usual on headless machines) makes MuJoCo import it,
+and dm_control's "MuJoCo library version is: ..." through absl. Their warnings still show; all of it with
+``--debug``."""
 
 
 def quiet_start_up_notes(debug: bool = False) -> None:
