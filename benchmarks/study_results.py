@@ -24,9 +24,11 @@ machine ``run`` continues from that copy, and ``tables`` writes RESULTS.md from 
 (``benchmarks/results_table.py``).
 
 Cost, measured on the 2-core development machine on 2026-11-30 (two workers, one core each): a 1M-step run of the
-``hopper-1m`` default took 268-288 s, and its stage ``default`` 28 minutes (one trial, then 10 units two at a
-time). At that rate a 30-trial search with pruning is about 1-2 hours and its confirmation (4 configurations x
-10 seeds) about 1.5 hours; other environments' runs cost differently (unmeasured).
+``hopper-1m`` default took 268-288 s, of ``halfcheetah`` 505-550 s, of ``walker2d`` 672-700 s and of
+``walker-walk`` 661 s (with nothing else running beside the two workers); stage ``default`` (one trial, then 10
+units two at a time) took 28 minutes for ``hopper-1m``, 56 for ``halfcheetah`` and 83 for ``walker2d`` (both slowed
+by a test suite running beside them). Estimated from those, not measured: stage ``search`` (29 new trials, some
+pruned at 300k steps, then 3 new configurations x 10 seeds) is 25-30 run times per core, 3.5-5.5 hours per study.
 """
 
 from __future__ import annotations
