@@ -57,6 +57,7 @@ def quiet_library_noise() -> None:
     tracebacks for pooled connections the server killed (the pool replaces them; our retries log the fault)."""
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     logging.getLogger("optuna").setLevel(logging.WARNING)
-    quiet_start_up_notes(debug=logging.getLogger().level <= logging.DEBUG)
-    if logging.getLogger().level > logging.DEBUG:
+    debug = logging.getLogger().level <= logging.DEBUG
+    quiet_start_up_notes(debug)
+    if not debug:
         logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
