@@ -114,6 +114,11 @@ def main() -> None:
     p.add_argument("--machine", help="where the runs ran, in words")
     p.add_argument("--search-command")
     p.add_argument("--ppo-command", default="")
+    p.add_argument(
+        "--confirm-command",
+        help="the reproduce column's command: the confirmation as it ran, storage included (default: the study's "
+        "plain confirm command, which confirms on the default storage of the study file it runs with)",
+    )
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
     p.add_argument("--out", type=Path, default=RESULTS, help="the Markdown file to write the section into")
     p.add_argument(
@@ -137,7 +142,9 @@ def main() -> None:
     companion = stored_study.load_companion(storage, study.study_name)
     plan = records.read_confirm_plan(companion) if companion else records.ConfirmPlan()
     top = sum(c.source_trial is not None and c.label != "default" for c in plan.candidates)
-    confirm = f"python -m vmpo_tune.confirm --study {args.study} --top {top} --seeds {len(seeds)}"
+    confirm = (
+        args.confirm_command or f"python -m vmpo_tune.confirm --study {args.study} --top {top} --seeds {len(seeds)}"
+    )
     lines = [
         "| configuration | IQM [95% CI] | mean [95% CI] | median | min to max | per seed | search score | reproduce |",
         "|---|---:|---:|---:|---|---|---:|---|",

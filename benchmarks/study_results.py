@@ -161,9 +161,11 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
         cli(
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
             "--machine", machine, "--search-command", shown(search_command(study, workers, trials)),
+            "--confirm-command", shown(confirm_command(study, workers, top)),
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "
-            f"(then `... tables`); confirmation: `{shown(confirm_command(study, workers, top))}`; the study storage "
-            f"is kept in `{kept_db(study).relative_to(ROOT)}`.{so_far}",
+            f"(then `... tables`; on a new machine it continues from the study storage kept in "
+            f"`{kept_db(study).relative_to(ROOT)}`, which the search and confirmation commands above then use from "
+            f"`{LIVE.relative_to(ROOT)}`).{so_far}",
         )  # fmt: skip
 
 

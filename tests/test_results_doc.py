@@ -43,6 +43,20 @@ def test_every_study_has_a_results_section_that_matches_its_status():
                 assert "| SB3 PPO" in text or "Published numbers, not on these seeds (ANCHORS.md" in text, name
 
 
+def test_every_published_number_results_md_quotes_is_in_anchors_md():
+    """RESULTS.md cites the published numbers as "ANCHORS.md": each one must be there, in the same row or paragraph
+    as its algorithm and source."""
+    anchors = (ROOT / "ANCHORS.md").read_text()
+    blocks = [" ".join(b.split()) for b in re.split(r"\n\s*\n", anchors)] + anchors.splitlines()
+    for env_id, published in PUBLISHED.items():
+        for what, value in published:
+            algorithm, source = what.split(", ")[0], what.split(", ")[1].split(" ")[0]
+            numbers = [n.replace(",", "") for n in re.findall(r"[\d,]+", value) if n.strip(",")]
+            assert any(
+                algorithm in b and source in b and all(n in b.replace(",", "") for n in numbers) for b in blocks
+            ), (env_id, what, value)
+
+
 def test_help_shows_each_studys_status():
     proc = cli("vmpo_tune.search", "--help", cwd=ROOT)
     assert proc.returncode == 0
@@ -159,3 +173,29 @@ def test_the_readme_quotes_the_1m_confirmations_as_results_md_has_them(name):
     assert f"IQM {iqm} [{low} to {high}]" in readme, name
     if name in ("hopper-1m", "walker2d"):
         assert f"IQM {iqm} [{low} to {high}], every seed between {lowest} and {highest}" in readme
+
+
+def test_a_campaign_sections_reproduce_column_names_the_storage_its_confirmation_used(tmp_path):
+    """The reproduce column of a study the campaign confirmed is the confirmation as it ran (storage and run folder
+    included), not a bare ``confirm`` that would open an empty default storage."""
+    import shutil
+
+    from benchmarks.study_results import QUEUE
+
+    for name in QUEUE:
+        cells = [line.rsplit(" | ", 1)[1] for line in section(name).splitlines() if line.startswith("| trial")]
+        for cell in cells:
+            assert f"--storage sqlite:///runs/study-results/{name}.db" in cell and "--run-dir" in cell, (name, cell)
+    db = tmp_path / "halfcheetah.db"
+    shutil.copy(ROOT / "results" / "studies" / "halfcheetah.db", db)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), "--study", "halfcheetah"]
+        + ["--storage", f"sqlite:///{db}", "--out", str(tmp_path / "R.md"), "--machine", "m", "--search-command", "s"]
+        + ["--confirm-command", "python -m vmpo_tune.confirm --study halfcheetah --storage X"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = [line for line in (tmp_path / "R.md").read_text().splitlines() if line.startswith("| trial")]
+    assert rows and all(r.endswith("| `python -m vmpo_tune.confirm --study halfcheetah --storage X` |") for r in rows)

@@ -133,6 +133,15 @@ def test_debug_shows_the_traceback(tmp_path):
     assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
+def test_a_mujoco_gl_that_cannot_start_is_one_line_with_the_fix_and_stores_nothing(tmp_path):
+    """MuJoCo imports the OpenGL platform MUJOCO_GL names with itself: a name it does not know (or, on a machine
+    without the library, egl / osmesa) fails inside ``import mujoco``, before any env exists."""
+    write_study(tmp_path)
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", cwd=tmp_path, env={"MUJOCO_GL": "bogus"})
+    assert_one_line_error(proc, "MUJOCO_GL=bogus", "scripts/install-renderer")
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("platform", ["egl", "osmesa"])
 def test_a_headless_mujoco_gl_adds_no_start_up_notes(tmp_path, platform):
     """With MUJOCO_GL=egl or osmesa (usual on servers, and what DeepMind Control tasks set), MuJoCo imports
@@ -149,3 +158,14 @@ def test_a_headless_mujoco_gl_adds_no_start_up_notes(tmp_path, platform):
         "vmpo_tune.search", "--study", "toy.yaml", "--storage", "sqlite:////no/x.db", "--debug", cwd=tmp_path, env=env
     )
     assert "OpenGL_accelerate" in debug.stderr  # the note exists: the test above would see it
+
+
+@pytest.mark.parametrize(
+    "module", ["vmpo_tune.search.cli", "vmpo_tune.confirm", "vmpo_tune.export", "vmpo_tune.play", "analysis.report"]
+)
+def test_every_command_that_opens_a_study_names_every_storage_form_in_its_help(module):
+    import importlib
+
+    help_text = " ".join(importlib.import_module(module).build_parser().format_help().split())
+    for form in ("journal:///", "redis://", "grpc://", "$VMPO_TUNE_STORAGE", "sqlite:///"):
+        assert form in help_text, (module, form)

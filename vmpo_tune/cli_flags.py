@@ -8,10 +8,15 @@ import argparse
 
 from .storage_urls import ENV_STORAGE
 
-STORAGE_HELP = (
-    f"the study's storage: an RDB URL, a journal file, redis://HOST:PORT/DB or grpc://HOST:PORT (default: "
-    f"${ENV_STORAGE}, else sqlite:///<run-dir>/study.db)"
-)
+
+def storage_help(folder: str = "<run-dir>") -> str:
+    """``--storage``'s help text, for every command: the URL forms, and the default under ``folder``."""
+    return (
+        f"the study's storage: an RDB URL, a journal file (journal:///path/study.log or path.log), "
+        f"redis://HOST:PORT/DB or grpc://HOST:PORT (default: ${ENV_STORAGE}, else sqlite:///{folder}/study.db)"
+    )
+
+
 RUN_DIR_HELP = "the search's --out folder, for the default storage and the artifacts (default runs/<study>)"
 ARTIFACT_DIR_HELP = "the search's artifact folder, where trials' checkpoints are (default <run-dir>/artifacts)"
 
@@ -28,7 +33,7 @@ def add_stored_study_flags(
     --study: "`` for a command that can also run without a stored study)."""
     if study:
         parser.add_argument("--study", required=True, help="study name (as given to the search)")
-    parser.add_argument("--storage", help=condition + STORAGE_HELP)
+    parser.add_argument("--storage", help=condition + storage_help())
     parser.add_argument("--run-dir", help=condition + RUN_DIR_HELP)
     if artifacts:
         parser.add_argument("--artifact-dir", help=condition + ARTIFACT_DIR_HELP)

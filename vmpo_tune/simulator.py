@@ -12,20 +12,30 @@ removes only ``mujoco``: the other two stay, with their own ``libmujoco`` beside
 MuJoCo writes its own warnings straight to the process's stderr, past :mod:`logging`: MuJoCo 3.17 warns that
 Gymnasium's ``half_cheetah.xml`` uses the deprecated ``settotalmass`` every time the model is compiled, 15 times
 per HalfCheetah trial. :func:`route_warnings` sends them through :mod:`logging` instead, each text once per process.
+
+``import mujoco`` also loads the OpenGL platform ``MUJOCO_GL`` names (``egl``, ``osmesa``); when that platform's
+library is missing, PyOpenGL fails inside the import with an ``AttributeError`` (and MuJoCo raises a
+``RuntimeError`` for a name it does not know). :func:`load` turns that into
+a :class:`UserError` naming the fix: every import of MuJoCo in this package goes through it.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 from importlib import metadata
+from types import ModuleType
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
 LEFTOVERS = ("mujoco-core", "mujoco-studio")
 """Distributions that belong to MuJoCo 4 only; with another ``mujoco`` installed they are left over from it."""
+
+INSTALL_RENDERER = "scripts/install-renderer"
+"""What installs a headless OpenGL platform (EGL and OSMesa, from Debian's packages; as root)."""
 
 REBUILD = "rm -rf .venv && python3 -m venv .venv && . .venv/bin/activate && pip install -e ."
 """How to rebuild a mixed environment (the README's first command starts from a new one the same way)."""
@@ -65,10 +75,26 @@ def check_clean() -> None:
         )
 
 
+def load() -> ModuleType:
+    """``import mujoco``; a :class:`UserError` naming the fix when ``MUJOCO_GL`` names a platform that is missing
+    (or none MuJoCo knows)."""
+    try:
+        import mujoco
+    except Exception as exc:  # PyOpenGL's AttributeError / ImportError for a platform library it cannot load
+        platform = os.environ.get("MUJOCO_GL")
+        if not platform:
+            raise
+        raise UserError(
+            f"MuJoCo does not start with MUJOCO_GL={platform} ({first_line(exc)}): use egl or osmesa, installed "
+            f"with {INSTALL_RENDERER} (as root), or unset MUJOCO_GL where nothing is rendered"
+        ) from None
+    return mujoco
+
+
 @functools.lru_cache(maxsize=1)
 def route_warnings() -> None:
     """Send MuJoCo's warnings to this module's logger, each distinct text once per process (idempotent)."""
-    import mujoco
+    mujoco = load()
 
     seen: set[str] = set()
 

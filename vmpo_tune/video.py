@@ -19,9 +19,9 @@ from typing import Sequence
 import numpy as np
 
 from .errors import UserError, first_line
+from .simulator import INSTALL_RENDERER
 
 GL_BACKENDS = ("egl", "osmesa", "glfw")
-INSTALL_RENDERER = "scripts/install-renderer"
 DEFAULT_TILE = (320, 240)
 """Width and height of one episode's picture, in pixels."""
 DEFAULT_FPS = 50

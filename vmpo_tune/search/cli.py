@@ -22,6 +22,7 @@ import optuna
 from .. import next_steps, records, simulator, tblog
 from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode, Parser, add_common_flags, configure_logging, positive_int, run_cli
+from ..cli_flags import storage_help
 from ..envs import EnvError, check_env
 from ..errors import UserError
 from ..redaction import redact_url
@@ -81,11 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help=f"allow more than {WORKERS_PER_CORE} workers per CPU core of this machine"
     )
-    p.add_argument(
-        "--storage",
-        help=f"Optuna RDB URL, or a journal file (journal:///path/study.log or path.log) on a shared filesystem "
-        f"(default: ${ENV_STORAGE} or sqlite:///<out>/study.db)",
-    )
+    p.add_argument("--storage", help=storage_help("<out>"))
     p.add_argument("--study-name", help="name of the stored study (default: the study file's name)")
     p.add_argument("--total-steps", type=positive_int, help="env steps per trial and seed (overrides the study)")
     p.add_argument("--eval-interval", type=positive_int, help="env steps between evaluations (overrides the study)")
