@@ -37,6 +37,8 @@ from typing import Any, Iterator
 import gymnasium as gym
 import numpy as np
 
+from . import simulator
+
 log = logging.getLogger(__name__)
 
 _PLAIN = (type(None), bool, int, float, complex, str, bytes, np.ndarray, np.generic)
@@ -166,7 +168,7 @@ def _restore_plain_attrs(obj: Any, state: dict[str, Any]) -> None:
 
 
 def _restore_dm_control(env: Any, state: dict[str, Any]) -> None:
-    import mujoco
+    mujoco = simulator.load()
 
     _restore_plain_attrs(env, state["env"])
     _restore_plain_attrs(env._task, state["task"])
