@@ -1,4 +1,4 @@
-"""One study's table of RESULTS.md: the confirmed winner, the study default and PPO on the same test seeds.
+"""One study's table of RESULTS.md: the confirmed winner, the study default and baselines on the same test seeds.
 
     python benchmarks/results_table.py --study hopper --run-dir runs/hopper --ppo ppo-hopper.json \\
         --machine "16-core x86_64 (device machine)" --search-command "..." --ppo-command "..."
@@ -9,7 +9,8 @@ table and the published numbers it will be read against (:data:`PUBLISHED`, from
 
 The winner and the default come from the study's confirmation (python -m vmpo_tune.confirm):
 their final returns on the test seeds, which no tuning run used. PPO's come from
-benchmarks/ppo_baseline.py run on the same seeds. Every row gets IQM and mean with 95%
+benchmarks/ppo_baseline.py run on the same seeds, and ``--baseline`` rows (e.g. uniform random actions,
+benchmarks/random_baseline.py) likewise. Every row gets IQM and mean with 95%
 percentile-bootstrap CIs (vmpo_tune.stats, SciPy's bootstrap), median, range and the
 per-seed returns; the section says how much search and confirmation cost.
 """
@@ -91,6 +92,14 @@ def pending(study: str) -> None:
     print(f"wrote the pending {study} section of {RESULTS}")
 
 
+def same_seeds(data: dict, seeds: list[int], path: str) -> list[float]:
+    """The final returns of a baseline JSON in the order of ``seeds``, which it must have run exactly."""
+    by_seed = {r["seed"]: r["final_return"] for r in data["results"]}
+    if sorted(by_seed) != sorted(seeds):
+        raise SystemExit(f"{path} ran seeds {sorted(by_seed)}, the confirmation {sorted(seeds)}: use the same")
+    return [by_seed[s] for s in seeds]
+
+
 def row(name: str, seeds: list[int], returns: list[float], command: str, score: float | None = None) -> str:
     lo, hi = bootstrap_ci(returns, "iqm")
     mlo, mhi = bootstrap_ci(returns, "mean")
@@ -114,6 +123,14 @@ def main() -> None:
     p.add_argument("--machine", help="where the runs ran, in words")
     p.add_argument("--search-command")
     p.add_argument("--ppo-command", default="")
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="JSON",
+        help="another row on the same seeds, from a JSON in ppo_baseline.py's format with its 'algorithm' and "
+        "'command' (benchmarks/random_baseline.py writes one); repeatable",
+    )
     p.add_argument(
         "--confirm-command",
         help="the reproduce column's command: the confirmation as it ran, storage included (default: the study's "
@@ -159,12 +176,12 @@ def main() -> None:
         lines.append(row(name, c.seeds, c.returns, confirm, c.search_score))
     if args.ppo:
         ppo = json.loads(Path(args.ppo).read_text())
-        by_seed = {r["seed"]: r["final_return"] for r in ppo["results"]}
-        if sorted(by_seed) != sorted(seeds):
-            raise SystemExit(f"PPO ran seeds {sorted(by_seed)}, the confirmation {sorted(seeds)}: use the same")
         lines.append(
-            row("SB3 PPO, rl-zoo3 tuned Hopper settings", seeds, [by_seed[s] for s in seeds], args.ppo_command)
+            row("SB3 PPO, rl-zoo3 tuned Hopper settings", seeds, same_seeds(ppo, seeds, args.ppo), args.ppo_command)
         )
+    for path in args.baseline:
+        data = json.loads(Path(path).read_text())
+        lines.append(row(data["algorithm"], seeds, same_seeds(data, seeds, path), f"{data['command']}"))
     lines += [
         "",
         "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",

@@ -58,6 +58,8 @@ other studies' defaults were untested starting points that a search is there to 
 TRIALS, CONFIRM_TOP, CONFIRM_SEEDS, TEST_SEED_START = 30, 3, 10, 1000
 LIVE = ROOT / "runs" / "study-results"
 KEPT = ROOT / "results" / "studies"
+BASELINES = ROOT / "results" / "baselines"
+"""Rows beside a study's confirmation on its test seeds: ``<study>.<kind>.json`` (``random``: random_baseline.py)."""
 
 
 def live_db(study: str) -> Path:
@@ -143,6 +145,11 @@ def status(studies: list[str]) -> None:
         )
 
 
+def baselines(study: str) -> list[Path]:
+    """The study's baseline rows kept in :data:`BASELINES` (``<study>.<kind>.json``, benchmarks/random_baseline.py)."""
+    return sorted(BASELINES.glob(f"{study}.*.json"))
+
+
 def tables(studies: list[str], machine: str, workers: int) -> None:
     for study in studies:
         stage = reached(load_campaign_study(study, kept_db(study)))
@@ -162,6 +169,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
             "--machine", machine, "--search-command", shown(search_command(study, workers, trials)),
             "--confirm-command", shown(confirm_command(study, workers, top)),
+            *[arg for path in baselines(study) for arg in ("--baseline", str(path))],
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "
             f"(then `... tables`; on a new machine it continues from the study storage kept in "
             f"`{kept_db(study).relative_to(ROOT)}`, which the search and confirmation commands above then use from "
