@@ -181,7 +181,7 @@ def main() -> None:
         )
     for path in args.baseline:
         data = json.loads(Path(path).read_text())
-        lines.append(row(data["algorithm"], seeds, same_seeds(data, seeds, path), f"{data['command']}"))
+        lines.append(row(data["algorithm"], seeds, same_seeds(data, seeds, path), data["command"]))
     lines += [
         "",
         "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",
