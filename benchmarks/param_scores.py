@@ -15,10 +15,12 @@ from collections import defaultdict
 
 import optuna
 
+from vmpo_tune.records import CONFIRM_SUFFIX
+
 
 def grouped(storage: str, param: str) -> dict:
     """``{value: sorted scores}`` of the study's complete trials that have ``param``."""
-    (name,) = [n for n in optuna.get_all_study_names(storage) if not n.endswith("/confirm")]  # not its companion
+    (name,) = [n for n in optuna.get_all_study_names(storage) if not n.endswith(CONFIRM_SUFFIX)]  # not its companion
     study = optuna.load_study(study_name=name, storage=storage)
     groups: dict = defaultdict(list)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
