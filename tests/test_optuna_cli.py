@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -35,7 +37,8 @@ def stored(tmp_path_factory):
 
 
 def optuna_cli(*args: str, cwd) -> subprocess.CompletedProcess:
-    exe = shutil.which("optuna")
+    here = Path(sys.executable).parent / "optuna"  # this interpreter's environment, activated or not
+    exe = str(here) if here.exists() else shutil.which("optuna")
     assert exe, "the optuna command is installed with optuna"
     return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
