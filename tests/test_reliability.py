@@ -86,13 +86,13 @@ def test_sigint_then_rerun_gives_exactly_the_uninterrupted_result(tmp_path, unin
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.server), "journal"])
 def test_a_killed_command_leaves_no_running_trial_and_the_budget_closes(tmp_path, backend, request, uninterrupted):
-    """Three commands share --trials 9; one is SIGKILLed mid-trial. The others wait for its heartbeat to go
+    """Three commands share --trials 6; one is SIGKILLed mid-trial. The others wait for its heartbeat to go
     stale, fail and retry its trial (which resumes exactly), and finish exactly the budget. On PostgreSQL, and
     on a journal file (the storage for a shared filesystem without a database server)."""
     pg_url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"journal:///{tmp_path}/study.log"
     study = {**LONG_TOY, "search_space": {"epsilon_eta": {"choices": [0.01], "default": 0.01}}}
     write_study(tmp_path, study)
-    args = ("--study", "toy.yaml", "--out", "run", "--trials", "9", "--storage", pg_url, *FAST_HEARTBEAT)
+    args = ("--study", "toy.yaml", "--out", "run", "--trials", "6", "--storage", pg_url, *FAST_HEARTBEAT)
     procs = [spawn("vmpo_tune.search", *args, cwd=tmp_path) for _ in range(3)]
     try:
         running = wait_for(running_with_values(pg_url, 1, min_values=3), timeout=120)
@@ -109,7 +109,7 @@ def test_a_killed_command_leaves_no_running_trial_and_the_budget_closes(tmp_path
     trials = load(pg_url).get_trials()
     counts = records.budget_counts(trials)
     assert counts.running == 0 and counts.waiting == 0, [t.state.name for t in trials]
-    assert counts.finished == 9 and counts.complete == 9, (counts, log)  # exactly the budget, all complete
+    assert counts.finished == 6 and counts.complete == 6, (counts, log)  # exactly the budget, all complete
     stale = [t for t in trials if t.state == TrialState.FAIL]
     assert len(stale) == counts.retried >= 1
     for dead in stale:
