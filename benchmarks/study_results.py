@@ -15,7 +15,10 @@ untested defaults):
 2. ``search``: the same storage extended to an ordinary ``search`` of :data:`TRIALS` trials (the study's own
    sampler and pruner; the default is its trial 0, already run) and ``confirm --top 3`` of its best distinct
    trials beside the default on the same seeds (the default's units are not run again), in the order of
-   :data:`SEARCH_QUEUE`: the studies whose confirmed default is furthest from its target first.
+   :data:`SEARCH_QUEUE`: the studies whose confirmed default is furthest from its target first. A search starts
+   with what the searches before it found: the confirmed winner of each earlier study (unless that is its
+   default) is queued beside the default (``search --enqueue``; :func:`transfers`). The studies share one search
+   space, so a winner on one task is a valid trial on the next (``tests/test_study_results.py``).
 
 Each study has its own SQLite file under ``runs/study-results/`` with the checkpoints, so a killed campaign
 continues where it stopped when rerun. After each step the storage is
@@ -49,6 +52,7 @@ from benchmarks._campaign import (  # noqa: E402
     load_campaign_study,
     results_per_candidate,
 )
+from vmpo_tune import records  # noqa: E402
 
 QUEUE = ("hopper-1m", "halfcheetah", "walker2d", "walker-walk")
 """The studies in the order the campaign runs them (issue 18: Hopper at 1M first)."""
@@ -80,10 +84,41 @@ def stage_order(stage: str, studies: list[str]) -> list[str]:
     return sorted(studies, key=(SEARCH_QUEUE if stage == "search" else QUEUE).index)
 
 
-def search_command(study: str, workers: int, trials: int = TRIALS) -> list[str]:
+def winner_file(study: str) -> Path:
+    """Where a study's confirmed winner is kept as an exported run file, for the searches after it."""
+    return KEPT / f"{study}.winner.yaml"
+
+
+def transfers(study: str) -> list[str]:
+    """The studies whose confirmed winner stage ``search`` of ``study`` queues first: those before it in
+    :data:`SEARCH_QUEUE` whose stage ``search`` is done and whose winner is not their default."""
+    out = []
+    for source in SEARCH_QUEUE[: SEARCH_QUEUE.index(study)]:
+        data = load_campaign_study(source, kept_db(source))
+        if stage_done(data, "search") and not data["confirmation"][0].is_baseline:
+            out.append(source)
+    return out
+
+
+def export_winner(source: str) -> Path:
+    """The confirmed winner of ``source`` as a run file (:func:`winner_file`), exported from its kept storage once."""
+    path = winner_file(source)
+    if not path.exists():
+        cli("vmpo_tune.export", "--study", source, "--storage", f"sqlite:///{kept_db(source)}", "--out", str(path))
+    return path
+
+
+def enqueued(data: dict) -> list[Path]:
+    """The run files a stored search queued trials from, as kept in :data:`KEPT` (for the command it shows)."""
+    files = (records.enqueued_file(t.user_attrs) for t in data["trials"])
+    return list(dict.fromkeys(KEPT / Path(f).name for f in files if f))
+
+
+def search_command(study: str, workers: int, trials: int = TRIALS, enqueue: list[Path] = ()) -> list[str]:
     return [
         "vmpo_tune.search", "--study", study, "--trials", str(trials), "--out", str(LIVE / study),
         "--storage", f"sqlite:///{live_db(study)}", "--workers", str(workers),
+        *[arg for path in enqueue for arg in ("--enqueue", str(path))],
     ]  # fmt: skip
 
 
@@ -119,7 +154,8 @@ def run_study(study: str, workers: int, stage: str) -> None:
         print(f"{study}: stage {stage!r} confirmed; nothing to run", flush=True)
         return
     trials, top = STAGES[stage]
-    cli(*search_command(study, workers, trials))
+    enqueue = [export_winner(source) for source in transfers(study)] if stage == "search" else []
+    cli(*search_command(study, workers, trials, enqueue))
     backup(live_db(study), kept_db(study))
     cli(*confirm_command(study, workers, top))
     backup(live_db(study), kept_db(study))
@@ -153,7 +189,8 @@ def baselines(study: str) -> list[Path]:
 
 def tables(studies: list[str], machine: str, workers: int) -> None:
     for study in studies:
-        stage = reached(load_campaign_study(study, kept_db(study)))
+        data = load_campaign_study(study, kept_db(study))
+        stage = reached(data)
         if stage is None:
             print(f"{study}: not confirmed yet; its section stays as it is")
             continue
@@ -168,7 +205,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
         )
         cli(
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
-            "--machine", machine, "--search-command", shown(search_command(study, workers, trials)),
+            "--machine", machine, "--search-command", shown(search_command(study, workers, trials, enqueued(data))),
             "--confirm-command", shown(confirm_command(study, workers, top)),
             *[arg for path in baselines(study) for arg in ("--baseline", str(path))],
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "

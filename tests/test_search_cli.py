@@ -9,6 +9,7 @@ import optuna
 import pytest
 import yaml
 
+from vmpo_tune import records
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.search import liveness
 from vmpo_tune.search.spec import default_params, parse_spec
@@ -221,6 +222,8 @@ def test_enqueue_queues_a_hand_written_config_and_refuses_one_outside_the_space(
     study = load(f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     queued = [t for t in study.trials if t.user_attrs.get("enqueued") == "from mine.yaml"]
     assert len(queued) == 1 and queued[0].params["epsilon_eta"] == 0.05 and queued[0].params["policy_lr"] == 1e-4
+    assert records.enqueued_file(queued[0].user_attrs) == "mine.yaml"
+    assert [records.enqueued_file(t.user_attrs) for t in study.trials].count(None) == len(study.trials) - 1
     (tmp_path / "bad.yaml").write_text("epsilon_eta: 5.0\n")
     bad = cli(
         "vmpo_tune.search",

@@ -8,18 +8,23 @@ from types import SimpleNamespace
 
 from optuna.trial import TrialState
 
+from benchmarks import study_results
 from benchmarks.study_results import (
     CONFIRM_SEEDS,
     CONFIRM_TOP,
+    KEPT,
     QUEUE,
     SEARCH_QUEUE,
     STAGES,
     TRIALS,
+    enqueued,
     reached,
     stage_done,
     stage_order,
+    transfers,
 )
 from vmpo_tune import records
+from vmpo_tune.search.spec import load_spec
 
 DEFAULT_ONLY = ["trial 0 (default)"]
 TOP_AND_DEFAULT = ["trial 12", "trial 7", "trial 3", "trial 0 (default)"]
@@ -43,6 +48,7 @@ def stored(finished: int, planned: list[str], done: dict[str, int], ranked: list
     running = SimpleNamespace(state=TrialState.RUNNING, user_attrs={records.CANDIDATE: planned[-1]})
     ranking = ranked if ranked is not None else [label for label in planned if done.get(label)]
     plan = [records.PlannedCandidate(label, None, None, "default" in label, label) for label in planned]
+    ranking = [records.PlannedCandidate(label, None, None, "default" in label, label) for label in ranking]
     return {"finished": finished, "planned": plan, "units": [*units, running], "confirmation": ranking}
 
 
@@ -75,3 +81,42 @@ def test_hopper_1m_confirms_its_default_first_and_the_furthest_from_its_target_s
     assert stage_order("search", list(QUEUE)) == ["halfcheetah", "walker-walk", "walker2d", "hopper-1m"]
     assert stage_order("search", ["hopper-1m", "walker2d", "walker-walk"]) == ["walker-walk", "walker2d", "hopper-1m"]
     assert sorted(SEARCH_QUEUE) == sorted(QUEUE)  # every study has its place in both stages
+
+
+def test_a_search_queues_the_confirmed_winners_of_the_searches_before_it_but_no_default(monkeypatch):
+    seeds = CONFIRM_SEEDS
+    kept = {
+        "halfcheetah": stored(TRIALS, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds)),  # winner: trial 12
+        "walker-walk": stored(TRIALS, TOP_AND_DEFAULT, {TOP_AND_DEFAULT[-1]: seeds, "trial 12": 4}),  # confirming
+        "walker2d": stored(TRIALS, DEFAULT_IN_TOP, dict.fromkeys(DEFAULT_IN_TOP, seeds), ranked=DEFAULT_IN_TOP[1:]),
+        "hopper-1m": stored(1, DEFAULT_ONLY, {DEFAULT_ONLY[0]: seeds}),
+    }
+    monkeypatch.setattr(study_results, "load_campaign_study", lambda study, db: kept[study])
+    assert SEARCH_QUEUE == ("halfcheetah", "walker-walk", "walker2d", "hopper-1m")
+    assert transfers("halfcheetah") == []  # the first search has nothing before it
+    assert transfers("walker-walk") == ["halfcheetah"]
+    # walker-walk's confirmation is not done; walker2d's winner is its default (a search found nothing better)
+    assert transfers("hopper-1m") == ["halfcheetah"]
+    kept["walker-walk"] = stored(TRIALS, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds))
+    assert transfers("hopper-1m") == ["halfcheetah", "walker-walk"]
+
+
+def test_the_search_command_shown_names_the_files_its_trials_were_queued_from():
+    winner = KEPT / "halfcheetah.winner.yaml"
+    trials = [
+        SimpleNamespace(user_attrs=records.default_trial_attrs()),
+        SimpleNamespace(user_attrs=records.enqueued_attrs(f"/elsewhere/results/studies/{winner.name}")),
+        SimpleNamespace(user_attrs={}),
+        SimpleNamespace(user_attrs=records.enqueued_attrs(str(winner))),  # its retry, on this machine
+    ]
+    assert enqueued({"trials": trials}) == [winner]
+    command = study_results.search_command("walker-walk", 2, TRIALS, enqueued({"trials": trials}))
+    assert command[-2:] == ["--enqueue", str(winner)] and command.count("--enqueue") == 1
+    assert "--enqueue" not in study_results.search_command("walker-walk", 2, TRIALS)
+
+
+def test_the_campaigns_studies_share_one_search_space_so_a_winner_is_a_valid_trial_of_every_other():
+    spaces = {study: [p.describe() for p in load_spec(study, check_env=False).space] for study in QUEUE}
+    first = spaces[QUEUE[0]]
+    assert len(first) >= 10
+    assert all(space == first for space in spaces.values()), {s: len(v) for s, v in spaces.items()}

@@ -430,6 +430,20 @@ def default_trial_attrs() -> dict[str, Any]:
     return {ENQUEUED: DEFAULT_ENQUEUED}
 
 
+ENQUEUED_FROM = "from "
+
+
+def enqueued_attrs(path: str) -> dict[str, Any]:
+    """User attributes of a trial queued from a file (``search --enqueue FILE``)."""
+    return {ENQUEUED: f"{ENQUEUED_FROM}{path}"}
+
+
+def enqueued_file(attrs: dict[str, Any]) -> str | None:
+    """The file a trial was queued from (as given to ``--enqueue``), or None."""
+    value = str(attrs.get(ENQUEUED) or "")
+    return value.removeprefix(ENQUEUED_FROM) if value.startswith(ENQUEUED_FROM) else None
+
+
 def unit_attrs(candidate: str, source_trial: int | None, seed: int, config: RunConfig) -> dict[str, Any]:
     """User attributes of a confirmation unit: one candidate configuration trained on one test seed."""
     return {CANDIDATE: candidate, SOURCE_TRIAL: source_trial, SEEDS: [int(seed)], CONFIG: config.to_dict()}

@@ -312,7 +312,7 @@ def _enqueue(study: optuna.Study, lock: BudgetLock, queued: list, n_trials: int)
                 f"configuration(s); raise --trials to at least {used + len(queued)}"
             )
         for path, params in queued:
-            study.enqueue_trial(params, user_attrs={records.ENQUEUED: f"from {path}"}, skip_if_exists=True)
+            study.enqueue_trial(params, user_attrs=records.enqueued_attrs(path), skip_if_exists=True)
             log.info("queued the configuration of %s (parameters %s)", path, params)
 
 
