@@ -81,6 +81,8 @@ INHERITED = (CONFIG, SEEDS, ENQUEUED, CANDIDATE, SOURCE_TRIAL, SEED_CURVES, PROV
 VIDEO_MIMETYPE = "video/mp4"
 
 DEFAULT_ENQUEUED = "default configuration"
+ENQUEUED_FROM = "from "
+"""How a trial queued from a file (``search --enqueue FILE``) records it: ``from FILE``."""
 CONFIRM_SUFFIX = "/confirm"
 
 
@@ -428,9 +430,6 @@ def checkpoint_artifacts(trial: FrozenTrial, storage: optuna.storages.BaseStorag
 def default_trial_attrs() -> dict[str, Any]:
     """User attributes of the enqueued default-configuration trial."""
     return {ENQUEUED: DEFAULT_ENQUEUED}
-
-
-ENQUEUED_FROM = "from "
 
 
 def enqueued_attrs(path: str) -> dict[str, Any]:
