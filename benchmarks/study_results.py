@@ -53,6 +53,7 @@ from benchmarks._campaign import (  # noqa: E402
     results_per_candidate,
 )
 from vmpo_tune import records  # noqa: E402
+from vmpo_tune.search.spec import default_params, load_spec  # noqa: E402
 
 QUEUE = ("hopper-1m", "halfcheetah", "walker2d", "walker-walk")
 """The studies in the order the campaign runs them (issue 18: Hopper at 1M first)."""
@@ -112,6 +113,15 @@ def enqueued(data: dict) -> list[Path]:
     """The run files a stored search queued trials from, as kept in :data:`KEPT` (for the command it shows)."""
     files = (records.enqueued_file(t.user_attrs) for t in data["trials"])
     return list(dict.fromkeys(KEPT / Path(f).name for f in files if f))
+
+
+def default_now(study: str, data: dict) -> str | None:
+    """The confirmed candidate (not the confirmation's default) whose parameters the study file now ships as its
+    default, if one does: a study adopts its search's winner by copying that trial's exact values."""
+    shipped = default_params(load_spec(study, check_env=False))
+    params = {t.number: t.params for t in data["trials"]}
+    adopted = (c for c in data["confirmation"] if not c.is_baseline and params.get(c.source_trial) == shipped)
+    return next((c.label for c in adopted), None)
 
 
 def search_command(study: str, workers: int, trials: int = TRIALS, enqueue: list[Path] = ()) -> list[str]:
@@ -207,6 +217,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
             "--machine", machine, "--search-command", shown(search_command(study, workers, trials, enqueued(data))),
             "--confirm-command", shown(confirm_command(study, workers, top)),
+            *(("--default-now", label) if (label := default_now(study, data)) else ()),
             *[arg for path in baselines(study) for arg in ("--baseline", str(path))],
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "
             f"(then `... tables`; on a new machine it continues from the study storage kept in "

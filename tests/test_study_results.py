@@ -24,7 +24,7 @@ from benchmarks.study_results import (
     transfers,
 )
 from vmpo_tune import records
-from vmpo_tune.search.spec import load_spec
+from vmpo_tune.search.spec import default_params, load_spec
 
 DEFAULT_ONLY = ["trial 0 (default)"]
 TOP_AND_DEFAULT = ["trial 12", "trial 7", "trial 3", "trial 0 (default)"]
@@ -120,3 +120,18 @@ def test_the_campaigns_studies_share_one_search_space_so_a_winner_is_a_valid_tri
     first = spaces[QUEUE[0]]
     assert len(first) >= 10
     assert all(space == first for space in spaces.values()), {s: len(v) for s, v in spaces.items()}
+
+
+def test_the_table_names_the_candidate_a_study_file_now_ships_as_its_default():
+    shipped = default_params(load_spec("walker2d", check_env=False))
+    other = {**shipped, "policy_lr": shipped["policy_lr"] * 2}
+
+    def candidate(label, trial, baseline=False):
+        return SimpleNamespace(label=label, source_trial=trial, is_baseline=baseline)
+
+    trials = [SimpleNamespace(number=n, params=p) for n, p in enumerate([shipped, other, other, shipped])]
+    ranked = [candidate("trial 2", 2), candidate("trial 3", 3), candidate("trial 0 (default)", 0, baseline=True)]
+    assert study_results.default_now("walker2d", {"trials": trials, "confirmation": ranked}) == "trial 3"
+    # the confirmation's own default is never "the default now", and nothing else matches: the plain labels stay
+    trials[3] = SimpleNamespace(number=3, params=other)
+    assert study_results.default_now("walker2d", {"trials": trials, "confirmation": ranked}) is None
