@@ -125,11 +125,14 @@ def test_the_campaigns_studies_share_one_search_space_so_a_winner_is_a_valid_tri
 def test_the_table_names_the_candidate_a_study_file_now_ships_as_its_default():
     shipped = default_params(load_spec("walker2d", check_env=False))
     other = {**shipped, "policy_lr": shipped["policy_lr"] * 2}
+    # a trial stores one_minus_gamma as sampled; the study file holds gamma rounded to 12 digits: the same config
+    unrounded = {**shipped, "one_minus_gamma": shipped["one_minus_gamma"] + 3e-15}
+    assert unrounded != shipped
 
     def candidate(label, trial, baseline=False):
         return SimpleNamespace(label=label, source_trial=trial, is_baseline=baseline)
 
-    trials = [SimpleNamespace(number=n, params=p) for n, p in enumerate([shipped, other, other, shipped])]
+    trials = [SimpleNamespace(number=n, params=p) for n, p in enumerate([shipped, other, other, unrounded])]
     ranked = [candidate("trial 2", 2), candidate("trial 3", 3), candidate("trial 0 (default)", 0, baseline=True)]
     assert study_results.default_now("walker2d", {"trials": trials, "confirmation": ranked}) == "trial 3"
     # the confirmation's own default is never "the default now", and nothing else matches: the plain labels stay
