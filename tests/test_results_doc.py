@@ -139,6 +139,41 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
     assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
 
 
+def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_what_ran(tmp_path):
+    """RESULTS.md's held-out check of the hopper default (seeds 2000-2009) re-renders from
+    results/heldout/hopper.db: trial 0 is the study file's default as it ships, trial 1 the previous default queued
+    from the kept file; the README quotes the same numbers."""
+    from vmpo_tune.search.spec import default_params, load_spec, params_to_config
+
+    db = ROOT / "results" / "heldout" / "hopper.db"
+    out = tmp_path / "R.md"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), "--study", "hopper"]
+        + ["--storage", f"sqlite:///{db}", "--out", str(out), "--machine", "m", "--search-command", "s"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "test seeds 2000-2009" in out.read_text()
+    rendered = {
+        line.split(" | ")[0]: line.split(" | ")[1:6] for line in out.read_text().splitlines() if "| trial" in line
+    }
+    held_out = RESULTS.split("### hopper: today's default and the previous one on held-out seeds 2000-2009")[1]
+    rows = [line.split(" | ")[1:6] for line in held_out.split("\n\n", 3)[2].splitlines()[2:]]
+    assert rows == [rendered["| trial 0 (default) (confirmed winner, study default)"], rendered["| trial 1"]]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for cells in rows:
+        iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", cells[0]).groups()
+        assert f"{iqm} [{low} to {high}]" in readme
+    study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{db}")
+    spec = load_spec("hopper")
+    shipped = params_to_config(spec, default_params(spec))
+    assert study.trials[0].user_attrs["config"]["agent"] == shipped.agent.to_dict()
+    queued = yaml.safe_load((ROOT / "results" / "heldout" / "hopper-previous-default.yaml").read_text())
+    assert study.trials[1].user_attrs["config"]["agent"]["policy_lr"] == queued["policy_lr"]
+
+
 def test_the_readme_names_exactly_the_studies_without_a_confirmation():
     readme = " ".join((ROOT / "README.md").read_text().split())
     listed = re.search(r"without a confirmation yet \(([^)]*)\)", readme)
