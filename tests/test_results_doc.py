@@ -207,9 +207,7 @@ def test_the_readme_quotes_the_1m_confirmations_as_results_md_has_them(name):
     row = next(line for line in section(name).splitlines() if "(confirmed winner" in line)
     iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", row).groups()
     lowest, highest = re.search(r"\| ([\d,]+) to ([\d,]+) \|", row).groups()
-    assert f"IQM {iqm} [{low} to {high}]" in readme, name
-    if name in ("hopper-1m", "walker2d", "walker-walk"):
-        assert f"IQM {iqm} [{low} to {high}], every seed between {lowest} and {highest}" in readme
+    assert f"IQM {iqm} [{low} to {high}], every seed between {lowest} and {highest}" in readme, name
 
 
 def test_a_campaign_sections_reproduce_column_names_the_storage_its_confirmation_used(tmp_path):
