@@ -15,12 +15,12 @@ from collections import defaultdict
 
 import optuna
 
-from vmpo_tune.records import CONFIRM_SUFFIX
+from vmpo_tune.records import is_companion
 
 
 def grouped(storage: str, param: str) -> dict:
     """``{value: sorted scores}`` of the study's complete trials that have ``param``."""
-    (name,) = [n for n in optuna.get_all_study_names(storage) if not n.endswith(CONFIRM_SUFFIX)]  # not its companion
+    (name,) = [n for n in optuna.get_all_study_names(storage) if not is_companion(n)]
     study = optuna.load_study(study_name=name, storage=storage)
     groups: dict = defaultdict(list)
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):

@@ -7,6 +7,12 @@ and ends with a table ranked by the IQM of the final return, with 95% bootstrap
 confidence intervals, the probability of improving on the default, and how optimistic
 each trial's search score was. Export, the report and the dashboard note then show the
 confirmed winner.
+
+The confirmed winner was chosen on those test seeds among K, so its numbers there flatter it.
+``--held-out`` trains the confirmed winner and the default once more, on seeds neither the
+search nor the confirmation used (study seed + 2000, ...), in a companion study of their own,
+and ends with the same table: a number nothing chose. Export then records it beside the
+confirmed statistics.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 from . import next_steps, records, simulator, stored_study, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .cli_flags import add_stored_study_flags
+from .errors import UserError
+from .search.confirmation import HELD_OUT_SEED_OFFSET, TEST_SEED_OFFSET
 from .search.launch import WORKERS_PER_CORE, check_worker_count, prepare_folders
 from .search.liveness import GRACE_PERIOD, HEARTBEAT_INTERVAL, check_liveness
 from .search.settings import WorkerSettings, quiet_library_noise
@@ -29,19 +37,28 @@ from .storage_urls import resolve_url
 
 log = logging.getLogger("vmpo_tune.confirm")
 
+TOP = 3
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="python -m vmpo_tune.confirm", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     add_stored_study_flags(p, artifacts=True)
-    p.add_argument("--top", type=positive_int, default=3, help="confirm the K best distinct trials (default 3)")
+    p.add_argument("--top", type=positive_int, help=f"confirm the K best distinct trials (default {TOP})")
+    p.add_argument(
+        "--held-out",
+        action="store_true",
+        help="train the confirmed winner and the default again on seeds neither the search nor the confirmation "
+        f"used (default: study seed + {HELD_OUT_SEED_OFFSET}, ...)",
+    )
     p.add_argument("--seeds", type=positive_int, default=10, help="test seeds per candidate (default 10)")
     p.add_argument(
         "--test-seed-start",
         type=int,
         metavar="S",
-        help="test seeds S, S+1, ... (default: the study seed + 1000); studies confirmed with the same S share seeds",
+        help=f"test seeds S, S+1, ... (default: the study seed + {TEST_SEED_OFFSET}, with --held-out + "
+        f"{HELD_OUT_SEED_OFFSET}); studies confirmed with the same S share seeds",
     )
     p.add_argument(
         "--workers",
@@ -61,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def confirm(args: argparse.Namespace) -> int:
+    if args.held_out and args.top is not None:
+        raise UserError("--held-out trains the confirmed winner and the default; drop --top (it picks candidates)")
     simulator.check_clean()
     check_worker_count(args.workers, args.force)
     check_liveness(args.heartbeat_interval, args.grace_period)
@@ -89,19 +108,25 @@ def confirm(args: argparse.Namespace) -> int:
             study,
             storage,
             settings,
-            top=args.top,
+            top=args.top or TOP,
             seeds=args.seeds,
             total_steps=args.total_steps,
             workers=args.workers,
             first_test_seed=args.test_seed_start,
+            held_out=args.held_out,
         )
     finally:
         storage.close()
+    if args.held_out:
+        name = records.held_out_study_name(study.study_name)
+        print(f"held-out check: the confirmed winner and the default on seeds nothing chose (study {name!r})")
     print(format_table(result.ranked, result.counts))
     code = confirmation_exit_code(result.outcome)
     if code == 0 and result.ranked:
         flags = next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
-        for line in next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers):
+        check = next_steps.held_out_pending(study)
+        lines = next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers, held_out=check)
+        for line in lines:
             log.info("next: %s", line)
     return code
 

@@ -86,6 +86,7 @@ def _confirmed_runs(
     plan: records.ConfirmPlan,
 ) -> list[dict[str, Any]]:
     info = records.read_study_info(study)
+    held_out = {c.source_trial: c for c in records.read_held_out(study) if not c.is_baseline}
     runs = []
     for i, stats in enumerate(confirmation[:top], 1):
         trial = by_number.get(stats.source_trial) if stats.source_trial is not None else None
@@ -94,6 +95,9 @@ def _confirmed_runs(
             entry["total_steps"] = plan.total_steps
         entry["candidate"] = stats.label
         entry["confirmed"] = confirmed_entry(stats)
+        checked = held_out.get(stats.source_trial) if stats.source_trial is not None else None
+        if checked is not None:  # the same configuration again, on seeds nothing chose
+            entry["held_out"] = confirmed_entry(checked)
         runs.append(entry)
     return runs
 
@@ -150,9 +154,19 @@ def build_document(
         "budget": budget(study, companion),
         "search_space": info.search_space,
         "confirmation": [c.as_dict() for c in confirmation],
+        **_held_out_section(study),
         "provenance": {"versions": provenance.versions(), "git_commit": provenance.git_commit()},
         "runs": runs,
     }
+
+
+def _held_out_section(study: optuna.Study) -> dict[str, Any]:
+    """``held_out``: the held-out check's seeds and statistics (``confirm --held-out``), when it ran."""
+    checked = records.read_held_out(study)
+    if not checked:
+        return {}
+    seeds = sorted({s for c in checked for s in c.seeds})
+    return {"held_out": {"test_seeds": seeds, "results": [c.as_dict() for c in checked]}}
 
 
 def _exists_message(out: Path) -> str:
@@ -222,6 +236,9 @@ def export(args: argparse.Namespace) -> int:
             f"confirmed best {best['candidate']}: IQM {c['iqm']:.1f} (95% CI {c['iqm_ci'][0]:.1f} to "
             f"{c['iqm_ci'][1]:.1f}) on {c['n']} test seeds"
         )
+        if "held_out" in best:
+            h = best["held_out"]
+            what += f"; IQM {h['iqm']:.1f} ({h['iqm_ci'][0]:.1f} to {h['iqm_ci'][1]:.1f}) on {h['n']} held-out seeds"
     else:
         what = f"best trial {best['trial']} scored {best['score']:.1f} on its tuning seed(s) (not confirmed)"
     print(f"wrote {out}: {len(doc['runs'])} run(s); {what}")

@@ -12,6 +12,7 @@ import importlib.util
 import shlex
 from pathlib import Path
 
+from . import records
 from .records import default_run_dir
 from .redaction import redact_url
 
@@ -38,6 +39,12 @@ def free_name(stem: str, suffix: str, folder: Path | None = None) -> str:
     return name
 
 
+def held_out_pending(study) -> bool:
+    """The study's confirmed winner is not its default and has not been checked on held-out seeds yet."""
+    confirmed = records.read_confirmation(study)
+    return bool(confirmed) and not confirmed[0].is_baseline and not records.read_held_out(study)
+
+
 SECRET_STORAGE = "'<the same --storage URL; its password is not shown>'"
 
 
@@ -52,14 +59,20 @@ def locating_flags(study_name: str, storage: str | None, out: str | None) -> lis
     return flags
 
 
-def suggestions(study: str, where: list[str], *, confirmed: bool, workers: int) -> list[str]:
-    """The next commands for ``study`` (``where``: the flags that locate it), in the order a user takes them."""
+def suggestions(study: str, where: list[str], *, confirmed: bool, workers: int, held_out: bool = False) -> list[str]:
+    """The next commands for ``study`` (``where``: the flags that locate it), in the order a user takes them;
+    ``held_out``: suggest checking the confirmed winner on held-out seeds first."""
     loc = " ".join([f"--study {shlex.quote(study)}", *where])
     stem = study.replace("/", "-")
     lines = []
     if not confirmed:
         lines.append(
             f"confirm the best 3 on fresh seeds: python -m vmpo_tune.confirm {loc} --top 3 --seeds 10 "
+            f"--workers {workers}"
+        )
+    if held_out:
+        lines.append(
+            f"check the winner on seeds nothing chose: python -m vmpo_tune.confirm {loc} --held-out --seeds 10 "
             f"--workers {workers}"
         )
     report = f"python -m analysis.report {loc}"

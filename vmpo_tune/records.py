@@ -17,7 +17,7 @@ Trial user attributes
     confirmation unit also the candidate it belongs to.
 
 A confirmation is the companion study ``<name>/confirm`` in the same storage: one trial
-per (candidate, test seed).
+per (candidate, test seed); a held-out check of its winner is the companion ``<name>/held-out``, the same way.
 
 Why this module is long (about 480 lines): it is the whole stored format, every key with its typed
 reader and writer, and it is kept in one place on purpose, so that a change of format is one diff.
@@ -46,6 +46,7 @@ STUDY_INFO = "vmpo_tune.study"
 FINGERPRINT = "vmpo_tune.fingerprint"
 CONFIRMATION = "vmpo_tune.confirmation"
 CONFIRM_PLAN = "vmpo_tune.confirm_plan"
+HELD_OUT = "vmpo_tune.held_out"
 
 # trial user attributes
 CONFIG = "config"
@@ -84,6 +85,9 @@ DEFAULT_ENQUEUED = "default configuration"
 ENQUEUED_FROM = "from "
 """How a trial queued from a file (``search --enqueue FILE``) records it: ``from FILE``."""
 CONFIRM_SUFFIX = "/confirm"
+HELD_OUT_SUFFIX = "/held-out"
+COMPANION_SUFFIXES = (CONFIRM_SUFFIX, HELD_OUT_SUFFIX)
+"""Study names ending in these are a study's companions (its confirmation units), never a search's own."""
 
 
 def default_run_dir(study_name: str) -> Path:
@@ -99,6 +103,15 @@ def artifact_dir(study_name: str, run_dir: str | Path | None = None) -> Path:
 def confirm_study_name(study_name: str) -> str:
     """The companion study that holds a study's confirmation units."""
     return f"{study_name}{CONFIRM_SUFFIX}"
+
+
+def held_out_study_name(study_name: str) -> str:
+    """The companion study that holds the held-out check of a study's confirmed winner."""
+    return f"{study_name}{HELD_OUT_SUFFIX}"
+
+
+def is_companion(study_name: str) -> bool:
+    return study_name.endswith(COMPANION_SUFFIXES)
 
 
 # ---------------------------------------------------------------------------- study
@@ -173,6 +186,15 @@ def read_confirmation(study: optuna.Study) -> list[CandidateStats]:
 
 def write_confirmation(study: optuna.Study, ranked: Sequence[CandidateStats]) -> None:
     study.set_user_attr(CONFIRMATION, [c.as_dict() for c in ranked])
+
+
+def read_held_out(study: optuna.Study) -> list[CandidateStats]:
+    """The held-out check's statistics stored on a study (the confirmed winner and the default), or []."""
+    return [CandidateStats.from_dict(c) for c in study.user_attrs.get(HELD_OUT) or []]
+
+
+def write_held_out(study: optuna.Study, ranked: Sequence[CandidateStats]) -> None:
+    study.set_user_attr(HELD_OUT, [c.as_dict() for c in ranked])
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ write a run's entry, :func:`load_run` reads one run of a file back into a :class
 every problem is a one-line error naming the file and the key.
 
 The file's ``format`` says which version of this layout it is. Versions 1 and 2 hold the same
-run entries (2 added the confirmation, budget and checkpoint entries around them), so both
+run entries (2 added the confirmation, budget, checkpoint and, when it ran, held-out entries around them), so both
 read; a newer version, an unknown one or none at all is refused with the fix.
 """
 
@@ -112,7 +112,7 @@ class RunFile:
     seeds: tuple[int, ...]
     config: RunConfig
     used_seeds: tuple[int, ...] = ()
-    """Every seed the search and its confirmation trained (fresh seeds avoid them)."""
+    """Every seed the search, its confirmation and its held-out check trained (fresh seeds avoid them)."""
     resume_exact: bool | None = None
     """Whether a resumed run continued exactly (False: train will not reproduce it); None: never resumed."""
     checkpoint: Path | None = None
@@ -180,7 +180,8 @@ def parse_run(doc: Any, where: str, rank: int = 1) -> RunFile:
     run: Mapping[str, Any] = runs[rank - 1]
     try:
         seeds = tuple(int(s) for s in run["seeds"])
-        others = [*(doc.get("tuning_seeds") or []), *(doc.get("test_seeds") or [])]
+        held_out = (doc.get("held_out") or {}).get("test_seeds") or []
+        others = [*(doc.get("tuning_seeds") or []), *(doc.get("test_seeds") or []), *held_out]
         used = {*seeds, *(int(s) for s in others)}
         checkpoint = run.get("checkpoint") or {}
         return RunFile(

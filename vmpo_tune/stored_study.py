@@ -46,7 +46,7 @@ def open_existing_study(
     storage = open_storage(url)
     names = [s.study_name for s in storage.get_all_studies()]
     if study_name not in names:
-        listing = ", ".join(sorted(n for n in names if not n.endswith(records.CONFIRM_SUFFIX))) or "none"
+        listing = ", ".join(sorted(n for n in names if not records.is_companion(n))) or "none"
         raise UserError(f"no study {study_name!r} in {redact_url(url)}; studies there: {listing}")
     return optuna.load_study(study_name=study_name, storage=storage), url, storage
 

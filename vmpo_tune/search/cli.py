@@ -206,10 +206,10 @@ def search(args: argparse.Namespace) -> int:
     except EnvError as exc:
         raise UserError(f"{spec.path}: env_id: {exc}") from None
     study_name = args.study_name or spec.name
-    if study_name.endswith(records.CONFIRM_SUFFIX):
+    if records.is_companion(study_name):
         raise UserError(
             f"study name {study_name!r} is the name of a confirmation's companion study (names ending in "
-            f"{records.CONFIRM_SUFFIX!r} are reserved for it); pick another --study-name"
+            f"{' or '.join(map(repr, records.COMPANION_SUFFIXES))} are reserved for them); pick another --study-name"
         )
     out = Path(args.out) if args.out else records.default_run_dir(study_name)
     artifact_dir = Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study_name, out)
@@ -269,7 +269,11 @@ def search(args: argparse.Namespace) -> int:
         if code == 0 and complete:
             confirmed = bool(records.read_confirmation(study))
             hint_flags = next_steps.locating_flags(study_name, args.storage and url, args.out)
-            for line in next_steps.suggestions(study_name, hint_flags, confirmed=confirmed, workers=args.workers):
+            check = next_steps.held_out_pending(study)
+            lines = next_steps.suggestions(
+                study_name, hint_flags, confirmed=confirmed, workers=args.workers, held_out=check
+            )
+            for line in lines:
                 log.info("next: %s", line)
         return code
     finally:

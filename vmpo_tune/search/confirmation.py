@@ -14,6 +14,11 @@ none runs twice, none is lost.
 Test seeds are ``study seed + TEST_SEED_OFFSET + i`` (recorded in the plan); training
 seed ``s`` uses env seeds ``s .. s + num_envs - 1`` and evaluation seeds from
 ``s + 10,000``, so they never meet the tuning seeds' either.
+
+The confirmed winner's statistics are on the seeds that chose it among K candidates, so they
+flatter it too. A *held-out check* trains the confirmed winner and the default once more, on
+seeds ``study seed + HELD_OUT_SEED_OFFSET + i`` that neither the search nor the confirmation
+used, as units of a second companion study ``<study>/held-out``: a number nothing chose.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ PLAN_ATTEMPTS = 5
 """Times the planning starts over after losing its lock before the storage counts as unusable."""
 
 TEST_SEED_OFFSET = 1000
+HELD_OUT_SEED_OFFSET = 2000
 BASELINE = "default"
 
 
@@ -69,6 +75,23 @@ def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> lis
         raise UserError(
             f"--test-seed-start {first} gives test seeds {seeds[0]}-{seeds[-1]}, which overlap the study's tuning "
             f"seeds {sorted(tuning)} (or are negative); pick a start past them, e.g. {info.seed + TEST_SEED_OFFSET}"
+        )
+    return seeds
+
+
+def held_out_seeds(info: records.StudyInfo, n: int, confirmed: Sequence[int], first: int | None = None) -> list[int]:
+    """``n`` seeds for a held-out check: from ``first`` when given, else ``study seed + HELD_OUT_SEED_OFFSET``;
+    never a tuning seed nor one the confirmation trained (``confirmed``)."""
+    start = info.seed + HELD_OUT_SEED_OFFSET if first is None else first
+    seeds = list(range(start, start + n))
+    used = set(info.tuning_seeds) | set(confirmed)
+    if start < 0:
+        raise UserError(f"--test-seed-start {start} is negative; seeds are 0 or more")
+    if used & set(seeds):
+        raise UserError(
+            f"held-out seeds {seeds[0]}-{seeds[-1]} include seeds the search or the confirmation trained "
+            f"({', '.join(map(str, sorted(used & set(seeds))))}); pick a --test-seed-start past them, e.g. "
+            f"{max(max(used) + 1, info.seed + HELD_OUT_SEED_OFFSET)}"
         )
     return seeds
 
@@ -113,6 +136,31 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     return chosen
 
 
+def held_out_candidates(study: optuna.Study) -> list[Candidate]:
+    """The confirmed winner and the study's default (the baseline): what a held-out check trains again."""
+    confirmed = records.read_confirmation(study)
+    if not confirmed:
+        raise UserError(
+            f"study {study.study_name!r} has no confirmation yet: a held-out check trains its confirmed winner; run "
+            f"python -m vmpo_tune.confirm --study {study.study_name} first"
+        )
+    winner = confirmed[0]
+    if winner.is_baseline or winner.source_trial is None:
+        raise UserError(
+            f"the confirmed winner of study {study.study_name!r} is its default ({winner.label}): there is no other "
+            "configuration to check against it on held-out seeds"
+        )
+    default = _default_config(study)
+    if default is None:
+        raise UserError(f"study {study.study_name!r} records no default configuration to compare with")
+    (source,) = [t for t in study.get_trials(deepcopy=False) if t.number == winner.source_trial]
+    config = records.read_config(source)
+    return [
+        Candidate(winner.label, winner.source_trial, winner.search_score, config),
+        Candidate(BASELINE, None, None, default, True),
+    ]
+
+
 def _ranked(study: optuna.Study, complete: list[FrozenTrial]) -> list[tuple[int, float, RunConfig]]:
     """``(trial number, search score, configuration)``, best first: trials by value, or with racing the
     configurations by the race's standing (most seeds, then mean over them), named by their first trial."""
@@ -140,10 +188,11 @@ def _default_config(study: optuna.Study) -> RunConfig | None:
     return None
 
 
-def open_confirm_study(storage, study_name: str) -> optuna.Study:
-    return optuna.create_study(
-        storage=storage, study_name=records.confirm_study_name(study_name), direction="maximize", load_if_exists=True
-    )
+def open_confirm_study(storage, study_name: str, held_out: bool = False) -> optuna.Study:
+    """The companion study of ``study_name`` that holds its confirmation units (its held-out check's with
+    ``held_out``), created on first use."""
+    name = records.held_out_study_name(study_name) if held_out else records.confirm_study_name(study_name)
+    return optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
 
 
 def plan_units(

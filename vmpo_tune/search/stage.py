@@ -1,6 +1,7 @@
 """The confirmation stage as a whole: choose candidates, queue units, run them on workers, rank, record.
 
-Used by ``python -m vmpo_tune.confirm`` and by ``search --confirm-top K``.
+Used by ``python -m vmpo_tune.confirm`` and by ``search --confirm-top K``; ``confirm --held-out`` runs the
+same stage for the confirmed winner and the default on held-out seeds, in a companion study of its own.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode
 from ..errors import UserError
 from ..stats import CandidateStats, separated_from
-from .confirmation import collect, open_confirm_study, plan_units, select_candidates, test_seeds, unit_counts
+from .confirmation import (
+    collect,
+    held_out_candidates,
+    held_out_seeds,
+    open_confirm_study,
+    plan_units,
+    select_candidates,
+    test_seeds,
+    unit_counts,
+)
 from .launch import Outcome, run_workers
 from .progress import ProgressDisplay
 from .settings import WorkerSettings
@@ -43,20 +53,28 @@ def run_confirmation(
     total_steps: int | None,
     workers: int,
     first_test_seed: int | None = None,
+    held_out: bool = False,
 ) -> ConfirmationResult:
-    """Confirm the ``top`` best trials of ``study`` and its default on ``seeds`` test seeds.
+    """Confirm the ``top`` best trials of ``study`` and its default on ``seeds`` test seeds; with ``held_out``,
+    its confirmed winner and its default on ``seeds`` held-out seeds (``top`` is not used).
 
     ``settings`` is the search's worker settings (storage, folders, heartbeats, device);
     the confirmation's own study, budget and mode replace those of the search.
     """
     info = records.read_study_info(study)
+    if held_out:  # the winner as it was confirmed: the confirmation's budget unless told otherwise
+        candidates = held_out_candidates(study)
+        plan = records.read_confirm_plan(open_confirm_study(storage, study.study_name))
+        seed_list = held_out_seeds(info, seeds, plan.test_seeds, first_test_seed)
+        total_steps = total_steps or plan.total_steps
+    else:
+        seed_list = test_seeds(info, seeds, first_test_seed)
+        candidates = select_candidates(study, top)
     budget = int(total_steps or info.total_steps or 0)
     if budget < 1:
         raise UserError("the study records no budget per trial; pass --total-steps")
-    seed_list = test_seeds(info, seeds, first_test_seed)
-    candidates = select_candidates(study, top)
     check_simulator(study, "search again in a new study on this one")
-    confirm = open_confirm_study(storage, study.study_name)
+    confirm = open_confirm_study(storage, study.study_name, held_out)
     check_simulator(confirm, "search again in a new study on this one")
     lock = BudgetLock(settings.storage_url, confirm.study_name, patience=settings.patience)
     try:
@@ -65,10 +83,12 @@ def run_confirmation(
         lock.close()
     counts = unit_counts(confirm)
     log.info(
-        "confirming %d candidate(s) (%s) on %d test seed(s) %s, %s env steps each: %d unit(s), %d new, %d to run",
+        "%s %d candidate(s) (%s) on %d %s seed(s) %s, %s env steps each: %d unit(s), %d new, %d to run",
+        "held-out check of" if held_out else "confirming",
         len(candidates),
         ", ".join(c.label for c in candidates),
         seeds,
+        "held-out" if held_out else "test",
         seed_list,
         f"{budget:,}",
         counts["units"],
@@ -84,13 +104,15 @@ def run_confirmation(
             confirm=True,
             sampler=optuna.samplers.RandomSampler(seed=0),
             pruner=optuna.pruners.NopPruner(),
-            out_dir=str(Path(settings.out_dir) / "confirm"),
+            out_dir=str(Path(settings.out_dir) / ("held-out" if held_out else "confirm")),
         )
         display = ProgressDisplay(confirm, counts["units"], budget, label="units done", show_best=False)
         outcome = run_workers(unit_settings, min(workers, counts["open"]), display)
     ranked = collect(confirm)
     counts = unit_counts(confirm)
-    if ranked:
+    if ranked and held_out:
+        records.write_held_out(study, ranked)
+    elif ranked:
         records.write_confirmation(study, ranked)
         notes.save_study_note(study, confirmed=ranked)
     return ConfirmationResult(ranked, outcome, counts)

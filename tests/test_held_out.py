@@ -1,0 +1,117 @@
+"""confirm --held-out: the confirmed winner and the default trained again on seeds neither the search nor the
+confirmation used, in a companion study of their own; export records it and fresh seeds avoid it."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from vmpo_tune import records
+from vmpo_tune.search.confirmation import HELD_OUT_SEED_OFFSET, TEST_SEED_OFFSET
+
+from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
+
+# The default's policy_lr wrecks the policy (it dies at once: return 1 on every seed); the queued configuration
+# survives the whole episode (50), so the confirmed winner is known in advance: trial 1, not the default.
+WRECKED_DEFAULT = {
+    **TOY_STUDY,
+    "search_space": {
+        "policy_lr": {"choices": [1.0e-4, 10.0], "default": 10.0},
+        "epsilon_eta": TOY_STUDY["search_space"]["epsilon_eta"],
+    },
+}
+RUN = ("--study", "toy", "--run-dir", "run")
+
+
+def _companions(root) -> list[str]:
+    return sorted(n for n in optuna.get_all_study_names(f"sqlite:///{root / 'run' / 'study.db'}") if n != "toy")
+
+
+def _pairs(study: optuna.Study) -> list[tuple[str, int]]:
+    return sorted((t.user_attrs[records.CANDIDATE], records.read_seeds(t)[0]) for t in study.get_trials())
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    root = tmp_path_factory.mktemp("held-out")
+    write_study(root, WRECKED_DEFAULT)
+    (root / "good.yaml").write_text("policy_lr: 1.0e-4\nepsilon_eta: 0.01\n")
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "2", "--enqueue", "good.yaml",
+               cwd=root)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return root
+
+
+def test_the_winner_and_the_default_on_held_out_seeds(searched):
+    root = searched
+    url = f"sqlite:///{root / 'run' / 'study.db'}"
+    early = cli("vmpo_tune.confirm", *RUN, "--held-out", "--seeds", "2", cwd=root)
+    assert early.returncode == 2 and early.stderr.count("\n") == 1, early.stderr
+    assert "no confirmation yet" in early.stderr and "python -m vmpo_tune.confirm --study toy" in early.stderr
+    assert _companions(root) == []  # refused before anything was stored
+
+    confirmed = cli("vmpo_tune.confirm", *RUN, "--top", "1", "--seeds", "2", cwd=root)
+    assert confirmed.returncode == 0, confirmed.stderr
+    assert "--held-out --seeds 10" in confirmed.stderr  # the next step it suggests
+    winner = records.read_confirmation(load(url))[0]
+    assert winner.label == "trial 1" and winner.source_trial == 1 and winner.returns == [50.0, 50.0]
+
+    both = cli("vmpo_tune.confirm", *RUN, "--held-out", "--top", "1", cwd=root)
+    assert both.returncode == 2 and "drop --top" in both.stderr and both.stderr.count("\n") == 1
+    clash = cli("vmpo_tune.confirm", *RUN, "--held-out", "--test-seed-start", str(TEST_SEED_OFFSET + 1), cwd=root)
+    assert clash.returncode == 2 and clash.stderr.count("\n") == 1, clash.stderr
+    assert f"({TEST_SEED_OFFSET + 1})" in clash.stderr and f"e.g. {HELD_OUT_SEED_OFFSET}" in clash.stderr
+    assert _companions(root) == ["toy/confirm"]
+
+    proc = cli("vmpo_tune.confirm", *RUN, "--held-out", "--seeds", "3", cwd=root)
+    assert proc.returncode == 0, proc.stderr
+    assert "held-out check" in proc.stdout and "'toy/held-out'" in proc.stdout
+    assert "--held-out" not in proc.stderr  # done: no longer suggested
+    seeds = [HELD_OUT_SEED_OFFSET + i for i in range(3)]
+    companion = load(url, records.held_out_study_name("toy"))
+    assert _pairs(companion) == sorted((label, s) for label in ("default", "trial 1") for s in seeds)
+    assert all(t.state == TrialState.COMPLETE for t in companion.get_trials())
+    unit = next(t for t in companion.get_trials() if t.user_attrs[records.CANDIDATE] == "trial 1")
+    assert records.read_config(unit).agent == records.read_config(load(url).trials[1]).agent
+    assert records.read_config(unit).total_steps == 512  # the confirmation's budget
+    checked = {c.label: c for c in records.read_held_out(load(url))}
+    assert checked["trial 1"].seeds == seeds and checked["trial 1"].returns == [50.0] * 3
+    assert checked["default"].is_baseline and checked["default"].returns == [1.0] * 3
+    assert checked["trial 1"].poi == 1.0  # 50 beats 1 on every pair of seeds
+    # the confirmation itself is as it was: its units, seeds and ranking
+    assert _pairs(load(url, records.confirm_study_name("toy"))) == [
+        (label, s) for label in ("default", "trial 1") for s in (TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1)
+    ]
+    assert records.read_confirmation(load(url))[0].seeds == [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1]
+
+    again = cli("vmpo_tune.confirm", *RUN, "--held-out", "--seeds", "3", cwd=root)
+    assert again.returncode == 0 and "0 new" in again.stderr and len(companion.get_trials()) == 6
+
+    export = cli("vmpo_tune.export", *RUN, "--out", "best.yaml", cwd=root)
+    assert export.returncode == 0, export.stderr
+    assert "IQM 50.0 (50.0 to 50.0) on 3 held-out seeds" in export.stdout
+    doc = yaml.safe_load((root / "best.yaml").read_text())
+    assert doc["held_out"]["test_seeds"] == seeds and doc["runs"][0]["held_out"]["returns"] == [50.0] * 3
+    fresh = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
+    assert fresh.returncode == 0, fresh.stderr
+    assert yaml.safe_load((root / "t" / "results.yaml").read_text())["seeds"] == [seeds[-1] + 1]
+
+
+def test_a_default_that_won_has_nothing_to_check(tmp_path):
+    write_study(tmp_path, CALM)  # one trial, the default: the only candidate, so the confirmed winner
+    search = cli("vmpo_tune.search", "--study", "toy.yaml", "--out", "run", "--trials", "1", "--confirm-top", "1",
+                 "--confirm-seeds", "2", cwd=tmp_path)  # fmt: skip
+    assert search.returncode == 0, search.stderr
+    assert records.read_confirmation(load(f"sqlite:///{tmp_path / 'run' / 'study.db'}"))[0].is_baseline
+    assert "--held-out" not in search.stderr  # not suggested: the default is the winner
+    proc = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is its default" in proc.stderr and _companions(tmp_path) == ["toy/confirm"]
+
+
+def test_the_companion_name_is_reserved(tmp_path):
+    write_study(tmp_path)
+    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--study-name", "toy/held-out", cwd=tmp_path)
+    assert proc.returncode == 2 and "reserved" in proc.stderr and "'/held-out'" in proc.stderr
