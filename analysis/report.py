@@ -158,6 +158,8 @@ class Context:
     best: FrozenTrial | None
     info: records.StudyInfo
     confirmation: list[CandidateStats]
+    held_out: list[CandidateStats] = field(default_factory=list)
+    """The held-out check of the confirmed winner and the default (``confirm --held-out``), when it ran."""
     files: list[Path] = field(default_factory=list)
 
     @classmethod
@@ -173,6 +175,7 @@ class Context:
             best_trial(trials),
             records.read_study_info(study),
             records.read_confirmation(study),
+            records.read_held_out(study),
         )
 
     @property
@@ -348,6 +351,7 @@ def winner_section(ctx: Context) -> str:
             ("test seeds", esc(w.seeds)),
             ("test returns", esc([round(v, 1) for v in w.returns])),
         ]
+        extra += held_out_rows(ctx, w)
         if trial is None:
             config = ctx.info.default_config
             return "\n".join(
@@ -385,6 +389,24 @@ def winner_section(ctx: Context) -> str:
     if record.provenance:
         parts += ["<h3>Provenance</h3>", pre(redact_value(record.provenance))]
     return "\n".join(parts)
+
+
+def held_out_rows(ctx: Context, winner: CandidateStats) -> list[tuple[str, Any]]:
+    """The winner's and the default's statistics on held-out seeds, when a held-out check ran for this winner."""
+    mine = next((c for c in ctx.held_out if c.source_trial == winner.source_trial and not c.is_baseline), None)
+    default = next((c for c in ctx.held_out if c.is_baseline), None)
+    if mine is None or default is None:
+        return []
+
+    def iqm(c: CandidateStats) -> str:
+        return f"{c.iqm:.1f} [{c.iqm_ci[0]:.1f}, {c.iqm_ci[1]:.1f}]"
+
+    return [
+        ("held-out IQM", esc(f"{iqm(mine)}; the default {iqm(default)}")),
+        ("held-out seeds", esc(mine.seeds)),
+        ("held-out returns", esc([round(v, 1) for v in mine.returns])),
+        ("P(> default), held out", esc(f"{mine.poi:.2f} [{mine.poi_ci[0]:.2f}, {mine.poi_ci[1]:.2f}]")),
+    ]
 
 
 def heading(title: str, number: int) -> str:

@@ -1,5 +1,5 @@
 """confirm --held-out: the confirmed winner and the default trained again on seeds neither the search nor the
-confirmation used, in a companion study of their own; export records it and fresh seeds avoid it."""
+confirmation used, in a companion study of their own; export and the report show it, fresh seeds avoid it."""
 
 from __future__ import annotations
 
@@ -94,6 +94,10 @@ def test_the_winner_and_the_default_on_held_out_seeds(searched):
     assert "IQM 50.0 (50.0 to 50.0) on 3 held-out seeds" in export.stdout
     doc = yaml.safe_load((root / "best.yaml").read_text())
     assert doc["held_out"]["test_seeds"] == seeds and doc["runs"][0]["held_out"]["returns"] == [50.0] * 3
+    report = cli("analysis.report", *RUN, "--out", "r.html", cwd=root)
+    assert report.returncode == 0, report.stderr
+    html = (root / "r.html").read_text()
+    assert "held-out IQM" in html and "50.0 [50.0, 50.0]; the default 1.0 [1.0, 1.0]" in html
     fresh = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
     assert fresh.returncode == 0, fresh.stderr
     assert yaml.safe_load((root / "t" / "results.yaml").read_text())["seeds"] == [seeds[-1] + 1]
