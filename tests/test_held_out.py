@@ -9,7 +9,9 @@ import yaml
 from optuna.trial import TrialState
 
 from vmpo_tune import records
+from vmpo_tune.next_steps import held_out_pending
 from vmpo_tune.search.confirmation import HELD_OUT_SEED_OFFSET, TEST_SEED_OFFSET
+from vmpo_tune.stats import describe
 
 from .search_helpers import CALM, TOY_STUDY, cli, load, write_study
 
@@ -52,48 +54,70 @@ def test_the_winner_and_the_default_on_held_out_seeds(searched):
     assert "no confirmation yet" in early.stderr and "python -m vmpo_tune.confirm --study toy" in early.stderr
     assert _companions(root) == []  # refused before anything was stored
 
-    confirmed = cli("vmpo_tune.confirm", *RUN, "--top", "1", "--seeds", "2", cwd=root)
+    # confirmed at 256 env steps per unit, half the study's budget: the held-out check must use the same
+    confirmed = cli("vmpo_tune.confirm", *RUN, "--top", "1", "--seeds", "2", "--total-steps", "256", cwd=root)
     assert confirmed.returncode == 0, confirmed.stderr
     assert "--held-out --seeds 10" in confirmed.stderr  # the next step it suggests
     winner = records.read_confirmation(load(url))[0]
     assert winner.label == "trial 1" and winner.source_trial == 1 and winner.returns == [50.0, 50.0]
 
+    # another machine queues a third test seed: until it has run, the winner may still change
+    confirm_study = load(url, records.confirm_study_name("toy"))
+    unit = next(t for t in confirm_study.get_trials() if t.user_attrs[records.CANDIDATE] == "trial 1")
+    confirm_study.enqueue_trial({}, user_attrs=records.unit_attrs("trial 1", 1, 1002, records.read_config(unit)))
+    unfinished = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=root)
+    assert unfinished.returncode == 2 and "1 unit(s) still open" in unfinished.stderr, unfinished.stderr
+    finish = cli("vmpo_tune.confirm", *RUN, "--top", "1", "--seeds", "3", "--total-steps", "256", cwd=root)
+    assert finish.returncode == 0, finish.stderr
+    confirmed_seeds = [TEST_SEED_OFFSET + i for i in range(3)]
+    assert records.read_confirmation(load(url))[0].seeds == confirmed_seeds
+
     both = cli("vmpo_tune.confirm", *RUN, "--held-out", "--top", "1", cwd=root)
     assert both.returncode == 2 and "drop --top" in both.stderr and both.stderr.count("\n") == 1
+    budget = cli("vmpo_tune.confirm", *RUN, "--held-out", "--total-steps", "512", cwd=root)
+    assert budget.returncode == 2 and "256 env steps" in budget.stderr and budget.stderr.count("\n") == 1
     clash = cli("vmpo_tune.confirm", *RUN, "--held-out", "--test-seed-start", str(TEST_SEED_OFFSET + 1), cwd=root)
     assert clash.returncode == 2 and clash.stderr.count("\n") == 1, clash.stderr
-    assert f"({TEST_SEED_OFFSET + 1})" in clash.stderr and f"e.g. {HELD_OUT_SEED_OFFSET}" in clash.stderr
+    assert "(1001, 1002)" in clash.stderr and f"e.g. {HELD_OUT_SEED_OFFSET}" in clash.stderr
     assert _companions(root) == ["toy/confirm"]
 
     proc = cli("vmpo_tune.confirm", *RUN, "--held-out", "--seeds", "3", cwd=root)
     assert proc.returncode == 0, proc.stderr
     assert "held-out check" in proc.stdout and "'toy/held-out'" in proc.stdout
-    assert "--held-out" not in proc.stderr  # done: no longer suggested
     seeds = [HELD_OUT_SEED_OFFSET + i for i in range(3)]
+    assert f"held-out seeds {seeds}" in proc.stdout
+    assert "--held-out" not in proc.stderr  # done: no longer suggested
     companion = load(url, records.held_out_study_name("toy"))
     assert _pairs(companion) == sorted((label, s) for label in ("default", "trial 1") for s in seeds)
     assert all(t.state == TrialState.COMPLETE for t in companion.get_trials())
     unit = next(t for t in companion.get_trials() if t.user_attrs[records.CANDIDATE] == "trial 1")
     assert records.read_config(unit).agent == records.read_config(load(url).trials[1]).agent
-    assert records.read_config(unit).total_steps == 512  # the confirmation's budget
+    assert records.read_config(unit).total_steps == 256  # the confirmation's budget, not the study's 512
     checked = {c.label: c for c in records.read_held_out(load(url))}
     assert checked["trial 1"].seeds == seeds and checked["trial 1"].returns == [50.0] * 3
     assert checked["default"].is_baseline and checked["default"].returns == [1.0] * 3
     assert checked["trial 1"].poi == 1.0  # 50 beats 1 on every pair of seeds
     # the confirmation itself is as it was: its units, seeds and ranking
     assert _pairs(load(url, records.confirm_study_name("toy"))) == [
-        (label, s) for label in ("default", "trial 1") for s in (TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1)
+        (label, s) for label in ("default", "trial 1") for s in confirmed_seeds
     ]
-    assert records.read_confirmation(load(url))[0].seeds == [TEST_SEED_OFFSET, TEST_SEED_OFFSET + 1]
+    assert records.read_confirmation(load(url))[0].seeds == confirmed_seeds
 
     again = cli("vmpo_tune.confirm", *RUN, "--held-out", "--seeds", "3", cwd=root)
     assert again.returncode == 0 and "0 new" in again.stderr and len(companion.get_trials()) == 6
+    # a later confirmation may not take in the held-out seeds
+    overlap = cli(
+        "vmpo_tune.confirm", *RUN, "--top", "1", "--total-steps", "256", "--test-seed-start", "1995", cwd=root
+    )
+    assert overlap.returncode == 2 and "held-out check" in overlap.stderr and overlap.stderr.count("\n") == 1
+    assert _pairs(load(url, records.confirm_study_name("toy")))[-1] == ("trial 1", confirmed_seeds[-1])
 
     export = cli("vmpo_tune.export", *RUN, "--out", "best.yaml", cwd=root)
     assert export.returncode == 0, export.stderr
     assert "IQM 50.0 (50.0 to 50.0) on 3 held-out seeds" in export.stdout
     doc = yaml.safe_load((root / "best.yaml").read_text())
     assert doc["held_out"]["test_seeds"] == seeds and doc["runs"][0]["held_out"]["returns"] == [50.0] * 3
+    assert doc["budget"]["held_out_units"] == 6 and doc["budget"]["held_out_env_steps"] >= 6 * 256
     report = cli("analysis.report", *RUN, "--out", "r.html", cwd=root)
     assert report.returncode == 0, report.stderr
     html = (root / "r.html").read_text()
@@ -101,6 +125,24 @@ def test_the_winner_and_the_default_on_held_out_seeds(searched):
     fresh = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
     assert fresh.returncode == 0, fresh.stderr
     assert yaml.safe_load((root / "t" / "results.yaml").read_text())["seeds"] == [seeds[-1] + 1]
+
+
+def test_a_check_of_an_earlier_winner_leaves_the_new_one_to_check():
+    study = optuna.create_study()
+
+    def stats(label: str, source: int | None, returns: list[float]):
+        return describe(label, [0, 1], returns, [1.0, 1.0], source_trial=source, is_baseline=source is None)
+
+    default = stats("default", None, [1.0, 1.0])
+    assert not held_out_pending(study)  # nothing confirmed
+    records.write_confirmation(study, [stats("trial 1", 1, [50.0, 50.0]), default])
+    assert held_out_pending(study)
+    records.write_held_out(study, [stats("trial 1", 1, [40.0, 45.0]), default])
+    assert not held_out_pending(study)
+    records.write_confirmation(study, [stats("trial 2", 2, [60.0, 60.0]), stats("trial 1", 1, [50.0, 50.0]), default])
+    assert held_out_pending(study)  # the winner changed: the check of trial 1 is not one of trial 2
+    records.write_confirmation(study, [default, stats("trial 2", 2, [0.0, 0.0])])
+    assert not held_out_pending(study)  # the default won: nothing to check
 
 
 def test_a_default_that_won_has_nothing_to_check(tmp_path):
@@ -113,6 +155,9 @@ def test_a_default_that_won_has_nothing_to_check(tmp_path):
     proc = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "is its default" in proc.stderr and _companions(tmp_path) == ["toy/confirm"]
+    optuna.delete_study(study_name="toy/confirm", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
+    gone = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=tmp_path)  # the confirmation's units are gone
+    assert gone.returncode == 2 and "no confirmation yet" in gone.stderr and _companions(tmp_path) == []
 
 
 def test_the_companion_name_is_reserved(tmp_path):

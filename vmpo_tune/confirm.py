@@ -115,16 +115,16 @@ def confirm(args: argparse.Namespace) -> int:
             first_test_seed=args.test_seed_start,
             held_out=args.held_out,
         )
+        check = next_steps.held_out_pending(study)
     finally:
         storage.close()
     if args.held_out:
         name = records.held_out_study_name(study.study_name)
         print(f"held-out check: the confirmed winner and the default on seeds nothing chose (study {name!r})")
-    print(format_table(result.ranked, result.counts))
+    print(format_table(result.ranked, result.counts, "held-out" if args.held_out else "test"))
     code = confirmation_exit_code(result.outcome)
     if code == 0 and result.ranked:
         flags = next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
-        check = next_steps.held_out_pending(study)
         lines = next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers, held_out=check)
         for line in lines:
             log.info("next: %s", line)

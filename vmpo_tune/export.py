@@ -102,7 +102,7 @@ def _confirmed_runs(
     return runs
 
 
-def budget(study: optuna.Study, companion: optuna.Study | None) -> dict[str, Any]:
+def budget(study: optuna.Study, companion: optuna.Study | None, checked: optuna.Study | None = None) -> dict[str, Any]:
     trials = study.get_trials(deepcopy=False)
     out = {
         "search_trials": len(trials),
@@ -117,12 +117,26 @@ def budget(study: optuna.Study, companion: optuna.Study | None) -> dict[str, Any
             confirmation_env_steps=records.env_steps(units),
             confirmation_cpu_hours=float(f"{records.cpu_hours(units):.3g}"),
         )
+    if checked is not None:  # the held-out check's units (confirm --held-out)
+        units = checked.get_trials(deepcopy=False)
+        out.update(
+            held_out_units=len(units),
+            held_out_env_steps=records.env_steps(units),
+            held_out_cpu_hours=float(f"{records.cpu_hours(units):.3g}"),
+        )
     return out
 
 
 def build_document(
-    study: optuna.Study, url: str, top: int, by: str | None, companion=None, artifact_dir: Path | None = None
+    study: optuna.Study,
+    url: str,
+    top: int,
+    by: str | None,
+    companion=None,
+    artifact_dir: Path | None = None,
+    checked: optuna.Study | None = None,
 ) -> dict[str, Any]:
+    """The export document; ``companion`` is the study's confirmation study, ``checked`` its held-out check's."""
     info = records.read_study_info(study)
     confirmation = records.read_confirmation(study)
     by = by or ("confirmed" if confirmation else "search")
@@ -151,7 +165,7 @@ def build_document(
         "storage": redact_url(url),
         "tuning_seeds": info.tuning_seeds,
         "test_seeds": list(plan.test_seeds),
-        "budget": budget(study, companion),
+        "budget": budget(study, companion, checked),
         "search_space": info.search_space,
         "confirmation": [c.as_dict() for c in confirmation],
         **_held_out_section(study),
@@ -224,9 +238,9 @@ def export(args: argparse.Namespace) -> int:
     artifact_dir = (
         Path(args.artifact_dir) if args.artifact_dir else records.artifact_dir(study.study_name, args.run_dir)
     )
-    doc = build_document(
-        study, url, args.top, args.by, stored_study.load_companion(storage, study.study_name), artifact_dir
-    )
+    companion = stored_study.load_companion(storage, study.study_name)
+    checked = stored_study.load_companion(storage, study.study_name, held_out=True)
+    doc = build_document(study, url, args.top, args.by, companion, artifact_dir, checked)
     header = f"# vmpo-tune run configuration; train it with: python -m vmpo_tune.train --config {out}\n"
     write_out(out, header + dump(doc), args.force)
     best = doc["runs"][0]

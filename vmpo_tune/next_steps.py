@@ -40,9 +40,13 @@ def free_name(stem: str, suffix: str, folder: Path | None = None) -> str:
 
 
 def held_out_pending(study) -> bool:
-    """The study's confirmed winner is not its default and has not been checked on held-out seeds yet."""
+    """The study's confirmed winner is not its default and has not been checked on held-out seeds yet (a check of
+    an earlier winner does not count)."""
     confirmed = records.read_confirmation(study)
-    return bool(confirmed) and not confirmed[0].is_baseline and not records.read_held_out(study)
+    if not confirmed or confirmed[0].is_baseline:
+        return False
+    checked = {c.source_trial for c in records.read_held_out(study) if not c.is_baseline}
+    return confirmed[0].source_trial not in checked
 
 
 SECRET_STORAGE = "'<the same --storage URL; its password is not shown>'"

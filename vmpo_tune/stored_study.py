@@ -51,9 +51,10 @@ def open_existing_study(
     return optuna.load_study(study_name=study_name, storage=storage), url, storage
 
 
-def load_companion(storage: ResilientStorage, study_name: str) -> optuna.Study | None:
-    """The confirmation study of ``study_name`` in the same storage, if one exists."""
-    name = records.confirm_study_name(study_name)
+def load_companion(storage: ResilientStorage, study_name: str, held_out: bool = False) -> optuna.Study | None:
+    """The confirmation study of ``study_name`` in the same storage (its held-out check's with ``held_out``), if one
+    exists; never creates one."""
+    name = records.held_out_study_name(study_name) if held_out else records.confirm_study_name(study_name)
     if name not in [s.study_name for s in storage.get_all_studies()]:
         return None
     return optuna.load_study(study_name=name, storage=storage)

@@ -60,11 +60,13 @@ class Candidate:
     is_baseline: bool = False
 
 
-def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> list[int]:
+def test_seeds(info: records.StudyInfo, n: int, first: int | None = None, held_out: Sequence[int] = ()) -> list[int]:
     """``n`` seeds disjoint from the tuning seeds: from ``first`` when given, else fixed by the study seed.
 
     ``first`` lets several studies share one set of test seeds (a benchmark that compares
     strategies confirms every winner on the same seeds); it must not overlap the tuning seeds.
+    Nor may the seeds overlap those a held-out check trained (``held_out``): a winner chosen on them would
+    no longer be checked on seeds nothing chose.
     """
     if info.seeds_per_trial >= TEST_SEED_OFFSET:
         raise UserError(f"a study with {info.seeds_per_trial} seeds per trial leaves no room for test seeds")
@@ -75,6 +77,11 @@ def test_seeds(info: records.StudyInfo, n: int, first: int | None = None) -> lis
         raise UserError(
             f"--test-seed-start {first} gives test seeds {seeds[0]}-{seeds[-1]}, which overlap the study's tuning "
             f"seeds {sorted(tuning)} (or are negative); pick a start past them, e.g. {info.seed + TEST_SEED_OFFSET}"
+        )
+    if set(held_out) & set(seeds):
+        raise UserError(
+            f"test seeds {seeds[0]}-{seeds[-1]} include seeds the held-out check of the winner trained "
+            f"({min(held_out)}-{max(held_out)}); confirm on fewer --seeds or pick a --test-seed-start past them"
         )
     return seeds
 
@@ -136,25 +143,36 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     return chosen
 
 
-def held_out_candidates(study: optuna.Study) -> list[Candidate]:
-    """The confirmed winner and the study's default (the baseline): what a held-out check trains again."""
+def held_out_candidates(study: optuna.Study, confirm_study: optuna.Study | None) -> list[Candidate]:
+    """The confirmed winner, exactly as its confirmation units ran it, and the study's default (the baseline): what a
+    held-out check trains again. Refused while the confirmation is missing or unfinished, or won by the default."""
+    name = study.study_name
     confirmed = records.read_confirmation(study)
-    if not confirmed:
+    if not confirmed or confirm_study is None:
         raise UserError(
-            f"study {study.study_name!r} has no confirmation yet: a held-out check trains its confirmed winner; run "
-            f"python -m vmpo_tune.confirm --study {study.study_name} first"
+            f"study {name!r} has no confirmation yet: a held-out check trains its confirmed winner; run "
+            f"python -m vmpo_tune.confirm --study {name} first"
+        )
+    still_open = unit_counts(confirm_study)["open"]
+    if still_open:
+        raise UserError(
+            f"the confirmation of study {name!r} has {still_open} unit(s) still open, so its winner may change: rerun "
+            "the confirm command that queued them to finish it first"
         )
     winner = confirmed[0]
-    if winner.is_baseline or winner.source_trial is None:
+    if winner.is_baseline:
         raise UserError(
-            f"the confirmed winner of study {study.study_name!r} is its default ({winner.label}): there is no other "
+            f"the confirmed winner of study {name!r} is its default ({winner.label}): there is no other "
             "configuration to check against it on held-out seeds"
         )
     default = _default_config(study)
     if default is None:
-        raise UserError(f"study {study.study_name!r} records no default configuration to compare with")
-    (source,) = [t for t in study.get_trials(deepcopy=False) if t.number == winner.source_trial]
-    config = records.read_config(source)
+        raise UserError(f"study {name!r} records no default configuration to compare with")
+    units = confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    mine = (records.read_config(t) for t in units if t.user_attrs.get(records.CANDIDATE) == winner.label)
+    config = next((c for c in mine if c is not None), None)
+    if config is None:
+        raise UserError(f"the confirmation of study {name!r} holds no complete unit of its winner {winner.label!r}")
     return [
         Candidate(winner.label, winner.source_trial, winner.search_score, config),
         Candidate(BASELINE, None, None, default, True),

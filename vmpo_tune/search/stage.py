@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from .. import notes, records
+from .. import notes, records, stored_study
 from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode
 from ..errors import UserError
@@ -62,13 +62,21 @@ def run_confirmation(
     the confirmation's own study, budget and mode replace those of the search.
     """
     info = records.read_study_info(study)
-    if held_out:  # the winner as it was confirmed: the confirmation's budget unless told otherwise
-        candidates = held_out_candidates(study)
-        plan = records.read_confirm_plan(open_confirm_study(storage, study.study_name))
+    if held_out:  # the winner as it was confirmed, at the confirmation's budget
+        confirmed = stored_study.load_companion(storage, study.study_name)
+        candidates = held_out_candidates(study, confirmed)
+        plan = records.read_confirm_plan(confirmed)
+        if total_steps is not None and total_steps != plan.total_steps:
+            raise UserError(
+                f"the winner was confirmed at {plan.total_steps:,} env steps per unit; a held-out check trains it at "
+                f"the same budget: drop --total-steps"
+            )
+        total_steps = plan.total_steps
         seed_list = held_out_seeds(info, seeds, plan.test_seeds, first_test_seed)
-        total_steps = total_steps or plan.total_steps
     else:
-        seed_list = test_seeds(info, seeds, first_test_seed)
+        checked = stored_study.load_companion(storage, study.study_name, held_out=True)
+        avoid = records.read_confirm_plan(checked).test_seeds if checked else ()
+        seed_list = test_seeds(info, seeds, first_test_seed, avoid)
         candidates = select_candidates(study, top)
     budget = int(total_steps or info.total_steps or 0)
     if budget < 1:
@@ -122,8 +130,9 @@ def _ci(pair) -> str:
     return f"[{pair[0]:.1f}, {pair[1]:.1f}]"
 
 
-def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
-    """The ranked table the command ends with: confirmed statistics, resolution by the CIs, optimism."""
+def format_table(ranked: list[CandidateStats], counts: dict[str, int], kind: str = "test") -> str:
+    """The ranked table the command ends with: confirmed statistics, resolution by the CIs, optimism; ``kind``
+    names the seeds (``test``, ``held-out``)."""
     if not ranked:
         return "no candidate has complete units on the test seeds yet (the baseline's are needed too)"
     leader = ranked[0]
@@ -145,7 +154,7 @@ def format_table(ranked: list[CandidateStats], counts: dict[str, int]) -> str:
             + (f" | {c.final_iqm:.1f}" if averaged else "")
         )
     lines.append(
-        f"test seeds {leader.seeds}; {counts['complete']} of {counts['units']} unit(s) complete"
+        f"{kind} seeds {leader.seeds}; {counts['complete']} of {counts['units']} unit(s) complete"
         + (f", {counts['failed']} failed" if counts["failed"] else "")
         + (f", {counts['open']} still open (rerun to finish)" if counts["open"] else "")
     )
