@@ -54,7 +54,8 @@ def continue_from_kept(live: Path, kept: Path) -> None:
 
 def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
     """What a campaign's SQLite storage holds for one study: search trials, confirmation units, the ranked
-    confirmation and the simulator release its runs used (None: no such file or study)."""
+    confirmation, the held-out check's units and statistics, and the simulator release its runs used (None: no such
+    file or study)."""
     if not db.exists():
         return None
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
@@ -66,12 +67,16 @@ def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
         trials = study.get_trials(deepcopy=False)
         companion = records.confirm_study_name(study_name)
         confirm = optuna.load_study(study_name=companion, storage=storage) if companion in names else None
+        checked = records.held_out_study_name(study_name)
+        held_out = optuna.load_study(study_name=checked, storage=storage) if checked in names else None
         return {
             "trials": trials,
             "finished": records.budget_counts(trials).finished,
             "units": confirm.get_trials(deepcopy=False) if confirm else [],
             "planned": list(records.read_confirm_plan(confirm).candidates) if confirm else [],
             "confirmation": records.read_confirmation(study),
+            "held_out_units": held_out.get_trials(deepcopy=False) if held_out else [],
+            "held_out": records.read_held_out(study),
             "simulator": recorded_simulator(study) or "",
         }
     finally:
@@ -102,6 +107,7 @@ def confirmation_done(data: dict | None, seeds: int) -> bool:
     return all(done[label] >= seeds for label in labels)
 
 
-def results_per_candidate(data: dict) -> collections.Counter:
-    """Units with a result, per candidate label."""
-    return collections.Counter(t.user_attrs.get(records.CANDIDATE) for t in data["units"] if _is_done(t))
+def results_per_candidate(data: dict, key: str = "units") -> collections.Counter:
+    """Units with a result, per candidate label: the confirmation's, or with ``key="held_out_units"`` the held-out
+    check's."""
+    return collections.Counter(t.user_attrs.get(records.CANDIDATE) for t in data[key] if _is_done(t))

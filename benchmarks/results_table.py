@@ -113,6 +113,58 @@ def row(name: str, seeds: list[int], returns: list[float], command: str, score: 
     )
 
 
+def held_out_lines(args: argparse.Namespace, checked: list) -> list[str]:
+    """The held-out check's rows (``confirm --held-out``): the confirmed winner and the default on seeds nothing
+    chose, and the probability that the winner beats the default there; none when no check ran."""
+    if not checked:
+        return []
+    seeds = checked[0].seeds
+    command = (
+        args.held_out_command or f"python -m vmpo_tune.confirm --study {args.study} --held-out --seeds {len(seeds)}"
+    )
+    lines = [
+        "",
+        f"Held-out check: the confirmed winner and the default trained again on seeds {seeds[0]}-{seeds[-1]}, which "
+        "neither the search nor the confirmation used (the winner's numbers above are on the seeds that chose it):",
+        "",
+        "| configuration | IQM [95% CI] | mean [95% CI] | median | min to max | per seed | search score | reproduce |",
+        "|---|---:|---:|---:|---|---|---:|---|",
+    ]
+    for c in checked:
+        if c.is_baseline:
+            name = c.label + (" (the previous study default)" if args.default_now else " (study default)")
+        else:
+            name = c.label + (" (the study default now)" if c.label == args.default_now else "")
+        lines.append(row(name, c.seeds, c.returns, command, c.search_score))
+    winner = next((c for c in checked if not c.is_baseline), None)
+    if winner is not None:
+        lines += [
+            "",
+            f"P({winner.label} > the default) on the held-out seeds: {winner.poi:.2f} "
+            f"[{winner.poi_ci[0]:.2f}, {winner.poi_ci[1]:.2f}] ({winner.vs_baseline}).",
+        ]
+    return lines
+
+
+def budget_line(study, storage, units: list) -> str:
+    """What the search, the confirmation (``units``) and the held-out check, if any, cost."""
+    trials = study.get_trials(deepcopy=False)
+    held_out = stored_study.load_companion(storage, study.study_name, held_out=True)
+    extra = held_out.get_trials(deepcopy=False) if held_out else []
+    return (
+        f"Search: {len(trials)} trial{'' if len(trials) == 1 else 's'} "
+        f"({records.budget_counts(trials).complete} complete), "
+        f"{records.env_steps(trials) / 1e6:.1f}M env steps, {records.cpu_hours(trials):.1f} CPU hours; confirmation: "
+        f"{len(units)} runs, {records.env_steps(units) / 1e6:.1f}M env steps, {records.cpu_hours(units):.1f} CPU hours"
+        + (
+            f"; held-out check: {len(extra)} runs, {records.env_steps(extra) / 1e6:.1f}M env steps, "
+            f"{records.cpu_hours(extra):.1f} CPU hours."
+            if extra
+            else "."
+        )
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--study", required=True)
@@ -135,6 +187,10 @@ def main() -> None:
         "--confirm-command",
         help="the reproduce column's command: the confirmation as it ran, storage included (default: the study's "
         "plain confirm command, which confirms on the default storage of the study file it runs with)",
+    )
+    p.add_argument(
+        "--held-out-command",
+        help="the held-out rows' command, storage included (default: the study's plain confirm --held-out command)",
     )
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
     p.add_argument("--out", type=Path, default=RESULTS, help="the Markdown file to write the section into")
@@ -186,16 +242,10 @@ def main() -> None:
         "",
         "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",
     ]
+    lines += held_out_lines(args, records.read_held_out(study))
     info = records.read_study_info(study)
     simulator = recorded_simulator(study) or "not recorded"
-    trials = study.get_trials(deepcopy=False)
-    units = companion.get_trials(deepcopy=False) if companion else []
-    budget = (
-        f"Search: {len(trials)} trial{'' if len(trials) == 1 else 's'} "
-        f"({records.budget_counts(trials).complete} complete), "
-        f"{records.env_steps(trials) / 1e6:.1f}M env steps, {records.cpu_hours(trials):.1f} CPU hours; confirmation: "
-        f"{len(units)} runs, {records.env_steps(units) / 1e6:.1f}M env steps, {records.cpu_hours(units):.1f} CPU hours."
-    )
+    budget = budget_line(study, storage, companion.get_trials(deepcopy=False) if companion else [])
     body = "\n".join(
         [
             f"{info.env_id}, {info.total_steps:,} env steps per run, final deterministic evaluation "

@@ -6,7 +6,7 @@
     python benchmarks/study_results.py tables                 # RESULTS.md sections of the confirmed studies
     python benchmarks/study_results.py status                 # how far each study got
 
-Two stages, each over the studies of :data:`QUEUE` in order (Hopper at 1M first, then the studies that ship
+Three stages, each over the studies of :data:`QUEUE` in order (Hopper at 1M first, then the studies that ship
 untested defaults):
 
 1. ``default``: the study's default alone (a one-trial ``search``, then ``confirm --top 1``) on the 10 test seeds
@@ -19,6 +19,10 @@ untested defaults):
    with what the searches before it found: the confirmed winner of each earlier study (unless that is its
    default) is queued beside the default (``search --enqueue``; :func:`transfers`). The studies share one search
    space, so a winner on one task is a valid trial on the next (``tests/test_study_results.py``).
+3. ``held-out``: once every search is confirmed, in the same order, the confirmed winner and the default trained
+   again on seeds 2000-2009 (``confirm --held-out``), which neither the search nor the confirmation used: the
+   winner was chosen on seeds 1000-1009 among three, so its numbers there flatter it (RESULTS.md, hopper). Nothing
+   runs for a study whose default won.
 
 Each study has its own SQLite file under ``runs/study-results/`` with the checkpoints, so a killed campaign
 continues where it stopped when rerun. After each step the storage is
@@ -78,13 +82,15 @@ def kept_db(study: str) -> Path:
     return KEPT / f"{study}.db"
 
 
-STAGES = {"default": (1, 1), "search": (TRIALS, CONFIRM_TOP)}
-"""Stage: (search trials, confirmed trials beside the default), in the order the campaign runs them."""
+STAGES = {"default": (1, 1), "search": (TRIALS, CONFIRM_TOP), "held-out": (TRIALS, CONFIRM_TOP)}
+"""Stage: (search trials, confirmed trials beside the default), in the order the campaign runs them. Stage
+``held-out`` adds no search trial nor candidate: it trains the search stage's confirmed winner and the default again
+on seeds 2000-2009 (``confirm --held-out``), when the winner is not the default."""
 
 
 def stage_order(stage: str, studies: list[str]) -> list[str]:
     """The studies in the order ``run`` takes them in ``stage``: :data:`QUEUE`'s, or :data:`SEARCH_QUEUE`'s."""
-    return sorted(studies, key=(SEARCH_QUEUE if stage == "search" else QUEUE).index)
+    return sorted(studies, key=(QUEUE if stage == "default" else SEARCH_QUEUE).index)
 
 
 def winner_file(study: str) -> Path:
@@ -144,6 +150,18 @@ def confirm_command(study: str, workers: int, top: int = CONFIRM_TOP) -> list[st
     ]  # fmt: skip
 
 
+def held_out_command(study: str, workers: int) -> list[str]:
+    return [
+        "vmpo_tune.confirm", "--study", study, "--run-dir", str(LIVE / study), "--held-out", "--seeds",
+        str(CONFIRM_SEEDS), "--storage", f"sqlite:///{live_db(study)}", "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def won_by_default(data: dict) -> bool:
+    """The search stage's confirmed winner is the study's default: a held-out check has nothing to compare."""
+    return bool(data["confirmation"]) and data["confirmation"][0].is_baseline
+
+
 def shown(command: list[str]) -> str:
     """A command as RESULTS.md shows it: ``python -m ...`` with this campaign's paths relative to the repository."""
     return "python -m " + " ".join(a.replace(f"{ROOT}/", "") for a in command)
@@ -158,7 +176,11 @@ def stage_done(data: dict | None, stage: str) -> bool:
     if stage == "default":
         done = results_per_candidate(data)
         return data["finished"] >= 1 and any(c.is_baseline and done[c.label] >= CONFIRM_SEEDS for c in data["planned"])
-    return data["finished"] >= TRIALS and len(data["planned"]) > 1 and confirmation_done(data, CONFIRM_SEEDS)
+    searched = data["finished"] >= TRIALS and len(data["planned"]) > 1 and confirmation_done(data, CONFIRM_SEEDS)
+    if stage == "search" or not searched:
+        return searched
+    checked = results_per_candidate(data, "held_out_units")
+    return won_by_default(data) or (len(checked) == 2 and min(checked.values()) >= CONFIRM_SEEDS)
 
 
 def run_study(study: str, workers: int, stage: str) -> None:
@@ -166,6 +188,13 @@ def run_study(study: str, workers: int, stage: str) -> None:
     continue_from_kept(live_db(study), kept_db(study))
     if stage_done(load_campaign_study(study, live_db(study)), stage):
         print(f"{study}: stage {stage!r} confirmed; nothing to run", flush=True)
+        return
+    if stage == "held-out":
+        if not stage_done(load_campaign_study(study, live_db(study)), "search"):
+            print(f"{study}: stage 'search' not confirmed yet; no held-out check", flush=True)
+            return
+        cli(*held_out_command(study, workers))
+        backup(live_db(study), kept_db(study))
         return
     trials, top = STAGES[stage]
     enqueue = [export_winner(source) for source in transfers(study)] if stage == "search" else []
@@ -211,7 +240,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
         trials, top = STAGES[stage]
         so_far = (
             ""
-            if stage == list(STAGES)[-1]
+            if stage != "default"
             else (
                 f" So far the default alone (stage {stage!r}); the search of {TRIALS} trials and the confirmation of "
                 f"its best {CONFIRM_TOP} beside the default are the campaign's next stage (the same command continues)."
@@ -221,6 +250,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
             "benchmarks.results_table", "--study", study, "--storage", f"sqlite:///{kept_db(study)}",
             "--machine", machine, "--search-command", shown(search_command(study, workers, trials, enqueued(data))),
             "--confirm-command", shown(confirm_command(study, workers, top)),
+            "--held-out-command", shown(held_out_command(study, workers)),
             *(("--default-now", label) if (label := default_now(study, data)) else ()),
             *[arg for path in baselines(study) for arg in ("--baseline", str(path))],
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "

@@ -122,6 +122,13 @@ def test_the_winner_and_the_default_on_held_out_seeds(searched):
     assert report.returncode == 0, report.stderr
     html = (root / "r.html").read_text()
     assert "held-out IQM" in html and "50.0 [50.0, 50.0]; the default 1.0 [1.0, 1.0]" in html
+    table = cli("benchmarks.results_table", "--study", "toy", "--storage", url, "--machine", "this machine",
+                "--search-command", "s", "--out", "results.md", cwd=root)  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    section = (root / "results.md").read_text().split("Held-out check:")[1]
+    assert "| trial 1 | **50** [50, 50] |" in section and "| default (study default) | **1** [1, 1] |" in section
+    assert "seeds 2000-2002" in section and "P(trial 1 > the default) on the held-out seeds: 1.00" in section
+    assert "held-out check: 6 runs" in section
     fresh = cli("vmpo_tune.train", "--config", "best.yaml", "--seeds", "1", "--fresh", "--out", "t", cwd=root)
     assert fresh.returncode == 0, fresh.stderr
     assert yaml.safe_load((root / "t" / "results.yaml").read_text())["seeds"] == [seeds[-1] + 1]

@@ -1,6 +1,6 @@
-"""The full-budget campaign (benchmarks/study_results.py) runs every study's default first, then its search: a
-stage counts as done only when its own search and every candidate its confirmation planned are done on every
-test seed."""
+"""The full-budget campaign (benchmarks/study_results.py) runs every study's default first, then its search, then
+the held-out check of its winner: a stage counts as done only when its own search and every candidate its
+confirmation (or held-out check) planned are done on every seed."""
 
 from __future__ import annotations
 
@@ -31,10 +31,16 @@ TOP_AND_DEFAULT = ["trial 12", "trial 7", "trial 3", "trial 0 (default)"]
 DEFAULT_IN_TOP = ["trial 12", "trial 0 (default)", "trial 3"]  # the default is one of the best three
 
 
-def stored(finished: int, planned: list[str], done: dict[str, int], ranked: list[str] | None = None) -> dict:
+def stored(
+    finished: int,
+    planned: list[str],
+    done: dict[str, int],
+    ranked: list[str] | None = None,
+    checked: dict[str, int] | None = None,
+) -> dict:
     """What the campaign reads from a storage: ``finished`` search trials, the confirmation's planned candidates,
-    ``done[label]`` finished units per candidate (one diverged: a result too), and the stored ranking (by default
-    the candidates with a result)."""
+    ``done[label]`` finished units per candidate (one diverged: a result too), the stored ranking (by default
+    the candidates with a result), and ``checked[label]`` finished held-out units per candidate."""
 
     def unit(label: str, i: int):
         if i == 0:
@@ -49,11 +55,18 @@ def stored(finished: int, planned: list[str], done: dict[str, int], ranked: list
     ranking = ranked if ranked is not None else [label for label in planned if done.get(label)]
     plan = [records.PlannedCandidate(label, None, None, "default" in label, label) for label in planned]
     ranking = [records.PlannedCandidate(label, None, None, "default" in label, label) for label in ranking]
-    return {"finished": finished, "planned": plan, "units": [*units, running], "confirmation": ranking}
+    held_out = [unit(label, i) for label, n in (checked or {}).items() for i in range(n)]
+    return {
+        "finished": finished,
+        "planned": plan,
+        "units": [*units, running],
+        "confirmation": ranking,
+        "held_out_units": held_out,
+    }
 
 
 def test_the_default_stage_runs_first_and_the_search_stage_needs_its_own_trials_and_candidates():
-    assert list(STAGES) == ["default", "search"] and STAGES["default"] == (1, 1)
+    assert list(STAGES) == ["default", "search", "held-out"] and STAGES["default"] == (1, 1)
     assert STAGES["search"] == (TRIALS, CONFIRM_TOP)
     seeds = CONFIRM_SEEDS
     default_half_done = stored(1, DEFAULT_ONLY, {DEFAULT_ONLY[0]: seeds - 1})
@@ -74,6 +87,23 @@ def test_the_default_stage_runs_first_and_the_search_stage_needs_its_own_trials_
     assert stage_done(all_done, "search") and stage_done(default_in_top, "search")
     got = [reached(d) for d in (None, default_half_done, default_done, confirming, stopped, all_done)]
     assert got == [None, None, "default", "default", "default", "search"]
+
+
+def test_the_held_out_stage_follows_a_confirmed_search_and_has_nothing_to_do_when_the_default_won():
+    seeds = CONFIRM_SEEDS
+    confirming = stored(TRIALS, TOP_AND_DEFAULT, {TOP_AND_DEFAULT[-1]: seeds, "trial 12": 4})
+    searched = dict.fromkeys(TOP_AND_DEFAULT, seeds)
+    unchecked = stored(TRIALS, TOP_AND_DEFAULT, searched)  # winner: trial 12
+    half = stored(TRIALS, TOP_AND_DEFAULT, searched, checked={"trial 12": seeds, "default": seeds - 1})
+    checked = stored(TRIALS, TOP_AND_DEFAULT, searched, checked={"trial 12": seeds, "default": seeds})
+    default_won = stored(TRIALS, DEFAULT_IN_TOP, dict.fromkeys(DEFAULT_IN_TOP, seeds), ranked=DEFAULT_IN_TOP[1:])
+    assert [stage_done(d, "held-out") for d in (None, confirming, unchecked, half)] == [False] * 4
+    assert stage_done(checked, "held-out") and stage_done(default_won, "held-out")
+    assert [reached(d) for d in (unchecked, half, checked, default_won)] == ["search", "search", "held-out", "held-out"]
+    assert stage_order("held-out", list(QUEUE)) == list(SEARCH_QUEUE)
+    command = study_results.held_out_command("walker2d", 2)
+    assert command[:3] == ["vmpo_tune.confirm", "--study", "walker2d"] and "--held-out" in command
+    assert command[command.index("--seeds") + 1] == str(CONFIRM_SEEDS) and "--top" not in command
 
 
 def test_hopper_1m_confirms_its_default_first_and_the_furthest_from_its_target_searches_first():
