@@ -110,6 +110,11 @@ def held_out_study_name(study_name: str) -> str:
     return f"{study_name}{HELD_OUT_SUFFIX}"
 
 
+def companion_study_name(study_name: str, held_out: bool = False) -> str:
+    """A study's confirmation companion, or with ``held_out`` its held-out check's."""
+    return held_out_study_name(study_name) if held_out else confirm_study_name(study_name)
+
+
 def is_companion(study_name: str) -> bool:
     return study_name.endswith(COMPANION_SUFFIXES)
 

@@ -54,7 +54,7 @@ def open_existing_study(
 def load_companion(storage: ResilientStorage, study_name: str, held_out: bool = False) -> optuna.Study | None:
     """The confirmation study of ``study_name`` in the same storage (its held-out check's with ``held_out``), if one
     exists; never creates one."""
-    name = records.held_out_study_name(study_name) if held_out else records.confirm_study_name(study_name)
+    name = records.companion_study_name(study_name, held_out)
     if name not in [s.study_name for s in storage.get_all_studies()]:
         return None
     return optuna.load_study(study_name=name, storage=storage)

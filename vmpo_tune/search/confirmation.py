@@ -209,7 +209,7 @@ def _default_config(study: optuna.Study) -> RunConfig | None:
 def open_confirm_study(storage, study_name: str, held_out: bool = False) -> optuna.Study:
     """The companion study of ``study_name`` that holds its confirmation units (its held-out check's with
     ``held_out``), created on first use."""
-    name = records.held_out_study_name(study_name) if held_out else records.confirm_study_name(study_name)
+    name = records.companion_study_name(study_name, held_out)
     return optuna.create_study(storage=storage, study_name=name, direction="maximize", load_if_exists=True)
 
 
