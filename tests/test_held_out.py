@@ -165,9 +165,3 @@ def test_a_default_that_won_has_nothing_to_check(tmp_path):
     optuna.delete_study(study_name="toy/confirm", storage=f"sqlite:///{tmp_path / 'run' / 'study.db'}")
     gone = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=tmp_path)  # the confirmation's units are gone
     assert gone.returncode == 2 and "no confirmation yet" in gone.stderr and _companions(tmp_path) == []
-
-
-def test_the_companion_name_is_reserved(tmp_path):
-    write_study(tmp_path)
-    proc = cli("vmpo_tune.search", "--study", "toy.yaml", "--study-name", "toy/held-out", cwd=tmp_path)
-    assert proc.returncode == 2 and "reserved" in proc.stderr and "'/held-out'" in proc.stderr

@@ -68,9 +68,10 @@ def test_a_server_database_without_a_study_gets_no_tables(tmp_path, pg_url):
 
 def test_reserved_names_in_memory_storages_and_liveness_flags_are_one_line(tmp_path):
     write_study(tmp_path)
-    one_line_exit_2(
-        cli("vmpo_tune.search", "--study", "toy.yaml", "--study-name", "toy/confirm", cwd=tmp_path), "reserved"
-    )
+    for companion in ("toy/confirm", "toy/held-out"):
+        one_line_exit_2(
+            cli("vmpo_tune.search", "--study", "toy.yaml", "--study-name", companion, cwd=tmp_path), "reserved"
+        )
     one_line_exit_2(
         cli("vmpo_tune.search", "--study", "toy.yaml", "--storage", "sqlite:///:memory:", cwd=tmp_path), "in-memory"
     )
