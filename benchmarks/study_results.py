@@ -217,11 +217,13 @@ def status(studies: list[str]) -> None:
             print(f"{study}: not started")
             continue
         units = sum(t.state.is_finished() for t in data["units"])
+        checked = sum(t.state.is_finished() for t in data["held_out_units"])
         stage = reached(data)
         done = f"stage {stage!r} confirmed" if stage else "no stage confirmed"
         print(
-            f"{study}: {data['finished']} / {TRIALS} search trials finished, {units} confirmation units finished; "
-            f"{done} ({data['simulator']})"
+            f"{study}: {data['finished']} / {TRIALS} search trials finished, {units} confirmation units finished"
+            + (f", {checked} held-out units finished" if checked else "")
+            + f"; {done} ({data['simulator']})"
         )
 
 
