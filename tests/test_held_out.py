@@ -158,7 +158,7 @@ def test_a_default_that_won_has_nothing_to_check(tmp_path):
                  "--confirm-seeds", "2", cwd=tmp_path)  # fmt: skip
     assert search.returncode == 0, search.stderr
     assert records.read_confirmation(load(f"sqlite:///{tmp_path / 'run' / 'study.db'}"))[0].is_baseline
-    assert "--held-out" not in search.stderr  # not suggested: the default is the winner
+    assert "--held-out" not in search.stderr and "vmpo_tune.adopt" not in search.stderr  # the default is the winner
     proc = cli("vmpo_tune.confirm", *RUN, "--held-out", cwd=tmp_path)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "is its default" in proc.stderr and _companions(tmp_path) == ["toy/confirm"]

@@ -27,6 +27,7 @@ from .search_helpers import CALM, cli, write_study
         ("vmpo_tune.train", "--config"),
         ("vmpo_tune.play", "--study"),
         ("vmpo_tune.export", "--study"),
+        ("vmpo_tune.adopt", "--study"),
     ],
 )
 def test_a_bad_flag_is_one_line_without_the_usage_block(tmp_path, module, needed):

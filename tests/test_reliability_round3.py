@@ -37,6 +37,7 @@ def sqlite_state(path) -> tuple:
     "command",
     [
         ("vmpo_tune.export", "--study", "toy"),
+        ("vmpo_tune.adopt", "--study", "toy"),
         ("vmpo_tune.confirm", "--study", "toy"),
         ("analysis.report", "--study", "toy"),
         ("vmpo_tune.play", "--study", "toy"),

@@ -161,7 +161,15 @@ def test_a_headless_mujoco_gl_adds_no_start_up_notes(tmp_path, platform):
 
 
 @pytest.mark.parametrize(
-    "module", ["vmpo_tune.search.cli", "vmpo_tune.confirm", "vmpo_tune.export", "vmpo_tune.play", "analysis.report"]
+    "module",
+    [
+        "vmpo_tune.search.cli",
+        "vmpo_tune.confirm",
+        "vmpo_tune.export",
+        "vmpo_tune.adopt",
+        "vmpo_tune.play",
+        "analysis.report",
+    ],
 )
 def test_every_command_that_opens_a_study_names_every_storage_form_in_its_help(module):
     import importlib

@@ -115,7 +115,7 @@ def confirm(args: argparse.Namespace) -> int:
             first_test_seed=args.test_seed_start,
             held_out=args.held_out,
         )
-        check = next_steps.held_out_pending(study)
+        check, adopt = next_steps.held_out_pending(study), next_steps.adoptable(study)
     finally:
         storage.close()
     if args.held_out:
@@ -125,7 +125,9 @@ def confirm(args: argparse.Namespace) -> int:
     code = confirmation_exit_code(result.outcome)
     if code == 0 and result.ranked:
         flags = next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
-        lines = next_steps.suggestions(study.study_name, flags, confirmed=True, workers=args.workers, held_out=check)
+        lines = next_steps.suggestions(
+            study.study_name, flags, confirmed=True, workers=args.workers, held_out=check, adopt=adopt
+        )
         for line in lines:
             log.info("next: %s", line)
     return code

@@ -49,6 +49,12 @@ def held_out_pending(study) -> bool:
     return confirmed[0].source_trial not in checked
 
 
+def adoptable(study) -> bool:
+    """The study's confirmed winner is not its default and is resolved ahead of it: ``adopt`` would take it."""
+    confirmed = records.read_confirmation(study)
+    return bool(confirmed) and confirmed[0].vs_baseline == "better"
+
+
 SECRET_STORAGE = "'<the same --storage URL; its password is not shown>'"
 
 
@@ -63,9 +69,12 @@ def locating_flags(study_name: str, storage: str | None, out: str | None) -> lis
     return flags
 
 
-def suggestions(study: str, where: list[str], *, confirmed: bool, workers: int, held_out: bool = False) -> list[str]:
+def suggestions(
+    study: str, where: list[str], *, confirmed: bool, workers: int, held_out: bool = False, adopt: bool = False
+) -> list[str]:
     """The next commands for ``study`` (``where``: the flags that locate it), in the order a user takes them;
-    ``held_out``: suggest checking the confirmed winner on held-out seeds first."""
+    ``held_out``: suggest checking the confirmed winner on held-out seeds first; ``adopt``: suggest making it the
+    study file's default."""
     loc = " ".join([f"--study {shlex.quote(study)}", *where])
     stem = study.replace("/", "-")
     lines = []
@@ -87,6 +96,8 @@ def suggestions(study: str, where: list[str], *, confirmed: bool, workers: int, 
     out = free_name(f"{stem}-best", ".yaml")
     lines.append(f"take the winner:    python -m vmpo_tune.export {loc} --out {out}")
     lines.append(f"train it again:     python -m vmpo_tune.train --config {out}")
+    if adopt:
+        lines.append(f"make it the default: python -m vmpo_tune.adopt {loc}")
     if can_film():
         lines.append(f"watch it:           python -m vmpo_tune.play {loc} --video {free_name(stem + '-best', '.mp4')}")
     else:

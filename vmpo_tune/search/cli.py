@@ -271,7 +271,12 @@ def search(args: argparse.Namespace) -> int:
             hint_flags = next_steps.locating_flags(study_name, args.storage and url, args.out)
             check = next_steps.held_out_pending(study)
             lines = next_steps.suggestions(
-                study_name, hint_flags, confirmed=confirmed, workers=args.workers, held_out=check
+                study_name,
+                hint_flags,
+                confirmed=confirmed,
+                workers=args.workers,
+                held_out=check,
+                adopt=next_steps.adoptable(study),
             )
             for line in lines:
                 log.info("next: %s", line)

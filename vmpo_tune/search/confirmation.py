@@ -143,14 +143,16 @@ def select_candidates(study: optuna.Study, top: int) -> list[Candidate]:
     return chosen
 
 
-def held_out_candidates(study: optuna.Study, confirm_study: optuna.Study | None) -> list[Candidate]:
-    """The confirmed winner, exactly as its confirmation units ran it, and the study's default (the baseline): what a
-    held-out check trains again. Refused while the confirmation is missing or unfinished, or won by the default."""
+def confirmed_winner(
+    study: optuna.Study, confirm_study: optuna.Study | None, why: str
+) -> tuple[CandidateStats, RunConfig]:
+    """The confirmed winner and the configuration its units ran, for a command that needs one (``why``: what it does
+    with it, for the errors). Refused while the confirmation is missing or unfinished, or won by the default."""
     name = study.study_name
     confirmed = records.read_confirmation(study)
     if not confirmed or confirm_study is None:
         raise UserError(
-            f"study {name!r} has no confirmation yet: a held-out check trains its confirmed winner; run "
+            f"study {name!r} has no confirmation yet: {why} its confirmed winner; run "
             f"python -m vmpo_tune.confirm --study {name} first"
         )
     still_open = unit_counts(confirm_study)["open"]
@@ -162,17 +164,24 @@ def held_out_candidates(study: optuna.Study, confirm_study: optuna.Study | None)
     winner = confirmed[0]
     if winner.is_baseline:
         raise UserError(
-            f"the confirmed winner of study {name!r} is its default ({winner.label}): there is no other "
-            "configuration to check against it on held-out seeds"
+            f"the confirmed winner of study {name!r} is its default ({winner.label}): {why} another configuration, "
+            "and there is none"
         )
-    default = _default_config(study)
-    if default is None:
-        raise UserError(f"study {name!r} records no default configuration to compare with")
     units = confirm_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     mine = (records.read_config(t) for t in units if t.user_attrs.get(records.CANDIDATE) == winner.label)
     config = next((c for c in mine if c is not None), None)
     if config is None:
         raise UserError(f"the confirmation of study {name!r} holds no complete unit of its winner {winner.label!r}")
+    return winner, config
+
+
+def held_out_candidates(study: optuna.Study, confirm_study: optuna.Study | None) -> list[Candidate]:
+    """The confirmed winner, exactly as its confirmation units ran it, and the study's default (the baseline): what a
+    held-out check trains again (:func:`confirmed_winner` says when there is none)."""
+    winner, config = confirmed_winner(study, confirm_study, "a held-out check trains")
+    default = _default_config(study)
+    if default is None:
+        raise UserError(f"study {study.study_name!r} records no default configuration to compare with")
     return [
         Candidate(winner.label, winner.source_trial, winner.search_score, config),
         Candidate(BASELINE, None, None, default, True),
