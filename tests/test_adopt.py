@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+from math import nan
 
 import pytest
 import yaml
@@ -52,8 +53,22 @@ def test_set_defaults_changes_the_default_values_and_nothing_else():
         ]
     )
     assert yaml.safe_load(new)["search_space"]["epsilon_eta"]["default"] == 1.0e-5
-    flow = set_defaults("search_space:\n  x: {low: 1, high: 2 }  # c\n", {"x": 1.5}, "f.yaml")
-    assert flow == "search_space:\n  x: {low: 1, high: 2, default: 1.5 }  # c\n"
+    edited = {  # each layout a hand-written file may have, and what adding a default makes of it
+        "search_space:\n  x: {low: 1, high: 2 }  # c\n": "search_space:\n  x: {low: 1, high: 2, default: 1.5 }  # c\n",
+        "search_space:\n  x: {low: 1, high: 2,}\n": "search_space:\n  x: {low: 1, high: 2, default: 1.5,}\n",
+        "search_space:\n  x: {low: 1,\n      high: 2  # why\n  }\n": (
+            "search_space:\n  x: {low: 1,\n      high: 2, default: 1.5  # why\n  }\n"
+        ),
+        "search_space:\n  x:\n    low: 1\n    default:\n": "search_space:\n  x:\n    low: 1\n    default: 1.5\n",
+        "search_space:\r\n  x:\r\n    low: 1\r\n  y: {low: 1}\r\n": (
+            "search_space:\r\n  x:\r\n    low: 1\r\n    default: 1.5\r\n  y: {low: 1}\r\n"
+        ),
+        "search_space:\n  x:\n    when:\n      a: b\n\n  # about y\n  y: {low: 1}\n": (
+            "search_space:\n  x:\n    when:\n      a: b\n    default: 1.5\n\n  # about y\n  y: {low: 1}\n"
+        ),
+    }
+    for text, expected in edited.items():
+        assert set_defaults(text, {"x": 1.5}, "f.yaml") == expected
     for value in (1.0e-5, 0.9976, 16, True, "gae", "yes", -0.0):
         assert yaml.safe_load(scalar_text(value)) == value and type(yaml.safe_load(scalar_text(value))) is type(value)
 
@@ -65,13 +80,16 @@ def test_set_defaults_changes_the_default_values_and_nothing_else():
         ("search_space:\n  y: {low: 1, high: 2}\n", "search_space.x is not a mapping"),
         ("search_space:\n  y: &p {low: 1, high: 2}\n  x: *p\n", "shared with another parameter"),
         ("search_space:\n  x: &p {low: 1, high: 2}\n  y: *p\n", "shared with another parameter"),
-        ("d: &d 1.5\nsearch_space:\n  x: {low: 1, high: 2, default: *d}\n", "not a plain value"),
+        ("d: &d 1.5\nsearch_space:\n  x: {low: 1, high: 2, default: *d}\n", "anchor or alias"),
+        ("search_space:\n  x: {low: 1, default: &d 1.0}\n  y: {low: 1, default: *d}\n", "anchor or alias"),
+        ("search_space:\n  y: &a {low: 1, high: 2}\n  x: {<<: *a}\n", "merge key"),
+        ("search_space:\n  x: {low: 1, default: [1]}\n", "not a plain value"),
     ],
 )
 def test_a_file_that_cannot_be_edited_in_place_is_one_line(text, problem):
     with pytest.raises(UserError, match=problem) as caught:
         set_defaults(text, {"x": 1.5}, "f.yaml")
-    assert "\n" not in str(caught.value) and str(caught.value).startswith("f.yaml: ")
+    assert "\n" not in str(caught.value) and str(caught.value).startswith("f.yaml")
 
 
 def _adopt(root, *args):
@@ -109,12 +127,20 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
     assert winner.label == "trial 1" and winner.vs_baseline == "better"
     assert "make it the default: python -m vmpo_tune.adopt --study toy --run-dir run" in confirm.stderr
 
-    # a file of another study (here: another budget) is refused, whether found by name or given
+    # a file of another study (here: other fixed values) is refused; another budget (what search --total-steps
+    # overrides) is only noted
     other = root / "other.yaml"
-    other.write_text(STUDY_TEXT.replace("total_steps: 512", "total_steps: 1024"))
-    _one_line_exit_2(_adopt(root, "--study-file", "other.yaml"), "does not describe study 'toy'")
-    assert other.read_text() == STUDY_TEXT.replace("total_steps: 512", "total_steps: 1024")
+    other.write_text(STUDY_TEXT.replace("m_steps: 2", "m_steps: 3"))
+    _one_line_exit_2(
+        _adopt(root, "--study-file", "other.yaml"), "does not describe study 'toy' as it was stored (its agent"
+    )
+    assert other.read_text() == STUDY_TEXT.replace("m_steps: 2", "m_steps: 3")
     _one_line_exit_2(_adopt(root, "--study-file", "missing.yaml"), "--study-file")
+    longer = root / "longer.yaml"
+    longer.write_text(STUDY_TEXT.replace("total_steps: 512", "total_steps: 1024"))
+    noted = _adopt(root, "--study-file", "longer.yaml", "--dry-run")
+    assert noted.returncode == 0 and "total_steps 512 (the file: 1024)" in noted.stdout, noted.stdout
+    assert "the confirmation's budget 512 env steps (the file: 1,024)" in noted.stdout
 
     dry = _adopt(root, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -125,8 +151,10 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
     # a confirmation that did not settle it: refused unless asked for
     study = load(url)
     stored = records.read_confirmation(study)
-    records.write_confirmation(study, [dataclasses.replace(stored[0], poi_ci=(0.3, 0.9)), *stored[1:]])
-    _one_line_exit_2(_adopt(root), "includes 1/2")
+    for ci, why in [((0.3, 0.9), "includes 1/2"), ((0.1, 0.4), "is behind the default"), ((nan, nan), "no interval")]:
+        records.write_confirmation(study, [dataclasses.replace(stored[0], poi_ci=ci), *stored[1:]])
+        _one_line_exit_2(_adopt(root), why)
+        assert "python -m vmpo_tune.confirm --study toy --run-dir run --seeds 20" in _adopt(root).stderr
     assert study_file.read_text() == STUDY_TEXT
     records.write_confirmation(study, stored)
     before = _stored(url)
@@ -157,6 +185,7 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
     # and a new search starts from the winner
     resumed = cli("vmpo_tune.search", "--study", "toy", "--out", "run", "--trials", "2", cwd=root)
     assert resumed.returncode == 0, resumed.stderr
+    assert "vmpo_tune.adopt" not in resumed.stderr  # done: no longer suggested
     fresh = cli("vmpo_tune.search", "--study", "toy", "--out", "fresh", "--trials", "1", cwd=root)
     assert fresh.returncode == 0, fresh.stderr
     first = load(f"sqlite:///{root / 'fresh' / 'study.db'}").trials[0]

@@ -19,22 +19,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from . import records, stored_study
+from . import next_steps, records, stored_study
 from .cli_common import Parser, add_common_flags, configure_logging, run_cli
 from .cli_flags import add_stored_study_flags
 from .errors import UserError
 from .search.confirmation import confirmed_winner
 from .search.space import params_to_values
-from .search.spec import StudySpec, default_params, load_spec, params_to_config, parse_spec
+from .search.spec import StudySpec, default_params, params_to_config, parse_spec
 from .search.study import SIMULATOR
 from .search.studyedit import set_defaults
 from .search.studyfiles import find_study
+from .search.yamlfile import read_yaml
 
 log = logging.getLogger("vmpo_tune.adopt")
 
@@ -58,15 +60,43 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_describes(spec: StudySpec, study, path: Path) -> None:
-    """Refuse a file whose env, budget, evaluation, seeds, fixed values or space differ from the stored study's."""
+STRICT = ("env_id", "agent", "train", "space")
+"""Fingerprint keys that decide what the file's default configuration means: they must match the stored study's."""
+
+
+def _differences(spec: StudySpec, study, path: Path) -> list[str]:
+    """Refuse a file whose env, fixed values or space differ from the stored study's; the other differences (budget,
+    evaluation, seeds, objective, strategy: ``search`` overrides them by flag) as notes."""
     stored = json.loads(records.read_fingerprint(study) or "{}")
-    stored.pop(SIMULATOR, None)
-    if stored != json.loads(json.dumps(spec.fingerprint())):
+    mine = json.loads(json.dumps(spec.fingerprint()))
+    strict = [k for k in STRICT if stored.get(k) != mine.get(k)]
+    if strict:
         raise UserError(
-            f"{path} does not describe study {study.study_name!r} as it was stored (another env, budget, evaluation, "
-            "seeds, fixed values or search space); pass the file the search ran with as --study-file"
+            f"{path} does not describe study {study.study_name!r} as it was stored (its {strict[0]} differs); pass "
+            "the file the search ran with as --study-file"
         )
+    keys = sorted((set(stored) | set(mine)) - set(STRICT) - {SIMULATOR})
+    return [f"{k} {stored.get(k)!r} (the file: {mine.get(k)!r})" for k in keys if stored.get(k) != mine.get(k)]
+
+
+def _study_file(args: argparse.Namespace, study_name: str) -> Path:
+    """--study-file, else the file ``search --study NAME`` reads, else ``./NAME.yaml`` (``--study NAME.yaml``)."""
+    if args.study_file:
+        try:
+            return find_study(args.study_file)
+        except UserError:
+            raise UserError(
+                f"--study-file {args.study_file}: no such study file; pass the file the search ran with"
+            ) from None
+    try:
+        return find_study(study_name)
+    except UserError:
+        if Path(f"{study_name}.yaml").is_file():
+            return Path(f"{study_name}.yaml")
+        raise UserError(
+            f"no study file {study_name}.yaml here or where search --study looks; pass the file the search ran "
+            "with as --study-file path/to/file.yaml"
+        ) from None
 
 
 def _winner_values(spec: StudySpec, study, winner) -> dict:
@@ -76,12 +106,34 @@ def _winner_values(spec: StudySpec, study, winner) -> dict:
     return params_to_values(spec.space, study.trials[winner.source_trial].params)
 
 
-def _adopted_text(spec: StudySpec, path: Path, values: dict, expected) -> str:
+def _check_settled(winner, study_name: str, where: list[str]) -> None:
+    """Refuse a winner whose lead over the default the confirmation did not resolve."""
+    low, high = winner.poi_ci
+    if winner.vs_baseline == "better":
+        return
+    if math.isnan(low):
+        why = "has no interval for P(improvement) (too few test seeds)"
+    elif winner.vs_baseline == "worse":
+        why = f"is behind the default (P(improvement) 95% CI {low:.2f} to {high:.2f})"
+    else:
+        why = f"is not resolved ahead of the default (P(improvement) 95% CI {low:.2f} to {high:.2f} includes 1/2)"
+    more = " ".join(["python -m vmpo_tune.confirm --study", study_name, *where, "--seeds 20"])
+    raise UserError(
+        f"the confirmed winner of study {study_name!r} ({winner.label}) {why}; confirm on more seeds ({more}), or "
+        "pass --allow-unresolved"
+    )
+
+
+def _adopted_text(text: str, spec: StudySpec, path: Path, values: dict, expected) -> str:
     """The file's text with the new defaults, checked: read back, its default configuration is the winner's and
     nothing but the defaults changed."""
-    new = set_defaults(path.read_text(encoding="utf-8"), values, str(path))
-    check = parse_spec(yaml.safe_load(new), path, check_env=False)
-    same = check.fingerprint() == spec.fingerprint() and (check.status, check.description) == (
+    new = set_defaults(text, values, str(path))
+    try:
+        check = parse_spec(yaml.safe_load(new), path, check_env=False)
+    except yaml.YAMLError:
+        check = None
+    same = check is not None and (check.fingerprint(), check.status, check.description) == (
+        spec.fingerprint(),
         spec.status,
         spec.description,
     )
@@ -90,31 +142,43 @@ def _adopted_text(spec: StudySpec, path: Path, values: dict, expected) -> str:
     return new
 
 
-def adopt(args: argparse.Namespace) -> int:
-    study, _, storage = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
+def _write(path: Path, text: str) -> None:
+    """Replace ``path`` (a symlink's target) in one step: a failed write leaves it as it was."""
+    target = path.resolve()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        path = find_study(args.study_file or study.study_name)
-    except UserError:
-        raise UserError(
-            f"no study file {args.study_file or study.study_name + '.yaml'} where search --study looks; pass the file "
-            "the search ran with as --study-file path/to/file.yaml"
-        ) from None
-    spec = load_spec(str(path), check_env=False)
-    _check_describes(spec, study, path)
+        with tmp.open("w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.chmod(tmp, target.stat().st_mode)
+        os.replace(tmp, target)
+    except OSError as exc:
+        raise UserError(f"cannot write {path}: {exc.strerror or exc}; pass a writable copy as --study-file") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def adopt(args: argparse.Namespace) -> int:
+    study, url, storage = stored_study.open_existing_study(args.study, args.storage, args.run_dir)
+    path = _study_file(args, study.study_name)
+    with path.open(encoding="utf-8", newline="") as f:  # newline="": a CRLF file keeps its line endings
+        text = f.read()
+    spec = parse_spec(read_yaml(path), path, check_env=False)
+    notes = _differences(spec, study, path)
     companion = stored_study.load_companion(storage, study.study_name)
     winner, config = confirmed_winner(study, companion, "adopting makes the study file's default")
-    if winner.vs_baseline != "better" and not args.allow_unresolved:
-        low, high = winner.poi_ci
-        raise UserError(
-            f"the confirmed winner of study {study.study_name!r} ({winner.label}) is not resolved ahead of the "
-            f"default: P(improvement) 95% CI {low:.2f} to {high:.2f} includes 1/2; confirm on more seeds "
-            "(confirm --seeds N), or pass --allow-unresolved"
+    if not args.allow_unresolved:
+        _check_settled(
+            winner, study.study_name, next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
         )
+    if config.total_steps != spec.total_steps:
+        notes.append(f"the confirmation's budget {config.total_steps:,} env steps (the file: {spec.total_steps:,})")
     values = _winner_values(spec, study, winner)
     before = params_to_values(spec.space, default_params(spec))
-    new = _adopted_text(spec, path, values, config)
+    new = _adopted_text(text, spec, path, values, config)
     changed = {k: v for k, v in values.items() if before.get(k) != v}
     what = f"{winner.label}: IQM {winner.iqm:.1f} on {winner.n} test seeds, P(> default) {winner.poi:.2f}"
+    for note in notes:
+        print(f"note: study {study.study_name!r} was searched or confirmed with {note}")
     if not changed:
         print(f"{path}'s defaults are already the confirmed winner's ({what}); nothing to change")
         return 0
@@ -123,15 +187,7 @@ def adopt(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(f"would set {len(changed)} default(s) in {path} to the confirmed winner's ({what}); wrote nothing")
         return 0
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(new, encoding="utf-8")
-        os.chmod(tmp, path.stat().st_mode)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise UserError(f"cannot write {path}: {exc.strerror}; pass a writable copy as --study-file") from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    _write(path, new)
     print(f"wrote {path}: {len(changed)} default(s) set to the confirmed winner's ({what})")
     if spec.status:
         print(f"note: {path.name}'s status line still describes the previous default; update it")

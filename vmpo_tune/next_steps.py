@@ -15,6 +15,8 @@ from pathlib import Path
 from . import records
 from .records import default_run_dir
 from .redaction import redact_url
+from .search.space import params_to_values
+from .search.spec import StudySpec, default_params
 
 ANALYSIS_INSTALL = "pip install -e '.[analysis]'"
 VIDEO_INSTALL = "pip install -e '.[video]' and, as root, scripts/install-renderer"
@@ -49,10 +51,17 @@ def held_out_pending(study) -> bool:
     return confirmed[0].source_trial not in checked
 
 
-def adoptable(study) -> bool:
-    """The study's confirmed winner is not its default and is resolved ahead of it: ``adopt`` would take it."""
+def adoptable(study, spec: StudySpec | None = None) -> bool:
+    """The study's confirmed winner is not its default and is resolved ahead of it: ``adopt`` would take it (with
+    ``spec``, the study file: unless its defaults are the winner's already)."""
     confirmed = records.read_confirmation(study)
-    return bool(confirmed) and confirmed[0].vs_baseline == "better"
+    if not confirmed or confirmed[0].vs_baseline != "better":
+        return False
+    if spec is None or confirmed[0].source_trial is None:
+        return True
+    values = params_to_values(spec.space, study.trials[confirmed[0].source_trial].params)
+    defaults = params_to_values(spec.space, default_params(spec))
+    return any(defaults.get(k) != v for k, v in values.items())
 
 
 SECRET_STORAGE = "'<the same --storage URL; its password is not shown>'"

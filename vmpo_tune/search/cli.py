@@ -276,7 +276,7 @@ def search(args: argparse.Namespace) -> int:
                 confirmed=confirmed,
                 workers=args.workers,
                 held_out=check,
-                adopt=next_steps.adoptable(study),
+                adopt=next_steps.adoptable(study, spec),
             )
             for line in lines:
                 log.info("next: %s", line)

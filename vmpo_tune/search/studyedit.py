@@ -39,22 +39,42 @@ def _is_alias(mapping: MappingNode, key: str) -> bool:
     return pair[1].start_mark.index < pair[0].end_mark.index
 
 
-def _insertion(text: str, entry: MappingNode, value: str) -> tuple[int, int, str]:
-    """Where and what to add for a parameter whose mapping has no ``default`` key."""
-    if entry.flow_style:  # {low: 1, high: 2}: before the closing brace, after the last entry
-        end = entry.end_mark.index - 1
-        last = end
-        while last > 0 and text[last - 1] in " \t\r\n":
-            last -= 1
-        return last, last, f", default: {value}"
-    indent = " " * entry.value[0][0].start_mark.column
+def _after_block(text: str, end: int) -> int:
+    """Where a line goes after a nested block that ends at ``end`` (the start of the next token's line): before the
+    blank and comment lines that precede the next key, which belong to it."""
+    pos = text.rfind("\n", 0, end) + 1
+    while pos > 0:
+        previous = text.rfind("\n", 0, pos - 1) + 1
+        if text[previous:pos].strip() and not text[previous:pos].lstrip().startswith("#"):
+            break
+        pos = previous
+    return pos
+
+
+def _insertion(text: str, entry: MappingNode, value: str, eol: str) -> tuple[int, int, str]:
+    """Where and what to add for a parameter whose mapping has no ``default`` key (``eol``: the file's line end)."""
     last_end = entry.value[-1][1].end_mark.index
+    if entry.flow_style:  # {low: 1, high: 2}: right after the last value (before any comma, comment or brace)
+        return last_end, last_end, f", default: {value}"
+    indent = " " * entry.value[0][0].start_mark.column
     line_start = text.rfind("\n", 0, last_end) + 1
-    if text[line_start:last_end].strip() == "":  # a nested block ended: the mark is at the next line's start
-        return line_start, line_start, f"{indent}default: {value}\n"
-    line_end = text.find("\n", last_end)
+    if text[line_start:last_end].strip() == "":  # a nested block ended: the mark is at the next token's line
+        pos = _after_block(text, last_end)
+        return pos, pos, f"{indent}default: {value}{eol}"
+    line_end = text.find(eol, last_end)
     line_end = len(text) if line_end < 0 else line_end
-    return line_end, line_end, f"\n{indent}default: {value}"
+    return line_end, line_end, f"{eol}{indent}default: {value}"
+
+
+def _replacement(text: str, entry: MappingNode, default: ScalarNode, value: str, where: str) -> tuple[int, int, str]:
+    """The characters of a ``default:`` value and what replaces them; an anchored value (``&name 0.1``, which
+    another key may read) is refused: replacing it would change or break that key."""
+    start, end = default.start_mark.index, default.end_mark.index
+    if _is_alias(entry, "default") or text[start:end].startswith("&"):
+        raise UserError(f"{where} is a YAML anchor or alias; write the value out")
+    if start == end and text[start - 1 : start] == ":":  # an empty value (``default:``) right after its colon
+        return start, end, f" {value}"
+    return start, end, value
 
 
 def set_defaults(text: str, values: Mapping[str, Any], source: str) -> str:
@@ -62,12 +82,16 @@ def set_defaults(text: str, values: Mapping[str, Any], source: str) -> str:
 
     A :class:`UserError` (one line naming ``source``) when the file cannot be edited that way: no
     ``search_space`` mapping, a parameter that is not in it or not a mapping, or one written through a YAML
-    alias (editing it would change another parameter too)."""
+    anchor, alias or merge key (editing it would change another parameter too). ``text`` keeps its line endings:
+    read and write it with ``newline=""``."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     space = _entry(root, "search_space") if isinstance(root, MappingNode) else None
     if not isinstance(space, MappingNode):
         raise UserError(f"{source}: has no search_space mapping to set defaults in; pass the study's own file")
     shared = [id(v) for _, v in space.value]
+    merged = [k for _, v in space.value if isinstance(v, MappingNode) for k, _ in v.value if k.value == "<<"]
+    if merged:  # ``<<: *other`` copies another parameter's keys, its default included
+        raise UserError(f"{source}:{merged[0].start_mark.line + 1}: a YAML merge key in search_space; write it out")
     edits = []
     for name, value in values.items():
         entry = _entry(space, name)
@@ -77,12 +101,13 @@ def set_defaults(text: str, values: Mapping[str, Any], source: str) -> str:
             raise UserError(f"{source}: search_space.{name} is shared with another parameter (an alias); write it out")
         new = scalar_text(value)
         default = _entry(entry, "default")
+        where = f"{source}: search_space.{name}.default"
         if default is None:
-            edits.append(_insertion(text, entry, new))
-        elif isinstance(default, ScalarNode) and not _is_alias(entry, "default"):
-            edits.append((default.start_mark.index, default.end_mark.index, new))
+            edits.append(_insertion(text, entry, new, "\r\n" if "\r\n" in text else "\n"))
+        elif isinstance(default, ScalarNode):
+            edits.append(_replacement(text, entry, default, new, where))
         else:
-            raise UserError(f"{source}: search_space.{name}.default is not a plain value; write it as one")
+            raise UserError(f"{where} is not a plain value; write it as one")
     for start, end, new in sorted(edits, reverse=True):
         text = text[:start] + new + text[end:]
     return text
