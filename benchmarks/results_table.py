@@ -146,6 +146,18 @@ def held_out_lines(args: argparse.Namespace, checked: list) -> list[str]:
     return lines
 
 
+def adopt_lines(args: argparse.Namespace) -> list[str]:
+    """How the candidate the study file now ships as its default got there: the ``adopt`` command."""
+    if not args.default_now:
+        return []
+    command = args.adopt_command or f"python -m vmpo_tune.adopt --study {args.study}"
+    return [
+        "",
+        f"The study default since the confirmation: {args.default_now}'s exact values, which `{command}` writes "
+        "into the study file.",
+    ]
+
+
 def budget_line(study, storage, units: list) -> str:
     """What the search, the confirmation (``units``) and the held-out check, if any, cost."""
     trials = study.get_trials(deepcopy=False)
@@ -191,6 +203,11 @@ def main() -> None:
     p.add_argument(
         "--held-out-command",
         help="the held-out rows' command, storage included (default: the study's plain confirm --held-out command)",
+    )
+    p.add_argument(
+        "--adopt-command",
+        help="with --default-now: the command that made it the study file's default, storage included (default: "
+        "the study's plain adopt command)",
     )
     p.add_argument("--note", default="", help="a closing sentence (how the whole section was produced)")
     p.add_argument("--out", type=Path, default=RESULTS, help="the Markdown file to write the section into")
@@ -257,6 +274,7 @@ def main() -> None:
             budget,
             "",
             f"Search: `{args.search_command}`.",
+            *adopt_lines(args),
             *([] if args.ppo else published_line(info.env_id, "Published numbers, not on these seeds")),
             *([""] + [args.note] if args.note else []),
         ]

@@ -157,6 +157,10 @@ def held_out_command(study: str, workers: int) -> list[str]:
     ]  # fmt: skip
 
 
+def adopt_command(study: str) -> list[str]:
+    return ["vmpo_tune.adopt", "--study", study, "--storage", f"sqlite:///{live_db(study)}"]
+
+
 def won_by_default(data: dict) -> bool:
     """The search stage's confirmed winner is the study's default: a held-out check has nothing to compare."""
     return bool(data["confirmation"]) and data["confirmation"][0].is_baseline
@@ -253,6 +257,7 @@ def tables(studies: list[str], machine: str, workers: int) -> None:
             "--machine", machine, "--search-command", shown(search_command(study, workers, trials, enqueued(data))),
             "--confirm-command", shown(confirm_command(study, workers, top)),
             "--held-out-command", shown(held_out_command(study, workers)),
+            "--adopt-command", shown(adopt_command(study)),
             *(("--default-now", label) if (label := default_now(study, data)) else ()),
             *[arg for path in baselines(study) for arg in ("--baseline", str(path))],
             "--note", f"The whole section, runs included: `python benchmarks/study_results.py run --studies {study}` "

@@ -157,6 +157,10 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
         assert "python -m vmpo_tune.confirm --study toy --run-dir run --seeds 20" in _adopt(root).stderr
     assert study_file.read_text() == STUDY_TEXT
     records.write_confirmation(study, stored)
+    records.write_held_out(study, [dataclasses.replace(stored[0], poi_ci=(0.3, 0.9)), stored[1]])
+    held_out = _adopt(root, "--dry-run")  # a held-out check that did not resolve the lead: noted
+    assert "a held-out check where its lead is unresolved (P(> default) 0.30 to 0.90)" in held_out.stdout
+    study.set_user_attr(records.HELD_OUT, None)
     before = _stored(url)
 
     proc = _adopt(root)

@@ -123,6 +123,7 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
     kept = [line for line in section("hopper").splitlines() if line.startswith("| ")]
     assert rendered == kept  # the table in RESULTS.md is what the kept storage gives
     assert rendered[1].startswith("| trial 17 (confirmed winner, the study default now) | **2,595**")
+    assert "trial 17's exact values, which `python -m vmpo_tune.adopt --study hopper` writes" in out.read_text()
     previous = next(line for line in rendered if line.startswith("| default (the previous study default) |"))
     # the README's Results paragraph quotes the same two rows
     readme = " ".join((ROOT / "README.md").read_text().split())

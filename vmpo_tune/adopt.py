@@ -170,6 +170,10 @@ def adopt(args: argparse.Namespace) -> int:
         _check_settled(
             winner, study.study_name, next_steps.locating_flags(study.study_name, args.storage and url, args.run_dir)
         )
+    checked = next((c for c in records.read_held_out(study) if c.source_trial == winner.source_trial), None)
+    if checked is not None and checked.vs_baseline != "better":
+        low, high = checked.poi_ci
+        notes.append(f"a held-out check where its lead is {checked.vs_baseline} (P(> default) {low:.2f} to {high:.2f})")
     if config.total_steps != spec.total_steps:
         notes.append(f"the confirmation's budget {config.total_steps:,} env steps (the file: {spec.total_steps:,})")
     values = _winner_values(spec, study, winner)
