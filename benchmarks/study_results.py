@@ -60,7 +60,7 @@ from benchmarks._campaign import (  # noqa: E402
 )
 from vmpo_tune import records  # noqa: E402
 from vmpo_tune.search.space import params_to_values  # noqa: E402
-from vmpo_tune.search.spec import default_params, load_spec  # noqa: E402
+from vmpo_tune.search.spec import default_values, load_spec  # noqa: E402
 
 QUEUE = ("hopper-1m", "halfcheetah", "walker2d", "walker-walk")
 """The studies in the order the campaign runs them (issue 18: Hopper at 1M first)."""
@@ -143,7 +143,7 @@ def default_now(study: str, data: dict) -> str | None:
     as its default, if one does: a study adopts its search's winner by copying that trial's exact values. Values,
     not Optuna's parameters: a transformed parameter (``one_minus_gamma``) is stored as sampled, unrounded."""
     spec = load_spec(study, check_env=False)
-    shipped = params_to_values(spec.space, default_params(spec))
+    shipped = default_values(spec)
     values = {t.number: params_to_values(spec.space, t.params) for t in data["trials"]}
     adopted = (c for c in data["confirmation"] if not c.is_baseline and values.get(c.source_trial) == shipped)
     return next((c.label for c in adopted), None)

@@ -32,7 +32,7 @@ from .cli_flags import add_stored_study_flags
 from .errors import UserError
 from .search.confirmation import confirmed_winner
 from .search.space import params_to_values
-from .search.spec import StudySpec, default_params, params_to_config, parse_spec
+from .search.spec import StudySpec, default_params, default_values, params_to_config, parse_spec
 from .search.study import SIMULATOR
 from .search.studyedit import set_defaults
 from .search.studyfiles import find_study
@@ -177,7 +177,7 @@ def adopt(args: argparse.Namespace) -> int:
     if config.total_steps != spec.total_steps:
         notes.append(f"the confirmation's budget {config.total_steps:,} env steps (the file: {spec.total_steps:,})")
     values = _winner_values(spec, study, winner)
-    before = params_to_values(spec.space, default_params(spec))
+    before = default_values(spec)
     new = _adopted_text(text, spec, path, values, config)
     changed = {k: v for k, v in values.items() if before.get(k) != v}
     what = f"{winner.label}: IQM {winner.iqm:.1f} on {winner.n} test seeds, P(> default) {winner.poi:.2f}"

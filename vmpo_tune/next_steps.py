@@ -16,7 +16,7 @@ from . import records
 from .records import default_run_dir
 from .redaction import redact_url
 from .search.space import params_to_values
-from .search.spec import StudySpec, default_params
+from .search.spec import StudySpec, default_values
 
 ANALYSIS_INSTALL = "pip install -e '.[analysis]'"
 VIDEO_INSTALL = "pip install -e '.[video]' and, as root, scripts/install-renderer"
@@ -60,7 +60,7 @@ def adoptable(study, spec: StudySpec | None = None) -> bool:
     if spec is None or confirmed[0].source_trial is None:
         return True
     values = params_to_values(spec.space, study.trials[confirmed[0].source_trial].params)
-    defaults = params_to_values(spec.space, default_params(spec))
+    defaults = default_values(spec)
     return any(defaults.get(k) != v for k, v in values.items())
 
 

@@ -335,3 +335,9 @@ def default_params(spec: StudySpec) -> dict[str, Any]:
     over the configs' own defaults under the study's fixed values)."""
     base = {**VMPOConfig().to_dict(), **TrainConfig().to_dict(), **spec.agent, **spec.train}
     return space_default_params(spec.space, base)
+
+
+def default_values(spec: StudySpec) -> dict[str, Any]:
+    """The searched parameters' config values in the study's default configuration (transforms undone): what a
+    trial's values are compared with to tell whether the study file ships them as its default."""
+    return params_to_values(spec.space, default_params(spec))
