@@ -113,9 +113,10 @@ def row(name: str, seeds: list[int], returns: list[float], command: str, score: 
     )
 
 
-def held_out_lines(args: argparse.Namespace, checked: list) -> list[str]:
-    """The held-out check's rows (``confirm --held-out``): the confirmed winner and the default on seeds nothing
-    chose, and the probability that the winner beats the default there; none when no check ran."""
+def held_out_lines(args: argparse.Namespace, checked: list, winner_label: str) -> list[str]:
+    """The held-out check's rows (``confirm --held-out``): the confirmed winner (``winner_label``) and the default on
+    seeds nothing chose, and the probability that the winner beats the default there; none when no check ran. A
+    study that searched on may hold an earlier round's winner's check too: its row says so."""
     if not checked:
         return []
     seeds = checked[0].seeds
@@ -134,9 +135,11 @@ def held_out_lines(args: argparse.Namespace, checked: list) -> list[str]:
         if c.is_baseline:
             name = c.label + (" (the previous study default)" if args.default_now else " (study default)")
         else:
-            name = c.label + (" (the study default now)" if c.label == args.default_now else "")
+            roles = [] if c.label == winner_label else ["an earlier round's confirmed winner"]
+            roles += ["the study default now"] if c.label == args.default_now else []
+            name = c.label + (f" ({', '.join(roles)})" if roles else "")
         lines.append(row(name, c.seeds, c.returns, command, c.search_score))
-    winner = next((c for c in checked if not c.is_baseline), None)
+    winner = next((c for c in checked if c.label == winner_label and not c.is_baseline), None)
     if winner is not None:
         lines += [
             "",
@@ -259,7 +262,7 @@ def main() -> None:
         "",
         "The search score is a trial's return on the tuning seed(s); every other column is on the test seeds.",
     ]
-    lines += held_out_lines(args, records.read_held_out(study))
+    lines += held_out_lines(args, records.read_held_out(study), ranked[0].label)
     info = records.read_study_info(study)
     simulator = recorded_simulator(study) or "not recorded"
     budget = budget_line(study, storage, companion.get_trials(deepcopy=False) if companion else [])

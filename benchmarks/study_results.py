@@ -59,6 +59,7 @@ from benchmarks._campaign import (  # noqa: E402
     results_per_candidate,
 )
 from vmpo_tune import records  # noqa: E402
+from vmpo_tune.search.confirmation import BASELINE  # noqa: E402
 from vmpo_tune.search.space import params_to_values  # noqa: E402
 from vmpo_tune.search.spec import default_values, load_spec  # noqa: E402
 
@@ -69,12 +70,14 @@ SEARCH_QUEUE = ("halfcheetah", "walker-walk", "walker2d", "hopper-1m")
 ``halfcheetah``'s (IQM 1,381) is below CleanRL's PPO (1,443), ``walker-walk``'s (414) below the 600 goal,
 ``walker2d``'s (3,017) already above CleanRL's PPO (2,288), and ``hopper-1m``'s met its target."""
 TRIALS, CONFIRM_TOP, CONFIRM_SEEDS, TEST_SEED_START = 30, 3, 10, 1000
-MORE_TRIALS = {"walker-walk": 50}
+MORE_TRIALS = {"walker-walk": 70}
 """Studies whose stage ``search`` goes on past :data:`TRIALS` trials in the same storage. ``walker-walk``'s winner
-after 30 (trial 31, IQM 545 on the test seeds, RESULTS.md) is below its 600 goal: its TPE search, past its random
-start-up and with 30 trials to model, runs 20 more, and its best 3 by search score are confirmed again beside the
-default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner
-is the best of every candidate either round confirmed."""
+after 30 (trial 31, IQM 545 on the test seeds) was below its 600 goal, and so is its winner after 50 (trial 35,
+IQM 592 on the test seeds, 524 on the held-out seeds, RESULTS.md): its TPE search, past its random start-up, runs
+20 more trials each round, and its best 3 by search score are confirmed again beside the default; a candidate
+confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is the best of every
+candidate any round confirmed, and a new winner gets its own held-out check (the best of more candidates flatters
+its test seeds more: the goal counts as reached on the held-out seeds)."""
 LIVE = ROOT / "runs" / "study-results"
 KEPT = ROOT / "results" / "studies"
 BASELINES = ROOT / "results" / "baselines"
@@ -189,7 +192,9 @@ def shown(command: list[str]) -> str:
 def stage_done(data: dict | None, stage: str, trials: int = TRIALS) -> bool:
     """Whether a stored study has finished ``stage``. ``default``: the default has a result on every test seed.
     ``search``: the search has its ``trials`` (:func:`stage_plan`), and every candidate its confirmation planned (more
-    than the default alone) has a result on every test seed."""
+    than the default alone) has a result on every test seed. ``held-out``: the search stage is done, and its confirmed
+    winner (the current one: a study that searched on may hold an earlier round's too) and the default have a result
+    on every held-out seed, or the default won."""
     if not data:
         return False
     if stage == "default":
@@ -198,8 +203,10 @@ def stage_done(data: dict | None, stage: str, trials: int = TRIALS) -> bool:
     searched = data["finished"] >= trials and len(data["planned"]) > 1 and confirmation_done(data, CONFIRM_SEEDS)
     if stage == "search" or not searched:
         return searched
-    checked = results_per_candidate(data, "held_out_units")
-    return won_by_default(data) or (len(checked) == 2 and min(checked.values()) >= CONFIRM_SEEDS)
+    if won_by_default(data):
+        return True
+    checked = results_per_candidate(data, "held_out_units")  # an earlier round's winner may be there too
+    return min(checked[data["confirmation"][0].label], checked[BASELINE]) >= CONFIRM_SEEDS
 
 
 def run_study(study: str, workers: int, stage: str) -> None:

@@ -3,11 +3,14 @@ confirmation used, in a companion study of their own; export and the report show
 
 from __future__ import annotations
 
+import argparse
+
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
 
+from benchmarks import results_table
 from vmpo_tune import records
 from vmpo_tune.next_steps import held_out_pending
 from vmpo_tune.search.confirmation import HELD_OUT_SEED_OFFSET, TEST_SEED_OFFSET
@@ -150,6 +153,20 @@ def test_a_check_of_an_earlier_winner_leaves_the_new_one_to_check():
     assert held_out_pending(study)  # the winner changed: the check of trial 1 is not one of trial 2
     records.write_confirmation(study, [default, stats("trial 2", 2, [0.0, 0.0])])
     assert not held_out_pending(study)  # the default won: nothing to check
+
+
+def test_a_results_table_names_the_current_winner_beside_an_earlier_rounds_check():
+    def stats(label: str, source: int | None, returns: list[float]):
+        return describe(label, [2000, 2001], returns, [1.0, 1.0], source_trial=source, is_baseline=source is None)
+
+    # trial 1 (checked when it was the winner) ranks first on the held-out seeds; trial 2 is the winner now
+    checked = [stats("trial 1", 1, [50.0, 50.0]), stats("trial 2", 2, [2.0, 0.0]), stats("default", None, [1.0, 1.0])]
+    args = argparse.Namespace(held_out_command="c", default_now="trial 2")
+    lines = "\n".join(results_table.held_out_lines(args, checked, "trial 2"))
+    assert "| trial 1 (an earlier round's confirmed winner) |" in lines
+    assert "| trial 2 (the study default now) |" in lines and "| default (the previous study default) |" in lines
+    # P(trial 2 > the default): 2 beats both 1s, 0 neither: 2 of 4 pairs
+    assert "P(trial 2 > the default) on the held-out seeds: 0.50" in lines and "P(trial 1" not in lines
 
 
 def test_a_default_that_won_has_nothing_to_check(tmp_path):

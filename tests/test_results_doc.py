@@ -228,11 +228,16 @@ def test_a_campaign_sections_reproduce_column_names_the_storage_its_confirmation
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), "--study", "halfcheetah"]
         + ["--storage", f"sqlite:///{db}", "--out", str(tmp_path / "R.md"), "--machine", "m", "--search-command", "s"]
-        + ["--confirm-command", "python -m vmpo_tune.confirm --study halfcheetah --storage X"],
+        + ["--confirm-command", "python -m vmpo_tune.confirm --study halfcheetah --storage X"]
+        + ["--held-out-command", "python -m vmpo_tune.confirm --study halfcheetah --held-out --storage X"],
         capture_output=True,
         text=True,
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr
-    rows = [line for line in (tmp_path / "R.md").read_text().splitlines() if line.startswith("| trial")]
-    assert rows and all(r.endswith("| `python -m vmpo_tune.confirm --study halfcheetah --storage X` |") for r in rows)
+    confirmed, checked = (tmp_path / "R.md").read_text().split("Held-out check:")  # halfcheetah has both tables
+    for part, command in ((confirmed, "--storage X"), (checked, "--held-out --storage X")):
+        rows = [line for line in part.splitlines() if line.startswith("| trial")]
+        assert rows and all(
+            r.endswith(f"| `python -m vmpo_tune.confirm --study halfcheetah {command}` |") for r in rows
+        )

@@ -125,6 +125,14 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
     second_round = [*TOP_AND_DEFAULT, "trial 41"]  # a new trial among the best 3: queued beside the earlier ones
     confirming = stored(more, second_round, {**dict.fromkeys(TOP_AND_DEFAULT, seeds), "trial 41": 3})
     done = stored(more, second_round, dict.fromkeys(second_round, seeds))
+    # the second round's winner gets its own held-out check: the first round's winner's does not count for it
+    new_winner = ["trial 41", *TOP_AND_DEFAULT]
+    first_checked = {"trial 12": seeds, "default": seeds}
+    old_check = stored(more, second_round, dict.fromkeys(second_round, seeds), new_winner, first_checked)
+    new_check = stored(more, second_round, dict.fromkeys(second_round, seeds), new_winner,
+                       {**first_checked, "trial 41": seeds})  # fmt: skip
+    assert stage_done(old_check, "search", more) and not stage_done(old_check, "held-out", more)
+    assert stage_done(new_check, "held-out", more) and not stage_done(new_check, "held-out", more + 1)
     assert reached("halfcheetah", first_round) == "search"
     assert [reached(study, d) for d in (first_round, searching_on, confirming, done)] == [
         "default", "default", "default", "search",
@@ -136,7 +144,7 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
     monkeypatch.setattr(study_results, "cli", lambda *args: ran.append(args))
     monkeypatch.setattr("builtins.print", lambda *args, **kw: printed.append(" ".join(map(str, args))))
     study_results.tables([study], "the machine", 2)
-    assert ran == [] and "not confirmed yet at 50 trials" in printed[0]
+    assert ran == [] and f"not confirmed yet at {more} trials" in printed[0]
     # its search command asks for the extra trials; the others keep theirs
     monkeypatch.setattr(study_results, "continue_from_kept", lambda live, kept: None)
     monkeypatch.setattr(study_results, "backup", lambda live, kept: None)
