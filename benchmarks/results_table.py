@@ -49,6 +49,8 @@ PUBLISHED = {  # env id: (what, return) at 1M env steps unless stated, as ANCHOR
                     ("TRPO, rl-zoo3", "4,933"), ("TD3, rl-zoo3", "4,718")],
     "dm_control/walker/walk": [("PPO, CleanRL (10 seeds, after 8M steps)", "about 300-400"),
                                ("RPO, CleanRL (10 seeds, after 8M steps)", "787")],
+    "dm_control/cheetah/run": [("PPO, CleanRL (10 seeds, after 8M steps)", "about 430-470"),
+                               ("RPO, CleanRL (10 seeds, after 8M steps)", "566")],
 }  # fmt: skip
 
 

@@ -156,7 +156,8 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
 
 def test_hopper_1m_confirms_its_default_first_and_the_furthest_from_its_target_searches_first():
     assert stage_order("default", list(QUEUE)) == list(QUEUE) and QUEUE[0] == "hopper-1m"
-    assert stage_order("search", list(QUEUE)) == ["halfcheetah", "walker-walk", "walker2d", "hopper-1m"]
+    assert stage_order("search", list(QUEUE)) == ["halfcheetah", "walker-walk", "walker2d", "hopper-1m", "cheetah-run"]
+    assert QUEUE[-1] == "cheetah-run"  # added last: every other study's default was confirmed before it
     assert stage_order("search", ["hopper-1m", "walker2d", "walker-walk"]) == ["walker-walk", "walker2d", "hopper-1m"]
     assert sorted(SEARCH_QUEUE) == sorted(QUEUE)  # every study has its place in both stages
 
@@ -170,13 +171,15 @@ def test_a_search_queues_the_confirmed_winners_of_the_searches_before_it_but_no_
         "hopper-1m": stored(1, DEFAULT_ONLY, {DEFAULT_ONLY[0]: seeds}),
     }
     monkeypatch.setattr(study_results, "load_campaign_study", lambda study, db: kept[study])
-    assert SEARCH_QUEUE == ("halfcheetah", "walker-walk", "walker2d", "hopper-1m")
+    assert SEARCH_QUEUE == ("halfcheetah", "walker-walk", "walker2d", "hopper-1m", "cheetah-run")
     assert transfers("halfcheetah") == []  # the first search has nothing before it
     assert transfers("walker-walk") == ["halfcheetah"]
     # walker-walk's confirmation is not done; walker2d's winner is its default (a search found nothing better)
     assert transfers("hopper-1m") == ["halfcheetah"]
     kept["walker-walk"] = stored(TRIALS, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds))
     assert transfers("hopper-1m") == ["halfcheetah", "walker-walk"]
+    # the last study takes every earlier winner but no default, whatever its place: hopper-1m's search is not done
+    assert transfers("cheetah-run") == ["halfcheetah", "walker-walk"]
 
 
 def test_the_search_command_shown_names_the_files_its_trials_were_queued_from():
