@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from vmpo_tune import records  # noqa: E402
+from vmpo_tune.errors import UserError  # noqa: E402
 from vmpo_tune.records import DIVERGED  # noqa: E402
+from vmpo_tune.search.confirmation import config_id, select_candidates  # noqa: E402
 from vmpo_tune.search.study import recorded_simulator  # noqa: E402
 
 
@@ -52,10 +54,12 @@ def continue_from_kept(live: Path, kept: Path) -> None:
         shutil.copyfile(kept, live)
 
 
-def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
+def load_campaign_study(study_name: str, db: Path, top: int | None = None) -> dict[str, Any] | None:
     """What a campaign's SQLite storage holds for one study: search trials, confirmation units, the ranked
     confirmation, the held-out check's units and statistics, and the simulator release its runs used (None: no such
-    file or study)."""
+    file or study). With ``top``, also ``wanted``: the configuration keys a ``confirm --top TOP`` would plan now (the
+    search's best ``top`` distinct trials and the default), so that a search that found new best trials after its
+    confirmation was planned is seen as not confirmed, even when every unit planned has run."""
     if not db.exists():
         return None
     storage = optuna.storages.RDBStorage(f"sqlite:///{db}")
@@ -78,10 +82,19 @@ def load_campaign_study(study_name: str, db: Path) -> dict[str, Any] | None:
             "held_out_units": held_out.get_trials(deepcopy=False) if held_out else [],
             "held_out": records.read_held_out(study),
             "simulator": recorded_simulator(study) or "",
+            "wanted": _wanted(study, top) if top else [],
         }
     finally:
         storage.remove_session()
         storage.engine.dispose()
+
+
+def _wanted(study: optuna.Study, top: int) -> list[str]:
+    """The configuration keys of the candidates ``confirm --top`` would plan (none while it would refuse)."""
+    try:
+        return [config_id(c.config) for c in select_candidates(study, top)]
+    except UserError:  # no complete trial, or no recorded default: nothing to confirm yet
+        return []
 
 
 def _is_done(unit) -> bool:

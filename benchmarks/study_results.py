@@ -123,7 +123,7 @@ def transfers(study: str) -> list[str]:
     study that searches on (:data:`MORE_TRIALS`) passes on its first round's winner, :func:`export_winner`)."""
     out = []
     for source in SEARCH_QUEUE[: SEARCH_QUEUE.index(study)]:
-        data = load_campaign_study(source, kept_db(source))
+        data = load_campaign_study(source, kept_db(source), CONFIRM_TOP)
         if stage_done(data, "search") and not data["confirmation"][0].is_baseline:
             out.append(source)
     return out
@@ -193,8 +193,10 @@ def shown(command: list[str]) -> str:
 
 def stage_done(data: dict | None, stage: str, trials: int = TRIALS) -> bool:
     """Whether a stored study has finished ``stage``. ``default``: the default has a result on every test seed.
-    ``search``: the search has its ``trials`` (:func:`stage_plan`), and every candidate its confirmation planned (more
-    than the default alone) has a result on every test seed. ``held-out``: the search stage is done, and its confirmed
+    ``search``: the search has its ``trials`` (:func:`stage_plan`), its confirmation planned more than the default
+    alone and every candidate ``confirm --top`` would plan now (a kill between the search and the confirmation's
+    planning leaves a search round's new best trials unplanned), and each planned one has a result on every test
+    seed. ``held-out``: the search stage is done, and its confirmed
     winner (the current one: a study that searched on may hold an earlier round's too) and the default have a result
     on every held-out seed, or the default won."""
     if not data:
@@ -202,7 +204,13 @@ def stage_done(data: dict | None, stage: str, trials: int = TRIALS) -> bool:
     if stage == "default":
         done = results_per_candidate(data)
         return data["finished"] >= 1 and any(c.is_baseline and done[c.label] >= CONFIRM_SEEDS for c in data["planned"])
-    searched = data["finished"] >= trials and len(data["planned"]) > 1 and confirmation_done(data, CONFIRM_SEEDS)
+    planned = {c.key for c in data["planned"]}  # and every candidate a confirmation would plan now is planned
+    searched = (
+        data["finished"] >= trials
+        and len(planned) > 1
+        and set(data["wanted"]) <= planned
+        and confirmation_done(data, CONFIRM_SEEDS)
+    )
     if stage == "search" or not searched:
         return searched
     if won_by_default(data):
@@ -215,11 +223,11 @@ def run_study(study: str, workers: int, stage: str) -> None:
     (LIVE / study).mkdir(parents=True, exist_ok=True)
     continue_from_kept(live_db(study), kept_db(study))
     trials, top = stage_plan(study, stage)
-    if stage_done(load_campaign_study(study, live_db(study)), stage, trials):
+    if stage_done(load_campaign_study(study, live_db(study), CONFIRM_TOP), stage, trials):
         print(f"{study}: stage {stage!r} confirmed; nothing to run", flush=True)
         return
     if stage == "held-out":
-        if not stage_done(load_campaign_study(study, live_db(study)), "search", trials):
+        if not stage_done(load_campaign_study(study, live_db(study), CONFIRM_TOP), "search", trials):
             print(f"{study}: stage 'search' not confirmed yet; no held-out check", flush=True)
             return
         cli(*held_out_command(study, workers))
@@ -232,6 +240,12 @@ def run_study(study: str, workers: int, stage: str) -> None:
     backup(live_db(study), kept_db(study))
 
 
+def searching_on(stage: str | None, data: dict | None) -> bool:
+    """A study of :data:`MORE_TRIALS` past a confirmed search round, in its next one: only stage ``default`` counts
+    as done again, but its confirmation already holds candidates beside the default."""
+    return stage == "default" and len(data["planned"]) > 1
+
+
 def reached(study: str, data: dict | None) -> str | None:
     """The last stage a stored study has finished, or None."""
     done = [stage for stage in STAGES if stage_done(data, stage, stage_plan(study, stage)[0])]
@@ -240,7 +254,7 @@ def reached(study: str, data: dict | None) -> str | None:
 
 def status(studies: list[str]) -> None:
     for study in studies:
-        data = load_campaign_study(study, kept_db(study))
+        data = load_campaign_study(study, kept_db(study), CONFIRM_TOP)
         if data is None:
             print(f"{study}: not started")
             continue
@@ -248,6 +262,8 @@ def status(studies: list[str]) -> None:
         checked = sum(t.state.is_finished() for t in data["held_out_units"])
         stage = reached(study, data)
         done = f"stage {stage!r} confirmed" if stage else "no stage confirmed"
+        if searching_on(stage, data):
+            done += ", an earlier search round's too: searching on (MORE_TRIALS)"
         print(
             f"{study}: {data['finished']} / {stage_plan(study, 'search')[0]} search trials finished"
             f", {units} confirmation units finished"
@@ -263,12 +279,12 @@ def baselines(study: str) -> list[Path]:
 
 def tables(studies: list[str], machine: str, workers: int) -> None:
     for study in studies:
-        data = load_campaign_study(study, kept_db(study))
+        data = load_campaign_study(study, kept_db(study), CONFIRM_TOP)
         stage = reached(study, data)
         if stage is None:
             print(f"{study}: not confirmed yet; its section stays as it is")
             continue
-        if stage == "default" and len(data["planned"]) > 1:  # a confirmed search that goes on (MORE_TRIALS)
+        if searching_on(stage, data):
             print(f"{study}: its search stage is not confirmed yet at {stage_plan(study, 'search')[0]} trials; its "
                   "section stays as it is")  # fmt: skip
             continue

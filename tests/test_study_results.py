@@ -39,10 +39,12 @@ def stored(
     done: dict[str, int],
     ranked: list[str] | None = None,
     checked: dict[str, int] | None = None,
+    wanted: list[str] | None = None,
 ) -> dict:
     """What the campaign reads from a storage: ``finished`` search trials, the confirmation's planned candidates,
     ``done[label]`` finished units per candidate (one diverged: a result too), the stored ranking (by default
-    the candidates with a result), and ``checked[label]`` finished held-out units per candidate."""
+    the candidates with a result), ``checked[label]`` finished held-out units per candidate, and the candidates
+    ``confirm --top`` would plan now (by default those planned). A candidate's label is its configuration key."""
 
     def unit(label: str, i: int):
         if i == 0:
@@ -64,6 +66,7 @@ def stored(
         "units": [*units, running],
         "confirmation": ranking,
         "held_out_units": held_out,
+        "wanted": planned if wanted is None else wanted,
     }
 
 
@@ -133,6 +136,10 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
                        {**first_checked, "trial 41": seeds})  # fmt: skip
     assert stage_done(old_check, "search", more) and not stage_done(old_check, "held-out", more)
     assert stage_done(new_check, "held-out", more) and not stage_done(new_check, "held-out", more + 1)
+    # killed between the search's last trial and the confirmation's planning: every unit planned has run, but the
+    # new best trial is not planned yet, so the round is not confirmed (a rerun plans and runs it)
+    unplanned = stored(more, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds), wanted=second_round)
+    assert not stage_done(unplanned, "search", more) and reached(study, unplanned) == "default"
     assert reached("halfcheetah", first_round) == "search"
     assert [reached(study, d) for d in (first_round, searching_on, confirming, done)] == [
         "default", "default", "default", "search",
@@ -140,7 +147,7 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
     # the held-out check waits for the second round, and its RESULTS.md section stays as it is meanwhile
     assert not stage_done(confirming, "held-out", more) and not stage_done(first_round, "search", more)
     printed, ran = [], []
-    monkeypatch.setattr(study_results, "load_campaign_study", lambda name, path: confirming)
+    monkeypatch.setattr(study_results, "load_campaign_study", lambda name, path, top: confirming)
     monkeypatch.setattr(study_results, "cli", lambda *args: ran.append(args))
     monkeypatch.setattr("builtins.print", lambda *args, **kw: printed.append(" ".join(map(str, args))))
     study_results.tables([study], "the machine", 2)
@@ -170,7 +177,7 @@ def test_a_search_queues_the_confirmed_winners_of_the_searches_before_it_but_no_
         "walker2d": stored(TRIALS, DEFAULT_IN_TOP, dict.fromkeys(DEFAULT_IN_TOP, seeds), ranked=DEFAULT_IN_TOP[1:]),
         "hopper-1m": stored(1, DEFAULT_ONLY, {DEFAULT_ONLY[0]: seeds}),
     }
-    monkeypatch.setattr(study_results, "load_campaign_study", lambda study, db: kept[study])
+    monkeypatch.setattr(study_results, "load_campaign_study", lambda study, db, top: kept[study])
     assert SEARCH_QUEUE == ("halfcheetah", "walker-walk", "walker2d", "hopper-1m", "cheetah-run")
     assert transfers("halfcheetah") == []  # the first search has nothing before it
     assert transfers("walker-walk") == ["halfcheetah"]
@@ -219,3 +226,14 @@ def test_the_table_names_the_candidate_a_study_file_now_ships_as_its_default():
     # the confirmation's own default is never "the default now", and nothing else matches: the plain labels stay
     trials[3] = SimpleNamespace(number=3, params=other)
     assert study_results.default_now("walker2d", {"trials": trials, "confirmation": ranked}) is None
+
+
+def test_the_kept_storages_of_confirmed_searches_want_no_candidate_their_confirmation_did_not_plan():
+    """``wanted`` read from real storages: each confirmed search's best 3 and default, all of them planned."""
+    for study in ("halfcheetah", "walker2d", "hopper-1m"):
+        data = study_results.load_campaign_study(study, study_results.kept_db(study), CONFIRM_TOP)
+        wanted, planned = data["wanted"], {c.key for c in data["planned"]}
+        # the best 3 and the default (walker2d's default is one of its best 3)
+        assert len(wanted) == CONFIRM_TOP + (study != "walker2d") and set(wanted) <= planned, study
+        assert stage_done(data, "search") and not stage_done({**data, "wanted": [*wanted, "another"]}, "search")
+    assert study_results.load_campaign_study("halfcheetah", study_results.kept_db("halfcheetah"))["wanted"] == []
