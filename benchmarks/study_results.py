@@ -196,15 +196,14 @@ def stage_done(data: dict | None, stage: str, trials: int = TRIALS) -> bool:
     ``search``: the search has its ``trials`` (:func:`stage_plan`), its confirmation planned more than the default
     alone and every candidate ``confirm --top`` would plan now (a kill between the search and the confirmation's
     planning leaves a search round's new best trials unplanned), and each planned one has a result on every test
-    seed. ``held-out``: the search stage is done, and its confirmed
-    winner (the current one: a study that searched on may hold an earlier round's too) and the default have a result
-    on every held-out seed, or the default won."""
+    seed. ``held-out``: the search stage is done, and its confirmed winner (the current one: a study that searched
+    on may hold an earlier round's too) and the default have a result on every held-out seed, or the default won."""
     if not data:
         return False
     if stage == "default":
         done = results_per_candidate(data)
         return data["finished"] >= 1 and any(c.is_baseline and done[c.label] >= CONFIRM_SEEDS for c in data["planned"])
-    planned = {c.key for c in data["planned"]}  # and every candidate a confirmation would plan now is planned
+    planned = {c.key for c in data["planned"]}
     searched = (
         data["finished"] >= trials
         and len(planned) > 1
