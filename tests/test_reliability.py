@@ -124,6 +124,11 @@ def test_a_killed_command_leaves_no_running_trial_and_the_budget_closes(tmp_path
 # ---------------------------------------------------------------------------- storage faults
 
 
+def _why(exc: Exception) -> str:
+    """An exception in one line: its type and the first line of its message."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
 class Killer:
     """Kills the study database's connections every ``every`` seconds while it runs."""
 
@@ -141,7 +146,7 @@ class Killer:
                     result = conn.execute(sqlalchemy.text(self.statement), self.params)
                     self.kills += sum(1 for _ in result) if result.returns_rows else 0
             except Exception as exc:
-                self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                self.errors.append(_why(exc))
 
     def __enter__(self) -> Killer:
         self._thread.start()
@@ -179,7 +184,7 @@ def test_postgresql_connections_killed_again_and_again_lose_nothing(tmp_path, pg
     statement = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
     # 6 trials at a time, resumed (the same command with a larger --trials) until the connections were killed at
     # least 10 times: alone a 6-trial search sees about 230 kills, but in two full suite runs beside two training
-    # processes (2026-12-02) it saw 6 and 8 (no sweep failed: the sweeps found the study's database without
+    # processes (2026-12-02) it saw 6 and 8 (in the second no sweep failed: they found the study's database without
     # connections), so the count of kills, not the run, decides how long the faults go on
     trials = 0
     try:
@@ -222,7 +227,7 @@ def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql
                             except Exception as exc:  # ended between the listing and the kill
                                 self.errors.append(f"KILL: {type(exc).__name__}")
                 except Exception as exc:
-                    self.errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                    self.errors.append(_why(exc))
 
     # the killing starts once the command has opened its storage and a trial reports: on a loaded machine creating
     # Optuna's schema takes longer than a sweep, and a command's opening is retried for 10 s only
