@@ -74,11 +74,11 @@ def sqlite_template(tmp_path_factory):
 def _backend(kind: str, tmp_path, request):
     if kind == "sqlite":
         shutil.copy(request.getfixturevalue("sqlite_template"), tmp_path / "s.db")
-        return RDBStorage(f"sqlite:///{tmp_path / 's.db'}")
+        return optuna_private.SingleAttemptRDB(f"sqlite:///{tmp_path / 's.db'}")
     if kind == "journal":
         return JournalStorage(JournalFileBackend(str(tmp_path / "s.log")))
     url = request.getfixturevalue("pg_database")
-    storage = RDBStorage(url)
+    storage = optuna_private.SingleAttemptRDB(url)
     with storage.engine.begin() as conn:  # every test starts from an empty storage, as Optuna's tests expect
         conn.execute(sqlalchemy.text("TRUNCATE studies RESTART IDENTITY CASCADE"))
     return storage
@@ -128,6 +128,55 @@ def test_the_faults_are_met_and_absorbed(tmp_path, when):
         (1, TrialState.COMPLETE, [2.0]),
         (2, TrialState.COMPLETE, [3.0]),
     ]  # no trial created twice
+
+
+def _lose_the_link_once_a_trial_is_committed(storage: RDBStorage) -> dict:
+    """The next commit that stores a new trial reaches the database, then its connection is lost: the client is
+    told the commit failed (as a server killing the session during COMMIT does)."""
+    from optuna.storages._rdb import models
+
+    state = {"armed": False, "fired": 0}
+
+    def after_flush(session, context) -> None:
+        state["armed"] = state["armed"] or any(isinstance(o, models.TrialModel) for o in session.new)
+
+    def commit(conn) -> None:
+        if state["armed"] and not state["fired"]:
+            state["armed"], state["fired"] = False, 1
+            conn.connection.driver_connection.commit()
+            raise sqlalchemy.exc.OperationalError("COMMIT", {}, ConnectionError("server closed the connection"))
+
+    sqlalchemy.event.listen(storage.scoped_session.session_factory, "after_flush", after_flush)
+    sqlalchemy.event.listen(storage.engine, "commit", commit)
+    return state
+
+
+def test_a_trial_committed_before_its_link_was_lost_is_not_created_again(tmp_path):
+    """Optuna's own trial creation tries again after any failed commit, so a trial that was stored gets a
+    duplicate; the caller runs the second and the first stays RUNNING with no worker (seen on MariaDB with its
+    connections killed: the search waited 10 minutes for it to go stale). If a release of Optuna stops doing
+    that, the first half of this test says so. Built as ``open_storage`` builds it, one trial is stored and its
+    own id comes back."""
+    from optuna.study import StudyDirection
+
+    plain = RDBStorage(f"sqlite:///{tmp_path / 'plain.db'}")
+    study_id = plain.create_new_study([StudyDirection.MAXIMIZE], "s")
+    fault = _lose_the_link_once_a_trial_is_committed(plain)
+    trial_id = plain.create_new_trial(study_id)
+    assert fault["fired"] == 1
+    trials = plain.get_all_trials(study_id)
+    assert [(t.number, t.state.name) for t in trials] == [(0, "RUNNING"), (1, "RUNNING")]  # Optuna's duplicate
+    assert trial_id == trials[1]._trial_id  # the caller got the second: nobody owns the first
+
+    once = optuna_private.SingleAttemptRDB(f"sqlite:///{tmp_path / 'once.db'}")
+    storage = ResilientStorage(optuna_private.CachedRDB(once), patience=30, first_delay=0.0)
+    study_id = storage.create_new_study([StudyDirection.MAXIMIZE], "s")
+    fault = _lose_the_link_once_a_trial_is_committed(once)
+    trial_id = storage.create_new_trial(study_id)
+    assert fault["fired"] == 1
+    trials = storage.get_all_trials(study_id)
+    assert [(t.number, t.state.name) for t in trials] == [(0, "RUNNING")]
+    assert trial_id == trials[0]._trial_id
 
 
 class TestResilientStorageKeepsOptunasContract(StorageTestCase):

@@ -17,6 +17,9 @@ fails loudly if a release renames or changes them.
   ours would otherwise go without: each read of a study then loads only its unfinished and new trials,
   not all of them (a finished trial never changes). The proxy's server and every worker read whole studies
   often (the sampler, the pruner, the budget count, the progress display).
+* ``RDBStorage._create_new_trial`` / ``_get_prepared_new_trial``, ``optuna.storages._rdb.models`` and
+  ``_create_scoped_session``: :class:`SingleAttemptRDB` creates a trial in one attempt, where Optuna's own
+  loop would store a duplicate after a connection lost during the commit.
 * ``optuna.storages._grpc``: the gRPC proxy's servicer, so that ``python -m vmpo_tune.proxy`` can
   serve its budget locks on the same server (``run_grpc_proxy_server`` builds a server that
   cannot take another service).
@@ -24,10 +27,14 @@ fails loudly if a release renames or changes them.
 
 from __future__ import annotations
 
+import copy
+
 import optuna
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages._base import DEFAULT_STUDY_NAME_PREFIX  # noqa: F401  (re-exported: storage.py uses it)
 from optuna.storages._cached_storage import _CachedStorage
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import FrozenTrial
 
 CHECKED_WITH = ("5.0.0",)
@@ -75,3 +82,38 @@ class CachedRDB(_CachedStorage):
     @property
     def engine(self):
         return self._backend.engine
+
+
+class SingleAttemptRDB(RDBStorage):
+    """``RDBStorage`` whose trial creation is a single attempt.
+
+    Optuna's ``_create_new_trial`` tries again, up to five times, after any ``StorageInternalError``, which a
+    connection lost during the commit raises too. A trial that was stored before the connection dropped then gets
+    a duplicate: the caller runs the second, and the first stays RUNNING with no worker and no heartbeat, holding a
+    place in the budget until it counts as stale (seen on MariaDB with the study's connections killed every 0.3 s:
+    the search waited for it 10 minutes). Here the failure is raised, and
+    :class:`~vmpo_tune.storage.ResilientStorage` tries again only after looking whether the attempt committed."""
+
+    def _create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> FrozenTrial:
+        with _create_scoped_session(self.scoped_session) as session:
+            # the study row locked, as Optuna does: trial numbers are counted, not drawn from a sequence
+            rdb_models.StudyModel.find_or_raise_by_id(study_id, session, for_update=True)
+            trial = self._get_prepared_new_trial(study_id, template_trial, session)
+            if template_trial is None:
+                return FrozenTrial(
+                    number=trial.number,
+                    state=trial.state,
+                    value=None,
+                    values=None,
+                    datetime_start=trial.datetime_start,
+                    datetime_complete=None,
+                    params={},
+                    distributions={},
+                    user_attrs={},
+                    system_attrs={},
+                    intermediate_values={},
+                    trial_id=trial.trial_id,
+                )
+            frozen = copy.deepcopy(template_trial)
+            frozen.number, frozen.datetime_start, frozen._trial_id = trial.number, trial.datetime_start, trial.trial_id
+            return frozen

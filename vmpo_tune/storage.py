@@ -70,7 +70,8 @@ class ResilientStorage(BaseStorage):
     * ``delete_study``: a retry that finds the study gone after such an attempt is done (one that was
       gone before the first attempt raises KeyError);
     * ``create_new_trial`` (made under the budget lock) looks whether the trial count moved and,
-      if so, returns the trial that was created;
+      if so, returns the trial that was created (a database's storage makes one attempt per call,
+      :class:`~vmpo_tune.optuna_private.SingleAttemptRDB`: Optuna's own loop would create it again);
     * ``set_trial_state_values`` reads the state before writing: after a failed attempt, the
       target state found where another state was is this call's write (True); a trial that
       was in the target state already is the contract's conflict (False), as without faults.
@@ -375,7 +376,7 @@ def _create_rdb_storage(url: str, engine_kwargs: dict, attempts: int = 5) -> RDB
     """
     for attempt in range(attempts):
         try:
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
+            return optuna_private.SingleAttemptRDB(url, engine_kwargs=engine_kwargs)
         except sqlalchemy.exc.SQLAlchemyError as exc:
             text = str(exc).lower()
             racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or any(
