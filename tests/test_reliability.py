@@ -171,10 +171,41 @@ def _check_nothing_lost(url: str, proc, n: int) -> None:
 MEDIUM_TOY = {**LONG_TOY, "total_steps": 8_000, "evaluation": {"interval": 1_000, "episodes": 1}}
 
 
+def _search_while_connections_are_killed(tmp_path: Path, url: str, killer) -> None:
+    """A 2-worker search on ``url`` whose database connections ``killer()`` kills, again and again; nothing is lost.
+
+    6 trials at a time, resumed (the same command with a larger --trials, up to 24) until the connections were
+    killed at least 10 times: alone a 6-trial search sees about 230 kills on PostgreSQL, but in full suite runs
+    beside two training processes (2026-12-02) one saw 6 and 8, so the count of kills, not the run, decides how
+    long the faults go on. Each round's killing starts once the command has opened its storage and a trial reports
+    (a command's opening is retried for 10 s only: a server that kills every new session at once is refused, in one
+    line, as unusable). A heartbeat every second: a killed pooled connection is reconnected (and can be killed
+    again) every second, not only when a trial reports, so the kills do not depend on how fast this machine trains.
+    """
+    write_study(tmp_path, MEDIUM_TOY)
+    kills, errors, trials = 0, [], 0
+    while trials < 24 and (trials == 0 or kills < 10):
+        trials += 6
+        args = ("--study", "toy.yaml", "--out", "run", "--trials", str(trials), "--workers", "2", "--storage", url,
+                "--heartbeat-interval", "1")  # fmt: skip
+        proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
+        try:
+            wait_for(running_with_values(url, 1), timeout=120)
+            with killer() as sweeps:
+                proc.wait(timeout=400)
+        finally:
+            proc.kill()
+        kills, errors = kills + sweeps.kills, errors + sweeps.errors
+        output = (tmp_path / "proc.out").read_text()  # every round's, appended
+        assert proc.returncode == 0, output
+    # the faults really happened, many times (the sweeps' errors, if any, say why not)
+    assert kills >= 10, (kills, trials, len(errors), sorted(set(errors))[:3])
+    _check_nothing_lost(url, subprocess.CompletedProcess(proc.args, proc.returncode, output, output), trials)
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_postgresql_connections_killed_again_and_again_lose_nothing(tmp_path, pg_url):
-    write_study(tmp_path, MEDIUM_TOY)
     database = pg_url.rsplit("/", 1)[1]
     admin = sqlalchemy.create_engine(
         "postgresql://postgres@127.0.0.1:5432/postgres",
@@ -182,29 +213,15 @@ def test_postgresql_connections_killed_again_and_again_lose_nothing(tmp_path, pg
         poolclass=sqlalchemy.pool.NullPool,
     )
     statement = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :db AND pid <> pg_backend_pid()"
-    # 6 trials at a time, resumed (the same command with a larger --trials) until the connections were killed at
-    # least 10 times: alone a 6-trial search sees about 230 kills, but in two full suite runs beside two training
-    # processes (2026-12-02) it saw 6 and 8 (in the second no sweep failed: they found the study's database without
-    # connections), so the count of kills, not the run, decides how long the faults go on
-    trials = 0
     try:
-        with Killer(admin, statement, {"db": database}) as killer:
-            while trials < 24 and (trials == 0 or killer.kills < 10):
-                trials += 6
-                args = ("--study", "toy.yaml", "--out", "run", "--trials", str(trials), "--workers", "2")
-                proc = cli("vmpo_tune.search", *args, "--storage", pg_url, cwd=tmp_path, timeout=400)
-                assert proc.returncode == 0, proc.stderr
+        _search_while_connections_are_killed(tmp_path, pg_url, lambda: Killer(admin, statement, {"db": database}))
     finally:
         admin.dispose()
-    # the faults really happened, many times (the sweeps' errors, if any, say why not)
-    assert killer.kills >= 10, (killer.kills, trials, len(killer.errors), sorted(set(killer.errors))[:3])
-    _check_nothing_lost(pg_url, proc, trials)
 
 
 @pytest.mark.server
 @pytest.mark.slow
 def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql_url, mysql_admin):
-    write_study(tmp_path, MEDIUM_TOY)
     user = mysql_url["user"]
 
     class MariaKiller(Killer):
@@ -225,30 +242,7 @@ def test_mariadb_connections_killed_again_and_again_lose_nothing(tmp_path, mysql
                 except Exception as exc:
                     self.errors.append(_why(exc))
 
-    # 6 trials at a time, resumed (the same command with a larger --trials) until the connections were killed at
-    # least 10 times, as in the PostgreSQL twin: beside two training processes a 6-trial search once saw 6 kills.
-    # Each round's killing starts once the command has opened its storage and a trial reports: on a loaded machine
-    # creating Optuna's schema takes longer than a sweep, and a command's opening is retried for 10 s only
-    kills, errors, trials = 0, [], 0
-    while trials < 24 and (trials == 0 or kills < 10):
-        trials += 6
-        # a heartbeat every second: a killed pooled connection is reconnected (and can be killed again) every
-        # second, not only when a trial reports, so the kills do not depend on how fast this machine trains
-        args = ("--study", "toy.yaml", "--out", "run", "--trials", str(trials), "--workers", "2",
-                "--storage", mysql_url["url"], "--heartbeat-interval", "1")  # fmt: skip
-        proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
-        try:
-            wait_for(running_with_values(mysql_url["url"], 1), timeout=120)
-            with MariaKiller(mysql_admin, "", {}) as killer:
-                proc.wait(timeout=400)
-        finally:
-            proc.kill()
-        kills, errors = kills + killer.kills, errors + killer.errors
-        output = (tmp_path / "proc.out").read_text()
-        assert proc.returncode == 0, output
-    assert kills >= 10, (kills, trials, len(errors), sorted(set(errors))[:3])
-    proc = subprocess.CompletedProcess(proc.args, proc.returncode, output, output)
-    _check_nothing_lost(mysql_url["url"], proc, trials)
+    _search_while_connections_are_killed(tmp_path, mysql_url["url"], lambda: MariaKiller(mysql_admin, "", {}))
 
 
 @pytest.mark.server
