@@ -1,5 +1,6 @@
 """Two confirmations planning at once on a server, while the planning lock's connection is terminated at each
-point of the plan: every (candidate, seed) unit is stored once, and the statistics count each pair once.
+point of the plan: every (candidate, seed) unit is stored once, and the statistics count each pair once. And a
+search worker whose budget lock dies between counting and creating counts again: the budget is not overshot.
 
 Real PostgreSQL and MariaDB; the lock holder's own session is ended by the server (``pg_terminate_backend`` /
 ``KILL``), which frees the advisory lock exactly as a dropped connection does.
@@ -19,6 +20,7 @@ from vmpo_tune import records
 from vmpo_tune.budget_lock import BudgetLock
 from vmpo_tune.config import RunConfig, TrainConfig, VMPOConfig
 from vmpo_tune.search.confirmation import Candidate, collect, config_id, plan_units
+from vmpo_tune.search.study import reserve_trial
 from vmpo_tune.storage import open_storage
 
 pytestmark = pytest.mark.server
@@ -55,7 +57,43 @@ class KilledOnce(BudgetLock):
             end = f"SELECT pg_terminate_backend({session})" if postgres else f"KILL {session}"
             with self.admin.connect() as conn:
                 conn.execute(sqlalchemy.text(end))
+            self.after_kill()
         super().check_held()
+
+    def after_kill(self) -> None:
+        """What another process does while this holder's lock is free (nothing here)."""
+
+
+def _server(request, backend: str) -> tuple[str, sqlalchemy.Engine]:
+    if backend == "postgresql":
+        url = request.getfixturevalue("pg_url")
+        return url, sqlalchemy.create_engine(
+            "postgresql://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
+    return request.getfixturevalue("mysql_url")["url"], request.getfixturevalue("mysql_admin")
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
+def test_a_worker_whose_lock_died_after_counting_counts_again(request, backend):
+    """Budget 1. Worker A counts 0 trials under the lock; then the server ends A's lock session, and worker B, now
+    free to take the lock, reserves the one trial and finishes it. A must not create a second trial."""
+    url, admin = _server(request, backend)
+    optuna.create_study(storage=open_storage(url), study_name="s", direction="maximize")
+
+    class Overtaken(KilledOnce):
+        def after_kill(self) -> None:
+            other = optuna.load_study(study_name="s", storage=open_storage(url, patience=30))
+            lock = BudgetLock(url, "s", patience=30)
+            trial = reserve_trial(other, lock, n_trials=1, grace=30)
+            other.tell(trial, 1.0)
+            lock.close()
+
+    first = Overtaken(url, "s", admin, 1, threading.Event())
+    study = optuna.load_study(study_name="s", storage=open_storage(url, patience=30))
+    assert reserve_trial(study, first, n_trials=1, grace=30) is None  # counted again: the budget is used
+    assert first.calls == 1  # its one check found the lock lost; counting again found the budget used
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
+    first.close()
 
 
 def _study(url: str) -> optuna.Study:
@@ -65,12 +103,7 @@ def _study(url: str) -> optuna.Study:
 @pytest.mark.parametrize("at", range(1, WRITES + 1), ids=lambda at: f"killed-before-write-{at}")
 @pytest.mark.parametrize("backend", ["postgresql", "mariadb"])
 def test_two_planners_and_a_lost_lock_store_each_unit_once(request, backend, at):
-    if backend == "postgresql":
-        url = request.getfixturevalue("pg_url")
-        admin = sqlalchemy.create_engine("postgresql://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
-    else:
-        url = request.getfixturevalue("mysql_url")["url"]
-        admin = request.getfixturevalue("mysql_admin")
+    url, admin = _server(request, backend)
     optuna.create_study(storage=open_storage(url), study_name="s/confirm", direction="maximize")
     started = threading.Event()
     first = KilledOnce(url, "s/confirm", admin, at, started)

@@ -20,7 +20,7 @@ from typing import Callable
 import optuna
 
 from .. import notes, optuna_private, records, simulator
-from ..budget_lock import BudgetLock
+from ..budget_lock import BudgetLock, LockLost
 from ..errors import UserError
 from .liveness import beat, fail_stale_trials
 from .spec import StudySpec, default_params
@@ -115,9 +115,11 @@ def reserve_trial(
 
     Atomic across workers: counting and creating happen under the budget lock, and the
     trial's first heartbeat is recorded before the lock is released (a trial without a
-    heartbeat would never be found stale if its worker died at once). ``n_trials = 0``
-    runs only queued trials (the confirmation's units). ``plan_more(study, room)`` may queue
-    up to ``room`` trials first, under the same lock (racing's earned seeds).
+    heartbeat would never be found stale if its worker died at once). A server's lock dies
+    with its session: the holder checks that it still holds it before creating, and counts
+    again under a new hold if not. ``n_trials = 0`` runs only queued trials (the
+    confirmation's units). ``plan_more(study, room)`` may queue up to ``room`` trials first,
+    under the same lock (racing's earned seeds).
     """
     announced = False
     while not stopping():
@@ -127,6 +129,11 @@ def reserve_trial(
             if plan_more is not None and counts.used < n_trials and plan_more(study, n_trials - counts.used):
                 counts = records.budget_counts(study.get_trials(deepcopy=False))
             if counts.waiting or counts.used < n_trials:
+                try:
+                    lock.check_held()
+                except LockLost as exc:  # another worker may have taken the lock, and a trial, since the count
+                    log.warning("reserving a trial: %s; counting again", exc)
+                    continue
                 trial = study.ask()
                 beat(study, optuna_private.trial_id(trial))
                 return trial
