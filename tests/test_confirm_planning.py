@@ -94,6 +94,8 @@ def test_a_worker_whose_lock_died_after_counting_counts_again(request, backend):
     assert first.calls == 1  # its one check found the lock lost; counting again found the budget used
     assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]
     first.close()
+    if backend == "postgresql":
+        admin.dispose()
 
 
 def _study(url: str) -> optuna.Study:
