@@ -76,8 +76,9 @@ MORE_TRIALS = {"walker-walk": 90}
 """Studies whose stage ``search`` goes on past :data:`TRIALS` trials in the same storage. ``walker-walk``'s winner
 after 30 (trial 31, IQM 545 on the test seeds) was below its 600 goal, and so were its winners after 50 (trial 35,
 IQM 592 on the test seeds, 524 on the held-out seeds) and after 70 (trial 65, 616 on the test seeds but 581 on the
-held-out seeds, RESULTS.md), so a fourth round runs to 90: its TPE search, past its random start-up, runs 20 more
-trials each round, and its best 3 by search score are confirmed again
+held-out seeds, RESULTS.md); a fourth round to 90 (2026-12-02) put no new trial among the best 3 by search score
+(its best scored 683 on the tuning seed, the third best before it 773), so it confirmed nothing new. Its TPE
+search, past its random start-up, runs 20 more trials each round, and its best 3 by search score are confirmed again
 beside the default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the
 confirmed winner is the best of every candidate any round confirmed, and a new winner gets its own held-out check
 (the best of more candidates flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
