@@ -13,6 +13,7 @@ from benchmarks.study_results import (
     CONFIRM_SEEDS,
     CONFIRM_TOP,
     KEPT,
+    MORE_TOP,
     MORE_TRIALS,
     QUEUE,
     SEARCH_QUEUE,
@@ -26,6 +27,7 @@ from benchmarks.study_results import (
     transfers,
 )
 from vmpo_tune import records
+from vmpo_tune.search.confirmation import config_id
 from vmpo_tune.search.spec import default_params, load_spec
 
 DEFAULT_ONLY = ["trial 0 (default)"]
@@ -120,8 +122,8 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
     monkeypatch,
 ):
     study, seeds = "walker-walk", CONFIRM_SEEDS
-    more = MORE_TRIALS[study]
-    assert more > TRIALS and stage_plan(study, "search") == (more, CONFIRM_TOP)
+    more, top = MORE_TRIALS[study], MORE_TOP[study]
+    assert more > TRIALS and top > CONFIRM_TOP and stage_plan(study, "search") == (more, top)
     assert stage_plan("halfcheetah", "search") == (TRIALS, CONFIRM_TOP) and stage_plan(study, "default") == (1, 1)
     first_round = stored(TRIALS, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds))
     searching_on = stored(more - 1, TOP_AND_DEFAULT, dict.fromkeys(TOP_AND_DEFAULT, seeds))
@@ -158,7 +160,10 @@ def test_a_study_that_searches_on_is_not_confirmed_again_until_its_extra_trials_
     monkeypatch.setattr(study_results, "transfers", lambda name: [])
     study_results.run_study(study, 2, "search")
     search, confirm = ran
-    assert search[search.index("--trials") + 1] == str(more) and confirm[confirm.index("--top") + 1] == "3"
+    assert search[search.index("--trials") + 1] == str(more) and confirm[confirm.index("--top") + 1] == str(top)
+    ran.clear()
+    study_results.run_study("halfcheetah", 2, "search")
+    assert ran[1][ran[1].index("--top") + 1] == str(CONFIRM_TOP)  # a study that searched once keeps its best 3
 
 
 def test_hopper_1m_confirms_its_default_first_and_the_furthest_from_its_target_searches_first():
@@ -237,3 +242,25 @@ def test_the_kept_storages_of_confirmed_searches_want_no_candidate_their_confirm
         assert len(wanted) == CONFIRM_TOP + (study != "walker2d") and set(wanted) <= planned, study
         assert stage_done(data, "search") and not stage_done({**data, "wanted": [*wanted, "another"]}, "search")
     assert study_results.load_campaign_study("halfcheetah", study_results.kept_db("halfcheetah"))["wanted"] == []
+
+
+def test_walker_walks_confirmation_reaches_its_latest_rounds_best_trial_which_its_best_3_would_miss():
+    """Read from the kept storage: the fourth round's best trial ranks below the best 3 by search score, so
+    ``confirm --top 3`` plans nothing new (the configurations it wants were all planned before the round), and only
+    :data:`MORE_TOP`'s larger confirmation reaches it."""
+    study, round_size = "walker-walk", 20  # each round past the first runs 20 more trials (MORE_TRIALS)
+    db = study_results.kept_db(study)
+    data = study_results.load_campaign_study(study, db, MORE_TOP[study])
+    assert data["finished"] == MORE_TRIALS[study]
+    retried = records.retried_numbers(data["trials"])
+    finished = [t for t in sorted(data["trials"], key=lambda t: t.number) if t.state.is_finished()]
+    last_round = [t for t in finished if t.number not in retried][-round_size:]
+    best_new = max((t for t in last_round if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    complete = sorted((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    assert best_new not in complete[:CONFIRM_TOP]
+    best_3 = study_results.load_campaign_study(study, db, CONFIRM_TOP)["wanted"]
+    wanted = data["wanted"]
+    assert len(wanted) == MORE_TOP[study] + 1 and set(best_3) < set(wanted)  # the default too: it is not in the top
+    assert config_id(records.read_config(best_new)) in set(wanted) - set(best_3)
+    before_round = {c.key for c in data["planned"] if c.source_trial is None or c.source_trial < last_round[0].number}
+    assert set(best_3) <= before_round  # --top 3 would have planned nothing new after the fourth round
