@@ -79,11 +79,11 @@ IQM 592 on the test seeds, 524 on the held-out seeds) and after 70 (trial 65, 61
 held-out seeds, RESULTS.md). A fourth round to 90 (2026-12-02) put no new trial among the best 3 by search score
 (its best scored 683 on the tuning seed, the third best before it 773), so ``confirm --top 3`` planned nothing new;
 its best 7 (:data:`MORE_TOP`) added trials 57, 52 and 74, which confirmed at IQM 605, 536 and 432, behind trial 65.
-A fifth round runs to 110. Its TPE search, past its random start-up, runs 20 more trials each round, and its best
-trials by search score are confirmed beside the default; a candidate confirmed before keeps its units (``confirm``
-adds only what is new), so the confirmed winner is the best of every candidate any round confirmed, and a new winner
-gets its own held-out check (the best of more candidates flatters its test seeds more: the goal counts as reached on
-the held-out seeds)."""
+A fifth round to 110 put trials 99 and 103 (search scores 870 and 740) among the best 7. Its TPE search, past its
+random start-up, runs 20 more trials each round, and its best trials by search score are confirmed beside the
+default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is
+the best of every candidate any round confirmed, and a new winner gets its own held-out check (the best of more
+candidates flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
 MORE_TOP = {"walker-walk": 7}
 """Trials a study of :data:`MORE_TRIALS` confirms beside the default in its current round, where not
 :data:`CONFIRM_TOP`. A round's best new trials rank below the lucky single-seed scores of the rounds before it,
