@@ -248,7 +248,8 @@ def test_walker_walks_fourth_round_had_its_best_trial_confirmed_which_its_best_3
     """Read from the kept storage (later rounds add trials, not these): the fourth round's best trial ranked below the
     best 3 by search score of the 90 trials then finished, so ``confirm --top 3`` planned nothing new; it ranked
     within :data:`MORE_TOP`'s best, and the confirmation planned it."""
-    study, round_size, fourth_round_end = "walker-walk", 20, TRIALS + 3 * 20  # each later round runs 20 more trials
+    study, round_size = "walker-walk", 20  # each round after the first runs 20 more trials
+    fourth_round_end = TRIALS + 3 * round_size
     data = study_results.load_campaign_study(study, study_results.kept_db(study))
     retried = records.retried_numbers(data["trials"])
     by_number = sorted(data["trials"], key=lambda t: t.number)
