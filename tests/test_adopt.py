@@ -141,6 +141,17 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
     noted = _adopt(root, "--study-file", "longer.yaml", "--dry-run")
     assert noted.returncode == 0 and "total_steps 512 (the file: 1024)" in noted.stdout, noted.stdout
     assert "the confirmation's budget 512 env steps (the file: 1,024)" in noted.stdout
+    # a file that only widens a range (the next round's file, before its search ran) is noted; a narrower one is
+    # another study's
+    wider = root / "wider.yaml"
+    wider.write_text(STUDY_TEXT.replace("high: 0.1", "high: 0.5"))
+    widened = _adopt(root, "--study-file", "wider.yaml", "--dry-run")
+    assert widened.returncode == 0, widened.stderr
+    assert "a narrower range than the file's (epsilon_eta: 0.001 .. 0.1 -> 0.001 .. 0.5)" in widened.stdout
+    (root / "narrower.yaml").write_text(STUDY_TEXT.replace("high: 0.1", "high: 0.05"))
+    _one_line_exit_2(
+        _adopt(root, "--study-file", "narrower.yaml"), "does not describe study 'toy' as it was stored (its space"
+    )
 
     dry = _adopt(root, "--dry-run")
     assert dry.returncode == 0, dry.stderr

@@ -64,6 +64,7 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.search.yamlfile": 5.05,
     "vmpo_tune.search.studyfiles": 5.1,
     "vmpo_tune.search.studyedit": 5.1,
+    "vmpo_tune.search.widening": 5.1,
     "vmpo_tune.search.space": 5.15,
     "vmpo_tune.search.spec": 5.2,
     "vmpo_tune.search.enqueue": 5.25,

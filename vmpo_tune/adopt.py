@@ -36,6 +36,7 @@ from .search.spec import StudySpec, default_params, default_values, params_to_co
 from .search.study import SIMULATOR
 from .search.studyedit import set_defaults
 from .search.studyfiles import find_study
+from .search.widening import widened_ranges
 from .search.yamlfile import read_yaml
 
 log = logging.getLogger("vmpo_tune.adopt")
@@ -65,18 +66,21 @@ STRICT = ("env_id", "agent", "train", "space")
 
 
 def _differences(spec: StudySpec, study, path: Path) -> list[str]:
-    """Refuse a file whose env, fixed values or space differ from the stored study's; the other differences (budget,
-    evaluation, seeds, objective, strategy: ``search`` overrides them by flag) as notes."""
+    """Refuse a file whose env, fixed values or space differ from the stored study's (a space that only widens its
+    numeric ranges is a note: the winner's values lie inside it, :mod:`.search.widening`); the other differences
+    (budget, evaluation, seeds, objective, strategy: ``search`` overrides them by flag) as notes."""
     stored = json.loads(records.read_fingerprint(study) or "{}")
     mine = json.loads(json.dumps(spec.fingerprint()))
     strict = [k for k in STRICT if stored.get(k) != mine.get(k)]
-    if strict:
+    widened = widened_ranges({k: stored.get(k) for k in STRICT}, {k: mine.get(k) for k in STRICT})
+    if strict and not widened:
         raise UserError(
             f"{path} does not describe study {study.study_name!r} as it was stored (its {strict[0]} differs); pass "
             "the file the search ran with as --study-file"
         )
     keys = sorted((set(stored) | set(mine)) - set(STRICT) - {SIMULATOR})
-    return [f"{k} {stored.get(k)!r} (the file: {mine.get(k)!r})" for k in keys if stored.get(k) != mine.get(k)]
+    notes = [f"{k} {stored.get(k)!r} (the file: {mine.get(k)!r})" for k in keys if stored.get(k) != mine.get(k)]
+    return notes + [f"a narrower range than the file's ({w})" for w in widened or ()]
 
 
 def _study_file(args: argparse.Namespace, study_name: str) -> Path:

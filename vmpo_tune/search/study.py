@@ -11,6 +11,7 @@ the last worker standing never leaves a RUNNING trial behind.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -24,6 +25,7 @@ from ..budget_lock import BudgetLock, LockLost
 from ..errors import UserError
 from .liveness import beat, fail_stale_trials
 from .spec import StudySpec, default_params
+from .widening import widened_ranges
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +62,29 @@ def check_simulator(study: optuna.Study, alternative: str, stored: dict | None =
         )
 
 
+def _widen(study: optuna.Study, spec: StudySpec, stored_fp: dict, widened: list[str]) -> None:
+    """Record that the study goes on in ``spec``'s wider space (:mod:`.widening`): its fingerprint and the
+    space of its recorded info. The recorded default stays the one the study started from (the confirmation's
+    baseline)."""
+    log.warning(
+        "study %r: search space widened (%s); its %d stored trials stay as they are and inside it; TPE's "
+        "multivariate model samples a widened parameter on its own from now on",
+        study.study_name, "; ".join(widened), len(study.trials),
+    )  # fmt: skip
+    fingerprint = {**spec.fingerprint(), **({SIMULATOR: stored_fp[SIMULATOR]} if SIMULATOR in stored_fp else {})}
+    records.write_fingerprint(study, json.dumps(fingerprint, sort_keys=True))
+    info = records.read_study_info(study)
+    if info.search_space:  # (a study stored before its info was recorded has none to update)
+        records.write_study_info(study, dataclasses.replace(info, search_space=spec.info().search_space))
+
+
 def create_or_load(
     storage, spec: StudySpec, study_name: str, lock: BudgetLock, grace: float
 ) -> tuple[optuna.Study, bool]:
     """The stored study (created if new, with the default configuration enqueued first).
 
     A study stored with another spec, or run on another simulator release, is refused before anything
-    in it changes.
+    in it changes; a spec that only widens numeric ranges continues it in the wider space (:mod:`.widening`).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -82,11 +100,16 @@ def create_or_load(
         if stored is not None:
             stored_fp = json.loads(stored)
             check_simulator(study, "start a new one with --study-name NAME", stored_fp)
-            if {k: v for k, v in stored_fp.items() if k != SIMULATOR} != json.loads(json.dumps(spec.fingerprint())):
+            stored_core = {k: v for k, v in stored_fp.items() if k != SIMULATOR}
+            mine = json.loads(json.dumps(spec.fingerprint()))
+            widened = widened_ranges(stored_core, mine)
+            if widened:
+                _widen(study, spec, stored_fp, widened)
+            elif stored_core != mine:
                 raise UserError(
                     f"study {study_name!r} in this storage was created with another env, budget, evaluation, seeds, "
                     f"fixed values or search space than {spec.path} and the given overrides; resume it with the same "
-                    "file and flags, or start a new one with --study-name NAME"
+                    "file and flags (numeric ranges may only widen), or start a new one with --study-name NAME"
                 )
             if SIMULATOR not in stored_fp:  # stored before the simulator was recorded: it is recorded now
                 log.info("study %r: recording its simulator, %s", study_name, fingerprint[SIMULATOR])
