@@ -6,6 +6,7 @@ import copy
 import json
 
 from vmpo_tune import records
+from vmpo_tune.search.space import ParamSpec
 from vmpo_tune.search.widening import widened_ranges
 
 from .search_helpers import TOY_STUDY, cli, load, write_study
@@ -16,23 +17,34 @@ def fingerprint(space: list[dict], **rest) -> dict:
     return {"env_id": "Hopper-v5", "total_steps": 1000, "agent": {}, "train": {}, "space": space, **rest}
 
 
-LR = {"name": "policy_lr", "kind": "float", "low": 1e-5, "high": 3e-3, "log": True}
-STD = {"name": "init_log_std", "kind": "float", "low": -1.5, "high": 0.0}
-STEPS = {"name": "m_steps", "kind": "categorical", "choices": [4, 8, 16]}
-ENVS = {"name": "num_envs", "kind": "int", "low": 1, "high": 8}
+def described(name: str, kind: str, **fields) -> dict:
+    """A parameter as a stored fingerprint holds it (``ParamSpec.describe``: a bound of 0 is left out)."""
+    return ParamSpec(name, kind, **fields).describe()
+
+
+LR = described("policy_lr", "float", low=1e-5, high=3e-3, log=True)
+STD = described("init_log_std", "float", low=-1.5, high=0.0)
+STEPS = described("m_steps", "categorical", choices=(4, 8, 16))
+ENVS = described("num_envs", "int", low=1, high=8)
 
 
 def test_a_wider_range_is_named_and_everything_else_is_not_a_widening():
+    assert "high" not in STD  # the form every stored study with a bound at 0 has
     old = fingerprint([LR, STD, STEPS, ENVS])
-    wider = fingerprint([LR, {**STD, "high": 1.0}, STEPS, {**ENVS, "low": 1, "high": 16}])
-    assert widened_ranges(old, wider) == ["init_log_std: -1.5 .. 0.0 -> -1.5 .. 1.0", "num_envs: 1 .. 8 -> 1 .. 16"]
-    both_ends = fingerprint([{**LR, "low": 1e-6, "high": 1e-2}, STD, STEPS, ENVS])
+    wider = fingerprint([LR, described("init_log_std", "float", low=-1.5, high=1.0), STEPS,
+                         described("num_envs", "int", low=1, high=16)])  # fmt: skip
+    assert widened_ranges(old, wider) == ["init_log_std: -1.5 .. 0 -> -1.5 .. 1.0", "num_envs: 1 .. 8 -> 1 .. 16"]
+    both_ends = fingerprint([described("policy_lr", "float", low=1e-6, high=1e-2, log=True), STD, STEPS, ENVS])
     assert widened_ranges(old, both_ends) == ["policy_lr: 1e-05 .. 0.003 -> 1e-06 .. 0.01"]
+    to_zero = fingerprint([LR, STD, STEPS, ENVS, described("gamma", "float", low=0.5, high=0.9)])
+    assert widened_ranges(to_zero, fingerprint([LR, STD, STEPS, ENVS, described("gamma", "float", high=0.9)])) == [
+        "gamma: 0.5 .. 0.9 -> 0 .. 0.9"
+    ]
     not_widenings = {
         "the same space": old,
         "a narrower high": fingerprint([LR, {**STD, "high": -0.5}, STEPS, ENVS]),
         "wider at one end, narrower at the other": fingerprint([LR, {**STD, "low": -1.0, "high": 1.0}, STEPS, ENVS]),
-        "another log setting": fingerprint([{**LR, "log": False, "high": 1e-2}, STD, STEPS, ENVS]),
+        "another log setting": fingerprint([described("policy_lr", "float", low=1e-5, high=1e-2), STD, STEPS, ENVS]),
         "more categorical choices": fingerprint([LR, STD, {**STEPS, "choices": [4, 8, 16, 32]}, ENVS]),
         "a parameter more": fingerprint([LR, STD, STEPS, ENVS, {**STD, "name": "gae_lambda"}]),
         "a parameter less": fingerprint([LR, STD, STEPS]),

@@ -25,9 +25,16 @@ def _param_widening(old: Mapping[str, Any], new: Mapping[str, Any]) -> str | Non
     rest_new = {k: v for k, v in new.items() if k not in RANGE}
     if rest_old != rest_new or old.get("kind") not in NUMERIC:
         return None
-    if not (new["low"] <= old["low"] and new["high"] >= old["high"]):
+    (old_low, old_high), (new_low, new_high) = (bounds(old), bounds(new))
+    if not (new_low <= old_low and new_high >= old_high):
         return None
-    return f"{old['name']}: {old['low']} .. {old['high']} -> {new['low']} .. {new['high']}"
+    return f"{old['name']}: {old_low} .. {old_high} -> {new_low} .. {new_high}"
+
+
+def bounds(described: Mapping[str, Any]) -> tuple[float, float]:
+    """A numeric parameter's ``(low, high)`` from ``ParamSpec.describe()``, which leaves out a bound of 0 (it drops
+    every value equal to None, () or False, and ``0.0 == False``; stored fingerprints keep that form)."""
+    return described.get("low", 0), described.get("high", 0)
 
 
 def widened_ranges(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str] | None:
