@@ -82,11 +82,12 @@ its best 7 (:data:`MORE_TOP`) added trials 57, 52 and 74, which confirmed at IQM
 A fifth round to 110 put trials 99 and 103 (search scores 870 and 740) among the best 7; they confirmed at IQM
 446 and 554, behind trial 65. A sixth round to 130 searches a wider space: ``init_log_std`` reaches 1.0, not 0.0,
 since the search's best trials crowded that bound (studies/walker-walk.yaml), and the stored study goes on in it
-(``vmpo_tune/search/widening.py``). Its TPE search, past its random start-up, runs 20 more trials each round,
-and its best trials by search score are confirmed beside the default; a candidate confirmed before keeps its units
-(``confirm`` adds only what is new), so the confirmed winner is the best of every candidate any round confirmed, and
-a new winner gets its own held-out check (the best of more candidates flatters its test seeds more: the goal counts
-as reached on the held-out seeds)."""
+(``vmpo_tune/search/widening.py``), its last 13 trials without pruning (the median pruner's bar at 300k steps
+would have pruned trial 65 on each of its test seeds; studies/walker-walk.yaml). Its TPE search, past its random
+start-up, runs 20 more trials each round, and its best trials by search score are confirmed beside the default; a
+candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is the best
+of every candidate any round confirmed, and a new winner gets its own held-out check (the best of more candidates
+flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
 MORE_TOP = {"walker-walk": 7}
 """Trials a study of :data:`MORE_TRIALS` confirms beside the default in its current round, where not
 :data:`CONFIRM_TOP`. A round's best new trials rank below the lucky single-seed scores of the rounds before it,
