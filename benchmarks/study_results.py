@@ -73,22 +73,22 @@ SEARCH_QUEUE = ("halfcheetah", "walker-walk", "walker2d", "hopper-1m", "cheetah-
 added after the others were searched, comes last."""
 TRIALS, CONFIRM_TOP, CONFIRM_SEEDS, TEST_SEED_START = 30, 3, 10, 1000
 MORE_TRIALS = {"walker-walk": 130}
-"""Studies whose stage ``search`` goes on past :data:`TRIALS` trials in the same storage. ``walker-walk``'s winner
-after 30 (trial 31, IQM 545 on the test seeds) was below its 600 goal, and so were its winners after 50 (trial 35,
-IQM 592 on the test seeds, 524 on the held-out seeds) and after 70 (trial 65, 616 on the test seeds but 581 on the
-held-out seeds, RESULTS.md). A fourth round to 90 (2026-12-02) put no new trial among the best 3 by search score
-(its best scored 683 on the tuning seed, the third best before it 773), so ``confirm --top 3`` planned nothing new;
-its best 7 (:data:`MORE_TOP`) added trials 57, 52 and 74, which confirmed at IQM 605, 536 and 432, behind trial 65.
-A fifth round to 110 put trials 99 and 103 (search scores 870 and 740) among the best 7; they confirmed at IQM
-446 and 554, behind trial 65. A sixth round to 130 searches a wider space: ``init_log_std`` reaches 1.0, not 0.0,
-since the search's best trials crowded that bound (studies/walker-walk.yaml), and the stored study goes on in it
-(``vmpo_tune/search/widening.py``), its last 13 trials without pruning (the median pruner's bar at 300k steps
-would have pruned trial 65 on each of its test seeds; studies/walker-walk.yaml). Its TPE search, past its random
-start-up, runs 20 more trials each round (the sixth found trial 128, ``init_log_std`` 0.525: IQM 645 on the test
-seeds, ahead of trial 65; held-out check under way at 2026-12-02), and its best trials by search score are
-confirmed beside the default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is the best
-of every candidate any round confirmed, and a new winner gets its own held-out check (the best of more candidates
-flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
+"""Studies whose stage ``search`` goes on past :data:`TRIALS` trials in the same storage. ``walker-walk``'s winner after
+30 (trial 31, IQM 545 on the test seeds) was below its 600 goal, and so were its winners after 50 (trial 35, IQM 592
+on the test seeds, 524 on the held-out seeds) and after 70 (trial 65, 616 on the test seeds but 581 on the held-out
+seeds, RESULTS.md). A fourth round to 90 (2026-12-02) put no new trial among the best 3 by search score (its best
+scored 683 on the tuning seed, the third best before it 773), so ``confirm --top 3`` planned nothing new; its best 7
+(:data:`MORE_TOP`) added trials 57, 52 and 74, which confirmed at IQM 605, 536 and 432, behind trial 65. A fifth
+round to 110 put trials 99 and 103 (search scores 870 and 740) among the best 7; they confirmed at IQM 446 and 554,
+behind trial 65. A sixth round to 130 searches a wider space: ``init_log_std`` reaches 1.0, not 0.0, since the
+search's best trials crowded that bound (studies/walker-walk.yaml), and the stored study goes on in it
+(``vmpo_tune/search/widening.py``), its last 13 trials without pruning (the median pruner's bar at 300k steps would
+have pruned trial 65 on each of its test seeds; studies/walker-walk.yaml). Its TPE search, past its random start-up,
+runs 20 more trials each round (the sixth found trial 128, ``init_log_std`` 0.525: IQM 645 on the test seeds, ahead
+of trial 65; held-out check under way at 2026-12-02), and its best trials by search score are confirmed beside the
+default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is
+the best of every candidate any round confirmed, and a new winner gets its own held-out check (the best of more
+candidates flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
 MORE_TOP = {"walker-walk": 7}
 """Trials a study of :data:`MORE_TRIALS` confirms beside the default in its current round, where not
 :data:`CONFIRM_TOP`. A round's best new trials rank below the lucky single-seed scores of the rounds before it,
