@@ -18,7 +18,6 @@ import statistics
 import optuna
 
 from vmpo_tune import records
-from vmpo_tune.records import is_companion
 
 
 def bar(study: optuna.Study, step: int, below: int | None = None) -> tuple[float, int]:
@@ -36,7 +35,7 @@ def candidates_at(confirm: optuna.Study, step: int) -> dict[str, list[float]]:
     out: dict[str, list[tuple[int, float]]] = {}
     for unit in confirm.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         if step in unit.intermediate_values:
-            seed = min(unit.user_attrs.get("seeds") or [unit.number])
+            seed = min(unit.user_attrs.get(records.SEEDS) or [unit.number])
             out.setdefault(unit.user_attrs[records.CANDIDATE], []).append((seed, unit.intermediate_values[step]))
     return {label: [v for _, v in sorted(pairs)] for label, pairs in out.items()}
 
@@ -49,7 +48,7 @@ def main() -> None:
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = args.storage if "://" in args.storage else f"sqlite:///{args.storage}"
-    (name,) = [n for n in optuna.get_all_study_names(url) if not is_companion(n)]
+    (name,) = [n for n in optuna.get_all_study_names(url) if not records.is_companion(n)]
     level, n = bar(optuna.load_study(study_name=name, storage=url), args.step, args.trials)
     print(f"{name}: the median pruner's bar at {args.step:,} steps: {level:.1f} (median of {n} complete trials)")
     confirm = optuna.load_study(study_name=records.confirm_study_name(name), storage=url)
