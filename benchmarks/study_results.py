@@ -85,10 +85,10 @@ search's best trials crowded that bound (studies/walker-walk.yaml), and the stor
 (``vmpo_tune/search/widening.py``), its last 13 trials without pruning (the median pruner's bar at 300k steps would
 have pruned trial 65 on each of its test seeds; studies/walker-walk.yaml). Its TPE search, past its random start-up,
 runs 20 more trials each round (the sixth found trial 128, ``init_log_std`` 0.525: IQM 645 on the test seeds, ahead
-of trial 65; held-out check under way at 2026-12-02), and its best trials by search score are confirmed beside the
-default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so the confirmed winner is
-the best of every candidate any round confirmed, and a new winner gets its own held-out check (the best of more
-candidates flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
+of trial 65, and 704 on the held-out seeds, past the goal; 2026-12-03), and its best trials by search score are
+confirmed beside the default; a candidate confirmed before keeps its units (``confirm`` adds only what is new), so
+the confirmed winner is the best of every candidate any round confirmed, and a new winner gets its own held-out check
+(the best of more candidates flatters its test seeds more: the goal counts as reached on the held-out seeds)."""
 MORE_TOP = {"walker-walk": 7}
 """Trials a study of :data:`MORE_TRIALS` confirms beside the default in its current round, where not
 :data:`CONFIRM_TOP`. A round's best new trials rank below the lucky single-seed scores of the rounds before it,
