@@ -20,12 +20,18 @@ so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
     python benchmarks/throughput.py --baseline-tree /tmp/before      # ... against an older checkout
     python benchmarks/throughput.py --steps 20000 --repeats 1 --no-write   # quick look
     python benchmarks/throughput.py --profile-update 3               # where the default's update spends its time
+    python benchmarks/throughput.py --profile-act 2000               # what one rollout policy call costs
 
 ``--profile-update N`` only profiles (``torch.profiler``) N updates of the study default's agent on one batch of
 its size (random data: an update's cost does not depend on the values) and prints each operator's share of the
 update's CPU time, matrix products first, then the rate of one hidden-layer product at the batch's size in
 float32 and in bfloat16 (the cheaper precision some CPUs run twice as fast; whether this PyTorch build does, here);
 it writes nothing.
+
+``--profile-act N`` times N rollout policy calls (``VMPOAgent.sample`` on one observation per env, the trainer's
+call on every step) of ``VMPOConfig``'s default agent (the ``m_steps: 1`` row's) at the study's number of envs,
+then profiles them: the wall time per call, how many operator calls one policy call makes, their CPU time per
+call under the profiler and the matrix products' share of it; it writes nothing.
 """
 
 from __future__ import annotations
@@ -218,6 +224,40 @@ def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: 
         print(f"one {n:,} x {width} x {width} product in {dtype}: {rate:.1f} GFLOP/s")
 
 
+def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) -> None:
+    from torch.profiler import profile
+
+    from vmpo_tune.agent import VMPOAgent
+    from vmpo_tune.envs import env_dims, make_vector_env
+
+    envs = make_vector_env(env_id, 1, seed=0)
+    obs_dim, act_dim = env_dims(envs)
+    envs.close()
+    obs = np.random.default_rng(0).normal(size=(train.num_envs, obs_dim))
+    vmpo = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0)
+    for _ in range(min(calls, 200)):  # warm-up: allocations, MKL's first calls
+        vmpo.sample(obs)
+    start = time.perf_counter()
+    for _ in range(calls):
+        vmpo.sample(obs)
+    wall = (time.perf_counter() - start) / calls
+    with profile() as prof:
+        for _ in range(calls):
+            vmpo.sample(obs)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+    print(
+        f"one rollout policy call (envs {train.num_envs}, observation size {obs_dim}, action size {act_dim}): "
+        f"{wall * 1e6:.0f} us"
+    )
+    print(
+        f"under torch.profiler (which adds its own cost to each operator): {sum(e.count for e in events) // calls} "
+        f"ATen operator calls per policy call (nested ones included), {total / calls:.0f} us of their CPU time per "
+        f"call, matrix products (aten::mm, aten::addmm) {products / total:.0%} of it"
+    )
+
+
 def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
     spec = load_spec(study)
     cfg = params_to_config(spec, default_params(spec))
@@ -239,11 +279,15 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"))
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--profile-update", type=positive_int, metavar="N", help="only profile N updates (see above)")
+    parser.add_argument("--profile-act", type=positive_int, metavar="N", help="only time N policy calls (see above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.profile_update is not None:
         _, agent, train = configurations(args.study)[0]
         return profile_update(agent, train, train.env_id, args.profile_update)
+    if args.profile_act is not None:
+        _, agent, train = configurations(args.study)[1]
+        return profile_act(agent, train, train.env_id, args.profile_act)
     rows = []
     for label, agent, train in configurations(args.study):
         raws, trains, bases, shares, bare = [], [], [], [], []

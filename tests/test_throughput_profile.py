@@ -1,4 +1,4 @@
-"""benchmarks/throughput.py --profile-update: where an update spends its time, and what a product costs."""
+"""benchmarks/throughput.py --profile-update and --profile-act: what an update and a rollout policy call cost."""
 
 from __future__ import annotations
 
@@ -9,16 +9,33 @@ import sys
 from .search_helpers import ROOT
 
 
-def test_profile_update_gives_the_products_share_and_both_precisions_rates():
+def _throughput(*args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--study", "demo", "--profile-update", "1"],
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--study", "demo", *args],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_profile_update_gives_the_products_share_and_both_precisions_rates():
+    proc = _throughput("--profile-update", "1")
     share = re.search(r"matrix products \(aten::mm, aten::addmm\): (\d+)% of the update's CPU time", proc.stdout)
     assert share and 0 < int(share.group(1)) <= 100, proc.stdout
     rates = dict(re.findall(r"product in torch\.(float32|bfloat16): ([\d.]+) GFLOP/s", proc.stdout))
     assert set(rates) == {"float32", "bfloat16"} and all(float(r) > 0 for r in rates.values()), proc.stdout
+
+
+def test_profile_act_times_one_rollout_policy_call_at_the_studys_envs():
+    proc = _throughput("--profile-act", "50")
+    # InvertedPendulum-v5: 4 observations, 1 action; the demo study steps 1 env (studies/demo.yaml).
+    wall = re.search(r"one rollout policy call \(envs 1, observation size 4, action size 1\): (\d+) us", proc.stdout)
+    assert wall and int(wall.group(1)) > 0, proc.stdout
+    ops = re.search(
+        r"(\d+) ATen operator calls per policy call .*matrix products \(aten::mm, aten::addmm\) (\d+)%", proc.stdout
+    )
+    # three linear layers (two hidden, the mean head) at least, and products are part of the time, not all of it
+    assert ops and int(ops.group(1)) >= 3 and 0 < int(ops.group(2)) < 100, proc.stdout
