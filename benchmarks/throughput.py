@@ -190,15 +190,23 @@ def product_rate(rows: int, width: int, dtype: torch.dtype, calls: int = 50) -> 
     return 2 * rows * width * width / best / 1e9
 
 
+def _dims(env_id: str) -> tuple[int, int]:
+    """(observation size, action size) of ``env_id``."""
+    from vmpo_tune.envs import env_dims, make_vector_env
+
+    envs = make_vector_env(env_id, 1, seed=0)
+    try:
+        return env_dims(envs)
+    finally:
+        envs.close()
+
+
 def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: int) -> None:
     from torch.profiler import profile
 
     from vmpo_tune.agent import VMPOAgent
-    from vmpo_tune.envs import env_dims, make_vector_env
 
-    envs = make_vector_env(env_id, 1, seed=0)
-    obs_dim, act_dim = env_dims(envs)
-    envs.close()
+    obs_dim, act_dim = _dims(env_id)
     n = train.num_envs * train.rollout_steps
     rng = np.random.default_rng(0)
     batch = {
@@ -228,11 +236,8 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     from torch.profiler import profile
 
     from vmpo_tune.agent import VMPOAgent
-    from vmpo_tune.envs import env_dims, make_vector_env
 
-    envs = make_vector_env(env_id, 1, seed=0)
-    obs_dim, act_dim = env_dims(envs)
-    envs.close()
+    obs_dim, act_dim = _dims(env_id)
     obs = np.random.default_rng(0).normal(size=(train.num_envs, obs_dim))
     vmpo = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0)
     for _ in range(min(calls, 200)):  # warm-up: allocations, MKL's first calls
