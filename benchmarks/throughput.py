@@ -30,8 +30,10 @@ it writes nothing.
 
 ``--profile-act N`` times N rollout policy calls (``VMPOAgent.sample`` on one observation per env, the trainer's
 call on every step) of ``VMPOConfig``'s default agent (the ``m_steps: 1`` row's) at the study's number of envs,
-then profiles them: the wall time per call, how many operator calls one policy call makes, their CPU time per
-call under the profiler and the matrix products' share of it; it writes nothing.
+back to back and then as a rollout makes them, each between two steps of the study's vector env (whose simulator
+code and data leave the policy's colder in the caches), then profiles them: the wall time per call both ways, how
+many operator calls one policy call makes, their CPU time per call under the profiler and the matrix products'
+share of it; it writes nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
+from vmpo_tune.envs import action_scaler, env_dims, make_vector_env  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 
@@ -192,8 +195,6 @@ def product_rate(rows: int, width: int, dtype: torch.dtype, calls: int = 50) -> 
 
 def _dims(env_id: str) -> tuple[int, int]:
     """(observation size, action size) of ``env_id``."""
-    from vmpo_tune.envs import env_dims, make_vector_env
-
     envs = make_vector_env(env_id, 1, seed=0)
     try:
         return env_dims(envs)
@@ -246,6 +247,19 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     for _ in range(calls):
         vmpo.sample(obs)
     wall = (time.perf_counter() - start) / calls
+    envs = make_vector_env(env_id, train.num_envs, seed=0)
+    try:
+        scale = action_scaler(envs.single_action_space)
+        env_obs, _ = envs.reset(seed=0)
+        between = 0.0
+        for i in range(min(calls, 200) + calls):  # the first ones warm up, as above
+            start = time.perf_counter()
+            actions, _ = vmpo.sample(env_obs)
+            if i >= min(calls, 200):
+                between += time.perf_counter() - start
+            env_obs = envs.step(scale(actions))[0]
+    finally:
+        envs.close()
     with profile() as prof:
         for _ in range(calls):
             vmpo.sample(obs)
@@ -254,7 +268,7 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
     print(
         f"one rollout policy call (envs {train.num_envs}, observation size {obs_dim}, action size {act_dim}): "
-        f"{wall * 1e6:.0f} us"
+        f"{wall * 1e6:.0f} us back to back, {between / calls * 1e6:.0f} us between env steps (as in a rollout)"
     )
     print(
         f"under torch.profiler (which adds its own cost to each operator): {sum(e.count for e in events) // calls} "
