@@ -19,6 +19,11 @@ The campaign (Hopper-v5, the full 300k steps per run) is a queue of *arms*, run 
   test seeds, it says whether tuning improves on the shipped default (a new default ships only if its
   P(improvement) has a lower bound above 0.5). It runs after the last repeat's main strategies and before
   that repeat's extra objective arms (:data:`EXTRAS`).
+* ``fast-from-shipped`` (last): the same on the ``hopper-fast`` study, the ``hopper`` space with ``m_steps`` at most
+  8 (half the update, issue 16's speed target), from the ``hopper`` default at ``m_steps`` 8; its winners are
+  confirmed beside that default on the same test seeds, and the table sets them against the ``hopper`` default
+  itself (the ``from-shipped`` arm's winner, paired by test seed): can the trials be that much cheaper and lose
+  nothing?
 
 Every step is an ordinary ``search`` / ``confirm`` command on the arm's own SQLite file, so a
 killed campaign continues where it stopped when rerun (the searches' budgets are exact and
@@ -69,6 +74,7 @@ CHOSEN = "tpe-1seed"
 """The strategy the studies ship as their default: the only one whose winner matched the shipped default (the table
 in BENCHMARKS.md); the ``from-shipped`` arm runs it on the ``hopper`` study."""
 FROM_SHIPPED = "from-shipped"
+FAST, FAST_STUDY = "fast-from-shipped", "hopper-fast"
 
 
 @dataclass(frozen=True)
@@ -100,14 +106,14 @@ def study_seed(repeat: int) -> int:
 
 
 def arms(repeats: int) -> list[Arm]:
-    """The queue, in order: the reference, each repeat's strategies, and the chosen strategy from the shipped
-    default before the last repeat's extra arms."""
+    """The queue, in order: the reference, each repeat's strategies, the chosen strategy from the shipped
+    default before the last repeat's extra arms, and the chosen strategy on the cheaper space last."""
     out = [Arm("reference", REFERENCE_STUDY, None, 0)]
     for repeat in range(repeats):
         out += [Arm(f"{name}-{repeat}", STUDY, name, repeat) for name in STRATEGIES]
     last = [i for i, arm in enumerate(out) if arm.repeat == repeats - 1 and arm.strategy in EXTRAS]
     out.insert(last[0] if last else len(out), Arm(FROM_SHIPPED, REFERENCE_STUDY, CHOSEN, 0))
-    return out
+    return out + [Arm(FAST, FAST_STUDY, CHOSEN, 0)]
 
 
 def run_arm(arm: Arm, workers: int) -> None:

@@ -8,7 +8,10 @@ from typing import Any
 from benchmarks._campaign import confirmation_done, done_units, load_campaign_study
 from benchmarks.search_efficiency import (
     BUDGET_TRIALS,
+    CHOSEN,
     CONFIRM_SEEDS,
+    FAST,
+    FROM_SHIPPED,
     REFERENCE_STUDY,
     RESULTS,
     ROOT,
@@ -86,13 +89,74 @@ def render(arms: list[Arm], machine: str) -> str:
     ]
     points: list[tuple[str, float, float, tuple[float, float]]] = []
     for arm in arms:
-        lines.append(_row(arm, loaded[arm.name], shipped, points))
+        if arm.name != FAST:
+            lines.append(_row(arm, loaded[arm.name], shipped, points))
     if shipped is not None:
         points.append(("shipped default", 0.0, shipped.iqm, shipped.iqm_ci))
     if points:
         _plot(points, PLOT)
         lines += ["", f"![confirmed IQM against CPU hours]({PLOT.relative_to(ROOT)})"]
+    if FAST in loaded:
+        lines += ["", *_fast_section(loaded[FAST], loaded.get(FROM_SHIPPED))]
     return "\n".join(lines)
+
+
+def _m_steps(data: dict, label: str) -> int | None:
+    """The ``m_steps`` a confirmed candidate trained with (from its confirmation units' configuration)."""
+    for unit in data["units"]:
+        if unit.user_attrs.get(records.CANDIDATE) == label:
+            return unit.user_attrs[records.CONFIG]["agent"]["m_steps"]
+    return None
+
+
+def _fast_section(data: dict | None, from_shipped: dict | None) -> list[str]:
+    """The `fast-from-shipped` arm against the `hopper` default (the `from-shipped` arm's winner), paired by test
+    seed: can the default's update be halved (issue 16's speed target) without losing returns?"""
+    head = [
+        f"Cheaper trials (`{FAST}`, issue 16): the chosen strategy on the `hopper-fast` study, the `hopper` space "
+        "with `m_steps` at most 8 (half the `hopper` default's update per env step), from the `hopper` default with "
+        "`m_steps` 8; its 3 best distinct trials and that default confirmed on the same test seeds, each set against "
+        f"the `hopper` default itself (the `{FROM_SHIPPED}` arm's winner, `m_steps` 16), paired by test seed.",
+        "",
+    ]
+    if data is None:
+        return [*head, f"`{FAST}`: not started."]
+    if not is_confirmed(data):
+        state = f"confirmation: {done_units(data)[0]} units done" if data["units"] else "search running"
+        target = BUDGET_TRIALS // STRATEGIES[CHOSEN][0]
+        return [*head, f"`{FAST}`: {data['finished']} / {target} trials finished ({state})."]
+    bar = from_shipped["confirmation"][0] if from_shipped and is_confirmed(from_shipped) else None
+    cost = (
+        f"Search: {data['finished']} trials, {records.env_steps(data['trials']) / 1e6:.1f}M env steps, "
+        f"{records.cpu_hours(data['trials']):.2f} CPU h; confirmation {records.cpu_hours(data['units']):.2f} CPU h; "
+        f"{data['simulator']}."
+    )
+    lines = [
+        *head,
+        cost,
+        "",
+        "| candidate | m_steps | confirmed IQM [95% CI] | P(> `hopper` default) [CI] | final return per test seed |",
+        "|---|---:|---|---|---|",
+    ]
+    if bar is not None:
+        per_seed = " ".join(f"{v:.0f}" for _, v in sorted(_returns_by_seed(bar).items()))
+        lines.append(
+            f"| `hopper` default ({bar.label} of `{FROM_SHIPPED}`) | {_m_steps(from_shipped, bar.label)} | "
+            f"{bar.iqm:.0f} {_fmt_ci(*bar.iqm_ci)} | (the bar) | {per_seed} |"
+        )
+    for entry in data["confirmation"]:
+        final = _final_stats(entry, entry)
+        label = f"{entry.label} (the `hopper` default at m_steps 8)" if entry.is_baseline else entry.label
+        vs_bar = ""
+        if bar is not None:
+            s = describe(entry.label, [], *_paired(entry, bar))
+            vs_bar = f"{s.poi:.2f} {_fmt_ci(*s.poi_ci, 2)}"
+        per_seed = " ".join(f"{v:.0f}" for _, v in sorted(_returns_by_seed(entry).items()))
+        lines.append(
+            f"| {label} | {_m_steps(data, entry.label)} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_bar} | "
+            f"{per_seed} |"
+        )
+    return lines
 
 
 def _row(arm: Arm, data: dict | None, shipped: CandidateStats | None, points: list) -> str:
