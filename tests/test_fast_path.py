@@ -91,36 +91,3 @@ def test_updates_are_deterministic_bit_for_bit():
         return [p.detach().clone() for p in agent.policy.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(run(), run()))
-
-
-def test_rollout_sample_gives_the_same_bits_as_the_pytorch_path():
-    """``sample`` on CPU (elementwise steps in numpy) returns what the all-PyTorch path returns, bit for bit: the
-    means, and the actions with the same noise, for observations inside and outside the normaliser's clip."""
-    agent = VMPOAgent(11, 3, "cpu", policy_layer_sizes=(64, 64), value_layer_sizes=(64, 64), init_log_std=-0.5, seed=2)
-    agent.policy.obs_norm.update(torch.randn(500, 11, dtype=torch.float64) * 3 + 1)
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        obs = rng.normal(size=(8, 11)) * 10 ** rng.uniform(-3, 2)  # up to 100 sigma: some clip at +-10
-        state = agent.generator.get_state()
-        actions, means = agent.sample(obs)
-        agent.generator.set_state(state)
-        with torch.inference_mode():
-            mean = agent.policy.mean_action(torch.as_tensor(obs, dtype=torch.float32))
-            std = agent.policy.log_std.clamp(networks.LOG_STD_MIN, networks.LOG_STD_MAX).exp()
-            action = mean + torch.randn(mean.shape, generator=agent.generator) * std
-        assert means.dtype == actions.dtype == np.float32
-        assert np.array_equal(means, mean.numpy()) and np.array_equal(actions, action.numpy())
-        assert np.array_equal(agent.sample(obs, deterministic=True)[0], mean.numpy())
-
-
-def test_numpy_normaliser_matches_the_module_and_keeps_nan():
-    norm = networks.RunningNorm(4, clip=5.0)
-    norm.update(torch.randn(100, 4, dtype=torch.float64) * 2 - 1)
-    obs = np.array([[0.1, -3.0, 1e3, float("nan")], [-1e3, 0.0, 2.5, -0.7]])
-    got = norm.normalize_numpy(obs)
-    want = norm(torch.as_tensor(obs, dtype=torch.float32)).numpy()
-    assert got.dtype == np.float32 and np.array_equal(got, want, equal_nan=True)
-    assert got[0, 2] == 5.0 and got[1, 0] == -5.0 and np.isnan(got[0, 3])
-    obs32 = obs.astype(np.float32)  # already float32: used as it is, so it must not be written to
-    norm.normalize_numpy(obs32)
-    assert np.array_equal(obs32, obs.astype(np.float32), equal_nan=True)

@@ -199,19 +199,15 @@ class VMPOAgent:
     def sample(self, obs: np.ndarray, deterministic: bool = False) -> Tuple[np.ndarray, np.ndarray]:
         """Fast path for rollouts: ``(actions, means)`` for a batch; no value, no log-prob.
 
-        Draws the same noise as :meth:`act` for the same generator state. On CPU the elementwise steps run in
-        numpy (:meth:`~vmpo_tune.networks.DiagonalGaussianPolicy.mean_action_numpy`): the same bits, fewer
-        PyTorch operator calls, each of which costs more than its arithmetic at a rollout's few rows.
+        Draws the same noise as :meth:`act` for the same generator state.
         """
-        if self.device.type == "cpu":
-            mean = self.policy.mean_action_numpy(obs)
-        else:
-            mean = self.policy.mean_action(self._obs_tensor(obs)).cpu().numpy()
+        mean = self.policy.mean_action(self._obs_tensor(obs))
         if deterministic:
-            return mean, mean
-        std = self.policy.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
-        noise = (torch.randn(mean.shape, generator=self.generator, device=self.device) * std).cpu().numpy()
-        return np.add(mean, noise, out=noise), mean
+            action = mean
+        else:
+            std = self.policy.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+            action = mean + torch.randn(mean.shape, generator=self.generator, device=mean.device) * std
+        return action.cpu().numpy(), mean.cpu().numpy()
 
     @torch.inference_mode()
     def value(self, obs: np.ndarray) -> float | np.ndarray:

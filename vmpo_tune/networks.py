@@ -18,20 +18,6 @@ def _linear_tanh_values(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return torch.addmm(bias, x, weight.t(), beta=2.0, alpha=2.0).sigmoid_().mul_(2.0).sub_(1.0)
 
 
-def _linear_tanh_values_cpu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """:func:`_linear_tanh_values` on CPU without autograd, bit for bit: the product and the sigmoid in PyTorch,
-    ``2 s - 1`` in numpy on the result's memory (doubling is exact, so the subtraction rounds once either way).
-
-    At a rollout's few rows an elementwise PyTorch operator costs its dispatch, not its arithmetic, and a numpy
-    ufunc's call costs a fraction of that (BENCHMARKS.md, throughput).
-    """
-    y = torch.addmm(bias, x, weight.t(), beta=2.0, alpha=2.0).sigmoid_()
-    a = y.numpy()
-    np.multiply(a, 2.0, out=a)
-    np.subtract(a, 1.0, out=a)
-    return y
-
-
 class _LinearTanh(torch.autograd.Function):
     """``tanh(x W^T + b)`` in one step, with tanh computed as ``2 sigmoid(2z) - 1``.
 
@@ -133,12 +119,6 @@ class RunningNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return ((x - self._shift) * self._scale).clamp_(-self.clip, self.clip)
 
-    def normalize_numpy(self, obs: np.ndarray) -> np.ndarray:
-        """:meth:`forward` in numpy for a CPU module (float32, the same three roundings bit for bit); a new array."""
-        x = np.subtract(np.asarray(obs, dtype=np.float32), self._shift.numpy())
-        np.multiply(x, self._scale.numpy(), out=x)
-        return np.clip(x, -self.clip, self.clip, out=x)
-
 
 class DiagonalGaussianPolicy(nn.Module):
     """Gaussian policy with a state-independent log-std, plus a value function.
@@ -213,15 +193,6 @@ class DiagonalGaussianPolicy(nn.Module):
         """
         x = run_trunk(self.policy_trunk, self.obs_norm(obs))
         return F.linear(x, self.mean_head.weight, self.mean_head.bias)
-
-    def mean_action_numpy(self, obs: np.ndarray) -> np.ndarray:
-        """:meth:`mean_action` of a CPU policy from numpy observations to a numpy array, bit for bit, with the
-        elementwise steps in numpy (see :func:`_linear_tanh_values_cpu`); call it under ``torch.inference_mode``.
-        """
-        x = torch.from_numpy(self.obs_norm.normalize_numpy(obs))
-        for linear in list(self.policy_trunk)[::2]:
-            x = _linear_tanh_values_cpu(x, linear.weight, linear.bias)
-        return F.linear(x, self.mean_head.weight, self.mean_head.bias).numpy()
 
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.obs_norm(obs)
