@@ -10,6 +10,7 @@ from benchmarks.search_efficiency import (
     BUDGET_TRIALS,
     CHOSEN,
     CONFIRM_SEEDS,
+    CONFIRM_TOP,
     FAST,
     FROM_SHIPPED,
     REFERENCE_STUDY,
@@ -115,8 +116,9 @@ def _fast_section(data: dict | None, from_shipped: dict | None) -> list[str]:
     head = [
         f"Cheaper trials (`{FAST}`, issue 16): the chosen strategy on the `hopper-fast` study, the `hopper` space "
         "with `m_steps` at most 8 (half the `hopper` default's update per env step), from the `hopper` default with "
-        "`m_steps` 8; its 3 best distinct trials and that default confirmed on the same test seeds, each set against "
-        f"the `hopper` default itself (the `{FROM_SHIPPED}` arm's winner, `m_steps` 16), paired by test seed.",
+        f"`m_steps` 8; its {CONFIRM_TOP} best distinct trials and that default confirmed on the same test seeds, "
+        f"each set against the `hopper` default itself (the `{FROM_SHIPPED}` arm's winner, `m_steps` 16), paired by "
+        "test seed.",
         "",
     ]
     if data is None:
