@@ -65,8 +65,6 @@ def published_line(env_id: str, lead: str) -> list[str]:
 
 def pending(study: str) -> None:
     """The section of a study that has no confirmation yet: its status, the commands, the published numbers."""
-    from benchmarks.search_efficiency import FAST, FAST_STUDY, ROOT
-    from benchmarks.search_efficiency import RESULTS as CAMPAIGN
     from benchmarks.study_results import QUEUE
     from vmpo_tune.search.spec import load_spec
 
@@ -78,13 +76,6 @@ def pending(study: str) -> None:
             "confirmed on the test seeds first, then a search and its best trials confirmed beside the default; "
             "resumable: rerun it to continue, also from the storage it keeps in "
             f"`results/studies/{study}.db`), then `python benchmarks/study_results.py tables --studies {study}`."
-        )
-    elif study == FAST_STUDY:
-        kept = (CAMPAIGN / f"{FAST}.db").relative_to(ROOT)
-        how = (
-            f"To produce this section: `python benchmarks/search_efficiency.py run --arms {FAST}` (resumable: rerun "
-            f"it to continue, also from the storage it keeps in `{kept}`), then `python benchmarks/results_table.py "
-            f'--study {study} --storage sqlite:///{kept} --machine "..." --search-command "..."`.'
         )
     else:
         how = (

@@ -241,7 +241,8 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     obs_dim, act_dim = _dims(env_id)
     obs = np.random.default_rng(0).normal(size=(train.num_envs, obs_dim))
     vmpo = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0)
-    for _ in range(min(calls, 200)):  # warm-up: allocations, MKL's first calls
+    warm_up = min(calls, 200)  # calls before each timing: allocations, MKL's first calls
+    for _ in range(warm_up):
         vmpo.sample(obs)
     start = time.perf_counter()
     for _ in range(calls):
@@ -252,10 +253,10 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
         scale = action_scaler(envs.single_action_space)
         env_obs, _ = envs.reset(seed=0)
         between = 0.0
-        for i in range(min(calls, 200) + calls):  # the first ones warm up, as above
+        for i in range(warm_up + calls):
             start = time.perf_counter()
             actions, _ = vmpo.sample(env_obs)
-            if i >= min(calls, 200):
+            if i >= warm_up:
                 between += time.perf_counter() - start
             env_obs = envs.step(scale(actions))[0]
     finally:
