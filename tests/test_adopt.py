@@ -205,3 +205,29 @@ def test_the_confirmed_winner_becomes_the_study_default(tmp_path):
     assert fresh.returncode == 0, fresh.stderr
     first = load(f"sqlite:///{root / 'fresh' / 'study.db'}").trials[0]
     assert first.params == {"policy_lr": 1.0e-4, "epsilon_eta": 0.0123} and first.value == 50.0
+
+
+def test_a_study_searched_from_a_file_path_is_read_back_by_that_path(tmp_path):
+    """``search --study path/toy.yaml`` stores study ``toy`` under runs/toy; confirm, export and adopt take the same
+    ``--study`` (the name is the file's stem, the default run folder follows it) and adopt writes into that file."""
+    (tmp_path / "elsewhere").mkdir()
+    study_file = tmp_path / "elsewhere" / "toy.yaml"
+    study_file.write_text(STUDY_TEXT)
+    (tmp_path / "good.yaml").write_text("policy_lr: 1.0e-4\nepsilon_eta: 0.0123\n")
+    given = ("--study", "elsewhere/toy.yaml")
+    search = cli("vmpo_tune.search", *given, "--trials", "2", "--enqueue", "good.yaml", cwd=tmp_path)
+    assert search.returncode == 0, search.stderr
+    assert (tmp_path / "runs" / "toy" / "study.db").is_file()
+    confirm = cli("vmpo_tune.confirm", *given, "--top", "1", "--seeds", "2", cwd=tmp_path)
+    assert confirm.returncode == 0, confirm.stderr
+    assert records.read_confirmation(load(f"sqlite:///{tmp_path / 'runs' / 'toy' / 'study.db'}"))[0].label == "trial 1"
+    export = cli("vmpo_tune.export", *given, cwd=tmp_path)
+    assert export.returncode == 0, export.stderr
+    assert yaml.safe_load((tmp_path / "toy-best.yaml").read_text())["study"] == "toy"
+
+    _one_line_exit_2(cli("vmpo_tune.adopt", "--study", "moved/toy.yaml", cwd=tmp_path), "--study moved/toy.yaml")
+    assert study_file.read_text() == STUDY_TEXT
+    adopt = cli("vmpo_tune.adopt", *given, cwd=tmp_path)
+    assert adopt.returncode == 0, adopt.stderr
+    assert yaml.safe_load(study_file.read_text())["search_space"]["policy_lr"]["default"] == 1.0e-4
+    assert not (tmp_path / "studies").exists() and not (tmp_path / "toy.yaml").exists()

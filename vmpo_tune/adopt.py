@@ -84,14 +84,14 @@ def _differences(spec: StudySpec, study, path: Path) -> list[str]:
 
 
 def _study_file(args: argparse.Namespace, study_name: str) -> Path:
-    """--study-file, else the file ``search --study NAME`` reads, else ``./NAME.yaml`` (``--study NAME.yaml``)."""
-    if args.study_file:
-        try:
-            return find_study(args.study_file)
-        except UserError:
-            raise UserError(
-                f"--study-file {args.study_file}: no such study file; pass the file the search ran with"
-            ) from None
+    """--study-file, else the file --study named (``--study path/NAME.yaml``), else the file ``search --study NAME``
+    reads, else ``./NAME.yaml``."""
+    for flag, given in (("--study-file", args.study_file), ("--study", args.study_path)):
+        if given:
+            try:
+                return find_study(str(given))
+            except UserError:
+                raise UserError(f"{flag} {given}: no such study file; pass the file the search ran with") from None
     try:
         return find_study(study_name)
     except UserError:

@@ -5,8 +5,12 @@ everywhere and reads the same in every ``--help``."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from .storage_urls import ENV_STORAGE
+from .study_names import is_study_path, stored_study_name
+
+STUDY_HELP = "its name, or the study file the search ran with (path/NAME.yaml: study NAME)"
 
 
 def storage_help(folder: str = "<run-dir>") -> str:
@@ -21,6 +25,15 @@ RUN_DIR_HELP = "the search's --out folder, for the default storage and the artif
 ARTIFACT_DIR_HELP = "the search's artifact folder, where trials' checkpoints are (default <run-dir>/artifacts)"
 
 
+class StudyFlag(argparse.Action):
+    """``--study NAME`` or ``--study path/NAME.yaml`` (as given to the search, which names the study ``NAME``):
+    sets ``study`` to the stored name and ``study_path`` to the path when a file was named (else None)."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, stored_study_name(values))
+        namespace.study_path = Path(values) if is_study_path(values) else None
+
+
 def add_stored_study_flags(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     *,
@@ -32,7 +45,7 @@ def add_stored_study_flags(
     ``--run-dir`` and, with ``artifacts``, ``--artifact-dir``. ``condition`` starts each help text (``"with
     --study: "`` for a command that can also run without a stored study)."""
     if study:
-        parser.add_argument("--study", required=True, help="study name (as given to the search)")
+        parser.add_argument("--study", required=True, action=StudyFlag, help="the stored study: " + STUDY_HELP)
     parser.add_argument("--storage", help=condition + storage_help())
     parser.add_argument("--run-dir", help=condition + RUN_DIR_HELP)
     if artifacts:

@@ -29,7 +29,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 
 from . import records, stored_study, video
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
-from .cli_flags import add_stored_study_flags
+from .cli_flags import STUDY_HELP, StudyFlag, add_stored_study_flags
 from .errors import UserError
 from .evaluation import EvalResult
 from .export import BY, build_document
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--config", help="run file written by python -m vmpo_tune.export")
-    which.add_argument("--study", help="play the best trial of this stored study")
+    which.add_argument("--study", action=StudyFlag, help="play the best trial of this stored study: " + STUDY_HELP)
     p.add_argument("--rank", type=positive_int, default=1, help="which run of the file or study (default 1, the best)")
     p.add_argument("--checkpoint", help="play this checkpoint file (a run's best.pt) instead")
     p.add_argument("--episodes", type=positive_int, help="episodes (default: the run's evaluation episodes)")

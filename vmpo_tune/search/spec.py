@@ -22,6 +22,7 @@ from ..envs import EnvError, check_env_id
 from ..errors import UserError
 from ..records import StudyInfo
 from ..stats import AGGREGATES, OBJECTIVES, check_objective
+from ..study_names import stored_study_name
 from .catalog import PRUNERS as PRUNER_CLASSES
 from .catalog import SAMPLERS as SAMPLER_CLASSES
 from .racing import RACE_SEEDS
@@ -163,7 +164,7 @@ def parse_spec(data: Any, path: Path | str, check_env: bool = True) -> StudySpec
         evaluation.get("episodes", defaults.eval_episodes),
     )
     spec_kwargs = dict(
-        name=path.stem,
+        name=stored_study_name(path),
         path=str(path),
         env_id=env_id,
         description=str(data.get("description", "")).strip(),

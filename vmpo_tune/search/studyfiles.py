@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..study_names import is_study_path
 from .yamlfile import read_yaml
 
 
@@ -52,7 +53,7 @@ def study_listing() -> str:
 def find_study(name_or_path: str) -> Path:
     """``hopper`` -> ``studies/hopper.yaml``; a path to a YAML file is used as it is."""
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") or os.sep in name_or_path:
+    if is_study_path(name_or_path):
         if not candidate.is_file():
             raise UserError(f"study file {name_or_path} does not exist; pass an existing YAML file or a study name")
         return candidate
