@@ -65,10 +65,13 @@ def published_line(env_id: str, lead: str) -> list[str]:
 
 def pending(study: str) -> None:
     """The section of a study that has no confirmation yet: its status, the commands, the published numbers."""
+    from benchmarks.search_efficiency import CHEAPER, ROOT
+    from benchmarks.search_efficiency import RESULTS as CAMPAIGN
     from benchmarks.study_results import QUEUE
     from vmpo_tune.search.spec import load_spec
 
     spec = load_spec(study)
+    arm = next((c.arm for c in CHEAPER if c.study == study), None)
     search = f"python -m vmpo_tune.search --study {study} --trials 60 --workers 2 --confirm-top 3 --confirm-seeds 10"
     if study in QUEUE:
         how = (
@@ -76,6 +79,13 @@ def pending(study: str) -> None:
             "confirmed on the test seeds first, then a search and its best trials confirmed beside the default; "
             "resumable: rerun it to continue, also from the storage it keeps in "
             f"`results/studies/{study}.db`), then `python benchmarks/study_results.py tables --studies {study}`."
+        )
+    elif arm is not None:  # an arm of the strategy benchmark
+        kept = (CAMPAIGN / f"{arm}.db").relative_to(ROOT)
+        how = (
+            f"To produce this section: `python benchmarks/search_efficiency.py run --arms {arm}` (resumable: rerun "
+            f"it to continue, also from the storage it keeps in `{kept}`), then `python benchmarks/results_table.py "
+            f'--study {study} --storage sqlite:///{kept} --machine "..." --search-command "..."`.'
         )
     else:
         how = (

@@ -8,10 +8,10 @@ from typing import Any
 from benchmarks._campaign import confirmation_done, done_units, load_campaign_study
 from benchmarks.search_efficiency import (
     BUDGET_TRIALS,
+    CHEAPER,
     CHOSEN,
     CONFIRM_SEEDS,
     CONFIRM_TOP,
-    FAST,
     FROM_SHIPPED,
     REFERENCE_STUDY,
     RESULTS,
@@ -19,6 +19,7 @@ from benchmarks.search_efficiency import (
     STRATEGIES,
     TEST_SEED_START,
     Arm,
+    Cheaper,
 )
 from vmpo_tune import records
 from vmpo_tune.stats import CandidateStats, describe
@@ -89,44 +90,58 @@ def render(arms: list[Arm], machine: str) -> str:
         "|---|---:|---|---|---|---|---:|---:|---:|---|",
     ]
     points: list[tuple[str, float, float, tuple[float, float]]] = []
+    cheaper = {c.arm: c for c in CHEAPER}
     for arm in arms:
-        if arm.name != FAST:
+        if arm.name not in cheaper:
             lines.append(_row(arm, loaded[arm.name], shipped, points))
     if shipped is not None:
         points.append(("shipped default", 0.0, shipped.iqm, shipped.iqm_ci))
     if points:
         _plot(points, PLOT)
         lines += ["", f"![confirmed IQM against CPU hours]({PLOT.relative_to(ROOT)})"]
-    if FAST in loaded:
-        lines += ["", *_fast_section(loaded[FAST], loaded.get(FROM_SHIPPED))]
+    for c in CHEAPER:
+        if c.arm in loaded:
+            lines += ["", *cheaper_section(c, loaded[c.arm], loaded.get(FROM_SHIPPED))]
     return "\n".join(lines)
 
 
-def _m_steps(data: dict, label: str) -> int | None:
-    """The ``m_steps`` a confirmed candidate trained with (from its confirmation units' configuration)."""
+def _agent(data: dict, label: str) -> dict | None:
+    """The agent configuration a confirmed candidate trained with (from its confirmation units)."""
     for unit in data["units"]:
         if unit.user_attrs.get(records.CANDIDATE) == label:
-            return unit.user_attrs[records.CONFIG]["agent"]["m_steps"]
+            return unit.user_attrs[records.CONFIG]["agent"]
     return None
 
 
-def _fast_section(data: dict | None, from_shipped: dict | None) -> list[str]:
-    """The `fast-from-shipped` arm against the `hopper` default (the `from-shipped` arm's winner), paired by test
-    seed: can the default's update be halved (issue 16's speed target) without losing returns?"""
+def _layers(sizes: list[int]) -> str:
+    return f"{len(sizes)} x {sizes[0]}" if len(set(sizes)) == 1 else ", ".join(map(str, sizes))
+
+
+def _cost_columns(agent: dict | None) -> str:
+    """``m_steps | hidden layers`` of one candidate: what its update costs per env step."""
+    if agent is None:
+        return "? | ?"
+    policy, value = (_layers(agent[k]) for k in ("policy_layer_sizes", "value_layer_sizes"))
+    return f"{agent['m_steps']} | {policy if policy == value else f'{policy} / {value}'}"
+
+
+def cheaper_section(cheaper: Cheaper, data: dict | None, from_shipped: dict | None) -> list[str]:
+    """One :data:`CHEAPER` arm against the `hopper` default (the `from-shipped` arm's winner), paired by test seed:
+    can the default's trials be that much cheaper (issue 16's speed target) without losing returns?"""
+    name = cheaper.arm
     head = [
-        f"Cheaper trials (`{FAST}`, issue 16): the chosen strategy on the `hopper-fast` study, the `hopper` space "
-        "with `m_steps` at most 8 (half the `hopper` default's update per env step), from the `hopper` default with "
-        f"`m_steps` 8; its {CONFIRM_TOP} best distinct trials and that default confirmed on the same test seeds, "
-        f"each set against the `hopper` default itself (the `{FROM_SHIPPED}` arm's winner, `m_steps` 16), paired by "
-        "test seed.",
+        f"Cheaper trials (`{name}`, issue 16): the chosen strategy on the `{cheaper.study}` study, the `hopper` space "
+        f"with {cheaper.space}, from the `hopper` default {cheaper.start}; its {CONFIRM_TOP} best distinct trials "
+        f"and that start confirmed on the same test seeds, each set against the `hopper` default itself (the "
+        f"`{FROM_SHIPPED}` arm's winner), paired by test seed.",
         "",
     ]
     if data is None:
-        return [*head, f"`{FAST}`: not started."]
+        return [*head, f"`{name}`: not started."]
     if not is_confirmed(data):
         state = f"confirmation: {done_units(data)[0]} units done" if data["units"] else "search running"
         target = BUDGET_TRIALS // STRATEGIES[CHOSEN][0]
-        return [*head, f"`{FAST}`: {data['finished']} / {target} trials finished ({state})."]
+        return [*head, f"`{name}`: {data['finished']} / {target} trials finished ({state})."]
     bar = from_shipped["confirmation"][0] if from_shipped and is_confirmed(from_shipped) else None
     cost = (
         f"Search: {data['finished']} trials, {records.env_steps(data['trials']) / 1e6:.1f}M env steps, "
@@ -137,26 +152,27 @@ def _fast_section(data: dict | None, from_shipped: dict | None) -> list[str]:
         *head,
         cost,
         "",
-        "| candidate | m_steps | confirmed IQM [95% CI] | P(> `hopper` default) [CI] | final return per test seed |",
-        "|---|---:|---|---|---|",
+        "| candidate | m_steps | hidden layers | confirmed IQM [95% CI] | P(> `hopper` default) [CI] | "
+        "final return per test seed |",
+        "|---|---:|---|---|---|---|",
     ]
     if bar is not None:
         per_seed = " ".join(f"{v:.0f}" for _, v in sorted(_returns_by_seed(bar).items()))
         lines.append(
-            f"| `hopper` default ({bar.label} of `{FROM_SHIPPED}`) | {_m_steps(from_shipped, bar.label)} | "
-            f"{bar.iqm:.0f} {_fmt_ci(*bar.iqm_ci)} | (the bar) | {per_seed} |"
+            f"| `hopper` default ({bar.label} of `{FROM_SHIPPED}`) | {_cost_columns(_agent(from_shipped, bar.label))} "
+            f"| {bar.iqm:.0f} {_fmt_ci(*bar.iqm_ci)} | (the bar) | {per_seed} |"
         )
     for entry in data["confirmation"]:
         final = _final_stats(entry, entry)
-        label = f"{entry.label} (the `hopper` default at m_steps 8)" if entry.is_baseline else entry.label
+        label = f"{entry.label} (the `hopper` default {cheaper.start})" if entry.is_baseline else entry.label
         vs_bar = ""
         if bar is not None:
             s = describe(entry.label, [], *_paired(entry, bar))
             vs_bar = f"{s.poi:.2f} {_fmt_ci(*s.poi_ci, 2)}"
         per_seed = " ".join(f"{v:.0f}" for _, v in sorted(_returns_by_seed(entry).items()))
         lines.append(
-            f"| {label} | {_m_steps(data, entry.label)} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | {vs_bar} | "
-            f"{per_seed} |"
+            f"| {label} | {_cost_columns(_agent(data, entry.label))} | {final.iqm:.0f} {_fmt_ci(*final.iqm_ci)} | "
+            f"{vs_bar} | {per_seed} |"
         )
     return lines
 

@@ -246,14 +246,16 @@ def test_a_campaign_sections_reproduce_column_names_the_storage_its_confirmation
 def test_benchmarks_fast_arm_table_re_renders_from_the_kept_storages():
     """BENCHMARKS.md's `fast-from-shipped` table (issue 16) is what the kept storages give: each m_steps <= 8
     candidate set against the `hopper` default (m_steps 16) on the same test seeds."""
-    from benchmarks.search_efficiency import FAST, FROM_SHIPPED, arms
-    from benchmarks.search_efficiency_table import _fast_section, load_arm
+    from benchmarks.search_efficiency import CHEAPER, FROM_SHIPPED, arms
+    from benchmarks.search_efficiency_table import cheaper_section, load_arm
 
     by_name = {arm.name: arm for arm in arms(2)}
-    rendered = _fast_section(load_arm(by_name[FAST]), load_arm(by_name[FROM_SHIPPED]))
+    fast = next(c for c in CHEAPER if c.study == "hopper-fast")
+    rendered = cheaper_section(fast, load_arm(by_name[fast.arm]), load_arm(by_name[FROM_SHIPPED]))
     rows = [line for line in rendered if line.startswith("| ")]
     benchmarks = (ROOT / "BENCHMARKS.md").read_text().splitlines()
     assert all(row in benchmarks for row in rows)
-    assert rows[1].startswith("| `hopper` default (trial 17 of `from-shipped`) | 16 | 2595 ")
-    assert [row.split(" | ")[1] for row in rows[2:]] == ["8", "8", "8"]  # the space's m_steps, read from the runs
-    assert rows[2].startswith("| trial 0 (default) (the `hopper` default at m_steps 8) | 8 | 1933 ")
+    assert rows[1].startswith("| `hopper` default (trial 17 of `from-shipped`) | 16 | 2 x 256 | 2595 ")
+    # the space's m_steps and the networks, read from the runs' configurations
+    assert [row.split(" | ")[1:3] for row in rows[2:]] == [["8", "2 x 256"]] * 3
+    assert rows[2].startswith("| trial 0 (default) (the `hopper` default at m_steps 8) | 8 | 2 x 256 | 1933 ")
