@@ -14,7 +14,9 @@ def is_study_path(name_or_path: str) -> bool:
 
 
 def stored_study_name(name_or_path: str | Path) -> str:
-    """The name a search stores a study under (unless ``--study-name`` says otherwise): the study name itself, or
-    the file's stem for ``path/NAME.yaml``, so the commands that read a stored study take the search's ``--study``."""
-    name_or_path = str(name_or_path)
-    return Path(name_or_path).stem if is_study_path(name_or_path) else name_or_path
+    """The name a search stores a study under (unless ``--study-name`` says otherwise): the file's stem for a study
+    file (a :class:`~pathlib.Path`, or ``--study path/NAME.yaml``), else the study name itself, so the commands that
+    read a stored study take the search's ``--study``."""
+    if isinstance(name_or_path, Path) or is_study_path(name_or_path):
+        return Path(name_or_path).stem
+    return name_or_path
