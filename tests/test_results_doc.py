@@ -243,19 +243,34 @@ def test_a_campaign_sections_reproduce_column_names_the_storage_its_confirmation
         )
 
 
-def test_benchmarks_fast_arm_table_re_renders_from_the_kept_storages():
-    """BENCHMARKS.md's `fast-from-shipped` table (issue 16) is what the kept storages give: each m_steps <= 8
-    candidate set against the `hopper` default (m_steps 16) on the same test seeds."""
+@pytest.mark.parametrize(
+    ("study", "candidates", "start"),
+    [
+        (
+            "hopper-fast",
+            [["8", "2 x 256"]] * 3,
+            "| trial 0 (default) (the `hopper` default at m_steps 8) | 8 | 2 x 256 | 1933 ",
+        ),
+        (
+            "hopper-small",
+            [["16", "2 x 128"], ["16", "2 x 128"], ["32", "2 x 128"]],
+            "| trial 0 (default) (the `hopper` default with 2 x 128 layers) | 16 | 2 x 128 | 2250 ",
+        ),
+    ],
+)
+def test_benchmarks_cheaper_arm_tables_re_render_from_the_kept_storages(study, candidates, start):
+    """BENCHMARKS.md's tables of the cheaper arms (issue 16) are what the kept storages give: each candidate set
+    against the `hopper` default (m_steps 16, 2 x 256) on the same test seeds."""
     from benchmarks.search_efficiency import CHEAPER, FROM_SHIPPED, arms
     from benchmarks.search_efficiency_table import cheaper_section, load_arm
 
     by_name = {arm.name: arm for arm in arms(2)}
-    fast = next(c for c in CHEAPER if c.study == "hopper-fast")
-    rendered = cheaper_section(fast, load_arm(by_name[fast.arm]), load_arm(by_name[FROM_SHIPPED]))
+    cheaper = next(c for c in CHEAPER if c.study == study)
+    rendered = cheaper_section(cheaper, load_arm(by_name[cheaper.arm]), load_arm(by_name[FROM_SHIPPED]))
     rows = [line for line in rendered if line.startswith("| ")]
     benchmarks = (ROOT / "BENCHMARKS.md").read_text().splitlines()
     assert all(row in benchmarks for row in rows)
     assert rows[1].startswith("| `hopper` default (trial 17 of `from-shipped`) | 16 | 2 x 256 | 2595 ")
-    # the space's m_steps and the networks, read from the runs' configurations
-    assert [row.split(" | ")[1:3] for row in rows[2:]] == [["8", "2 x 256"]] * 3
-    assert rows[2].startswith("| trial 0 (default) (the `hopper` default at m_steps 8) | 8 | 2 x 256 | 1933 ")
+    # the candidates' m_steps and networks, read from the runs' configurations
+    assert [row.split(" | ")[1:3] for row in rows[2:]] == candidates
+    assert rows[2].startswith(start)
