@@ -334,12 +334,24 @@ def main() -> None:
         write_section(Path(args.out), "throughput", f"Throughput (`{args.study}`)", text)
 
 
+def cpu_model() -> str:
+    """The processor's name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows): the ratios here depend on it,
+    the simulator and the matrix products running at different relative speeds on different CPUs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "an unnamed CPU"
+
+
 def _render(args, rows) -> str:
     command = f"python benchmarks/throughput.py --study {args.study} --steps {args.steps} --repeats {args.repeats}"
     if args.baseline_tree:
         command += " --baseline-tree DIR"
     lines = [
-        f"`{command}` on {platform.machine()} ({os.cpu_count()} cores, 1 torch thread, one process), "
+        f"`{command}` on {platform.machine()} ({cpu_model()}, {os.cpu_count()} cores, 1 torch thread, one process), "
         f"{time.strftime('%Y-%m-%d')}. Each training run has the study's evaluation schedule; raw = random actions "
         "in Gymnasium's own `SyncVectorEnv` (same-step autoreset, the yardstick every table here used; the "
         "trainer steps `envs.TrainingVectorEnv`, that env minus its per-step info merge), no policy; bare physics = "
