@@ -90,7 +90,7 @@ def render(arms: list[Arm], machine: str) -> str:
         "|---|---:|---|---|---|---|---:|---:|---:|---|",
     ]
     points: list[tuple[str, float, float, tuple[float, float]]] = []
-    cheaper = {c.arm: c for c in CHEAPER}
+    cheaper = {c.arm for c in CHEAPER}
     for arm in arms:
         if arm.name not in cheaper:
             lines.append(_row(arm, loaded[arm.name], shipped, points))

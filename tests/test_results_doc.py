@@ -274,3 +274,18 @@ def test_benchmarks_cheaper_arm_tables_re_render_from_the_kept_storages(study, c
     # the candidates' m_steps and networks, read from the runs' configurations
     assert [row.split(" | ")[1:3] for row in rows[2:]] == candidates
     assert rows[2].startswith(start)
+
+
+def test_a_cheaper_arm_study_before_its_confirmation_names_the_campaign_command(tmp_path, monkeypatch):
+    """While a cheaper arm runs, its study's pending section gives the campaign's resumable command and the storage it
+    keeps (not a plain search, whose storage the campaign would not read)."""
+    from benchmarks import results_table
+
+    out = tmp_path / "RESULTS.md"
+    monkeypatch.setattr(results_table, "RESULTS", out)
+    results_table.pending("hopper-small")
+    text = out.read_text()
+    assert "**No confirmation has been run for this study yet**" in text
+    assert "`python benchmarks/search_efficiency.py run --arms small-from-shipped`" in text
+    assert "--storage sqlite:///results/search-efficiency-hopper/small-from-shipped.db" in text
+    assert "python -m vmpo_tune.search --study hopper-small" not in text
