@@ -14,7 +14,8 @@ Rows: the study's documented default configuration (``--study``, default ``hoppe
 users run) and VMPOConfig's ``m_steps: 1`` default with the study's networks and envs (the
 old headline). ``--baseline-tree DIR`` also times another checkout of this repository (for
 example ``git worktree add /tmp/before HEAD~1``) on the same configurations, alternating,
-so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
+so a speed-up is a ratio measured in the same run (an agent option the older checkout does not
+have runs at that checkout's default there). Results go to BENCHMARKS.md.
 
     python benchmarks/throughput.py                                  # hopper default + m_steps 1
     python benchmarks/throughput.py --baseline-tree /tmp/before      # ... against an older checkout
@@ -25,8 +26,8 @@ so a speed-up is a ratio measured in the same run. Results go to BENCHMARKS.md.
 ``--profile-update N`` only profiles (``torch.profiler``) N updates of the study default's agent on one batch of
 its size (random data: an update's cost does not depend on the values) and prints each operator's share of the
 update's CPU time, matrix products first, then the rate of one hidden-layer product at the batch's size in
-float32 and in bfloat16 (the cheaper precision some CPUs run twice as fast; whether this PyTorch build does, here);
-it writes nothing.
+float32, in float32 at ``matmul_precision: medium`` (inputs rounded to bfloat16 inside the product where oneDNN has
+fast bfloat16 kernels for this CPU, float32 elsewhere) and in bfloat16; it writes nothing.
 
 ``--profile-act N`` times N rollout policy calls (``VMPOAgent.sample`` on one observation per env, the trainer's
 call on every step) of ``VMPOConfig``'s default agent (the ``m_steps: 1`` row's) at the study's number of envs,
@@ -59,6 +60,7 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
+from vmpo_tune.provenance import cpu_model  # noqa: E402
 from vmpo_tune.envs import action_scaler, env_dims, make_vector_env  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
@@ -67,12 +69,13 @@ PHASES = ("env", "act", "update", "evaluate", "rest")
 
 # Runs in the baseline checkout (only APIs every version has): the trainer's env steps per second.
 _BASELINE_SNIPPET = """
-import json, sys, time, torch
+import dataclasses, json, sys, time, torch
 torch.set_num_threads(1)
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.trainer import VMPOTrainer
 agent, train, steps = json.loads(sys.argv[1])
-agent = {k: tuple(v) if isinstance(v, list) else v for k, v in agent.items()}
+known = {f.name for f in dataclasses.fields(VMPOConfig)}  # an older checkout runs a newer option at its default
+agent = {k: tuple(v) if isinstance(v, list) else v for k, v in agent.items() if k in known}
 trainer = VMPOTrainer.from_configs(VMPOConfig(**agent), TrainConfig(**train))
 start = time.perf_counter()
 result = trainer.train(steps, None)
@@ -205,7 +208,7 @@ def _dims(env_id: str) -> tuple[int, int]:
 def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: int) -> None:
     from torch.profiler import profile
 
-    from vmpo_tune.agent import VMPOAgent
+    from vmpo_tune.agent import VMPOAgent, matmul_precision
 
     obs_dim, act_dim = _dims(env_id)
     n = train.num_envs * train.rollout_steps
@@ -228,9 +231,11 @@ def profile_update(agent: VMPOConfig, train: TrainConfig, env_id: str, updates: 
     for e in events[:12]:
         print(f"  {e.key:<45} {e.self_cpu_time_total / total:6.1%}  ({e.count // updates} calls per update)")
     width = max(agent.policy_layer_sizes + agent.value_layer_sizes)
-    for dtype in (torch.float32, torch.bfloat16):
-        rate = product_rate(n, width, dtype, calls=50 if dtype == torch.float32 else 2)
-        print(f"one {n:,} x {width} x {width} product in {dtype}: {rate:.1f} GFLOP/s")
+    for dtype, precision in ((torch.float32, "highest"), (torch.float32, "medium"), (torch.bfloat16, "highest")):
+        with matmul_precision(precision):
+            rate = product_rate(n, width, dtype)
+        at = "" if precision == "highest" else f" at matmul_precision {precision}"
+        print(f"one {n:,} x {width} x {width} product in {dtype}{at}: {rate:.1f} GFLOP/s")
 
 
 def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) -> None:
@@ -278,6 +283,10 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     )
 
 
+def _precision(agent: VMPOConfig) -> str:
+    return "" if agent.matmul_precision == "highest" else f", matmul_precision {agent.matmul_precision}"
+
+
 def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
     spec = load_spec(study)
     cfg = params_to_config(spec, default_params(spec))
@@ -285,7 +294,7 @@ def configurations(study: str) -> list[tuple[str, VMPOConfig, TrainConfig]]:
     plain = VMPOConfig(policy_layer_sizes=agent.policy_layer_sizes, value_layer_sizes=agent.value_layer_sizes)
     plain_train = replace(train, rollout_steps=TrainConfig().rollout_steps)
     return [
-        (f"`{spec.name}` default (m_steps {agent.m_steps})", agent, train),
+        (f"`{spec.name}` default (m_steps {agent.m_steps}{_precision(agent)})", agent, train),
         ("VMPOConfig default (m_steps 1)", plain, plain_train),
     ]
 
@@ -332,18 +341,6 @@ def main() -> None:
     print(text)
     if not args.no_write:
         write_section(Path(args.out), "throughput", f"Throughput (`{args.study}`)", text)
-
-
-def cpu_model() -> str:
-    """The processor's name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows): the ratios here depend on it,
-    the simulator and the matrix products running at different relative speeds on different CPUs."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "an unnamed CPU"
 
 
 def _render(args, rows) -> str:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from vmpo_tune import networks
-from vmpo_tune.agent import VMPOAgent
+from vmpo_tune.agent import NonFiniteError, VMPOAgent
 
 from .test_agent import make_batch
 
@@ -91,3 +91,57 @@ def test_updates_are_deterministic_bit_for_bit():
         return [p.detach().clone() for p in agent.policy.parameters()]
 
     assert all(torch.equal(a, b) for a, b in zip(run(), run()))
+
+
+def _medium_pair(**kw):
+    """A float32 agent and a ``matmul_precision: medium`` one with the same initial parameters."""
+    sizes = dict(policy_layer_sizes=(64, 64), value_layer_sizes=(64, 64), m_steps=4, seed=5, **kw)
+    return VMPOAgent(5, 2, "cpu", **sizes), VMPOAgent(5, 2, "cpu", matmul_precision="medium", **sizes)
+
+
+def test_matmul_precision_holds_inside_the_m_steps_and_is_restored_after_them(monkeypatch):
+    _, agent = _medium_pair()
+    before = torch.get_float32_matmul_precision()
+    seen, m_step, diverge = [], agent._m_step, []
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_float32_matmul_precision())
+        if diverge and len(seen) == 2:
+            raise NonFiniteError("the loss became nan")
+        return m_step(*args, **kwargs)
+
+    monkeypatch.setattr(agent, "_m_step", recording)
+    agent.update(make_batch(n=256, seed=1, agent=agent))
+    assert seen == ["medium"] * 4
+    assert torch.get_float32_matmul_precision() == before
+    seen.clear()
+    diverge.append(True)
+    with pytest.raises(NonFiniteError):  # a diverged M-step: the precision is still put back
+        agent.update(make_batch(n=256, seed=2, agent=agent))
+    assert seen == ["medium"] * 2
+    assert torch.get_float32_matmul_precision() == before
+
+
+def test_a_medium_precision_update_is_the_float32_update_within_bfloat16_rounding_and_deterministic():
+    exact, medium = _medium_pair()
+    again = _medium_pair()[1]
+    for i in range(3):
+        batch = make_batch(n=512, seed=10 + i, agent=exact)
+        for agent in (exact, medium, again):
+            agent.update(batch)
+    differs = False
+    for (name, p), (_, q), (_, r) in zip(
+        exact.policy.named_parameters(), medium.policy.named_parameters(), again.policy.named_parameters()
+    ):
+        assert torch.equal(q, r), name  # same seed, same machine: the same bits
+        # bfloat16 keeps 8 significant bits: three updates of 4 M-steps stay within a few per cent of a step
+        assert torch.allclose(p, q, rtol=5e-2, atol=2e-3), name
+        differs = differs or not torch.equal(p, q)
+    # where oneDNN multiplies bfloat16 fast (AMX, AVX-512 BF16) the products really are rounded; elsewhere
+    # PyTorch keeps float32 and the runs are the same
+    assert differs == torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+def test_matmul_precision_is_validated():
+    with pytest.raises(ValueError, match=r"unknown matmul_precision 'low' \(valid: highest, high, medium\)"):
+        VMPOAgent(5, 2, "cpu", matmul_precision="low")

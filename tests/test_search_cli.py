@@ -9,7 +9,7 @@ import optuna
 import pytest
 import yaml
 
-from vmpo_tune import records
+from vmpo_tune import provenance, records
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.search import liveness
 from vmpo_tune.search.spec import default_params, parse_spec
@@ -44,6 +44,7 @@ def test_tiny_search_counts_values_and_attributes(tmp_path):
     assert TrainConfig.from_dict(attrs["config"]["train"]).env_id == "tests.toy_envs:Survive-v0"
     assert attrs["wall_time_s"] > 0 and attrs["env_steps_per_s"] > 0 and attrs["env_steps_trained"] == 512
     assert {"torch", "optuna", "gymnasium", "python"} <= set(attrs["provenance"]["versions"])
+    assert attrs["provenance"]["cpu"] == provenance.cpu_model() != ""  # runs reproduce bit for bit on this CPU kind
     assert "COMPLETE" in proc.stderr and "3/3 finished" in proc.stderr
     # finished trials keep their best checkpoint and curve as artifacts, no resume checkpoints
     assert all(t.user_attrs["resume_state"] == {} for t in trials)

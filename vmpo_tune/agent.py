@@ -9,6 +9,8 @@ orchestrates it. Conventions (see also :mod:`vmpo_tune.config`):
   rollout ("old") policy; with ``m_steps > 1`` the batch is reused ``m_steps`` times.
 * Temperature and multipliers are ``exp`` of log-parameters stepped by Adam, clamped to
   ``[1e-8, 1e8]``, so they stay positive and finite.
+* The M-steps' matrix products run at ``matmul_precision`` (float32 unless asked otherwise); acting, evaluation
+  and the update's metrics compute in float32.
 * Observation statistics change only in :meth:`update`, once per batch, after the
   gradient steps, by exactly the batch size; :meth:`act` and :meth:`value` read them.
 """
@@ -18,7 +20,8 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from typing import Any, Dict, Mapping, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -44,6 +47,17 @@ log = logging.getLogger(__name__)
 
 BATCH_KEYS = ("obs", "actions", "returns", "advantages", "old_means", "old_log_stds")
 _LOG_DUAL_MIN, _LOG_DUAL_MAX = math.log(1e-8), math.log(1e8)
+
+
+@contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """PyTorch's float32 matrix-product precision set to ``precision`` inside the block, restored after it."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 class NonFiniteError(FloatingPointError, ValueError):
@@ -107,6 +121,7 @@ class VMPOAgent:
         obs_clip: float = D.obs_clip,
         lr_schedule: str = D.lr_schedule,
         lr_final_fraction: float = D.lr_final_fraction,
+        matmul_precision: str = D.matmul_precision,
         seed: int | None = None,
     ) -> None:
         config = VMPOConfig(**pick_fields(VMPOConfig, locals()))
@@ -254,13 +269,14 @@ class VMPOAgent:
         mask = topk_mask(adv, cfg.topk_fraction)
         selected = adv[mask]
         snapshot = self._snapshot() if cfg.m_steps > 1 else None
-        try:
-            for step in range(cfg.m_steps):
-                stats = self._m_step(batch_t, adv, mask, selected, want_stats=step == cfg.m_steps - 1)
-        except NonFiniteError:
-            if snapshot is not None:
-                self._restore(snapshot)  # a later M-step diverged: undo the earlier ones too
-            raise
+        with matmul_precision(cfg.matmul_precision):
+            try:
+                for step in range(cfg.m_steps):
+                    stats = self._m_step(batch_t, adv, mask, selected, want_stats=step == cfg.m_steps - 1)
+            except NonFiniteError:
+                if snapshot is not None:
+                    self._restore(snapshot)  # a later M-step diverged: undo the earlier ones too
+                raise
         with torch.no_grad():
             mean, log_std = self.policy(batch_t["obs"])
             kl_mu = gaussian_kl_mean(mean, batch_t["old_means"], batch_t["old_log_stds"]).mean()

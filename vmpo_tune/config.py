@@ -27,6 +27,7 @@ from .validate import choice, in_range, positive_int, strict_bool
 ADVANTAGE_ESTIMATORS = ("returns", "dae", "gae")
 OPTIMIZER_TYPES = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 _C = TypeVar("_C")
 
@@ -106,6 +107,11 @@ class VMPOConfig(_DictRoundTrip):
     """How the policy and value step sizes change over a run's budget: constant, linear or cosine decay."""
     lr_final_fraction: float = 0.0
     """With a decaying ``lr_schedule``: the step sizes at the end of the budget, as a fraction of the start."""
+    matmul_precision: str = "highest"
+    """The update's float32 matrix products, as ``torch.set_float32_matmul_precision`` names them: ``highest``
+    computes them in float32; ``medium`` lets PyTorch round their inputs to bfloat16 where the hardware multiplies
+    that faster (oneDNN on CPUs with AMX or AVX-512 BF16, GPUs), ``high`` to TF32 (GPUs). Acting and evaluation
+    always compute in float32."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy_layer_sizes", _sizes("policy_layer_sizes", self.policy_layer_sizes))
@@ -113,6 +119,7 @@ class VMPOConfig(_DictRoundTrip):
         choice("advantage_estimator", self.advantage_estimator, ADVANTAGE_ESTIMATORS)
         choice("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
         choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
         in_range("lr_final_fraction", self.lr_final_fraction, 0.0, 1.0)
         for name in ("normalize_advantages", "shared_encoder"):
             strict_bool(name, getattr(self, name))

@@ -1,4 +1,4 @@
-"""Where a result came from: package versions, git commit, host, command line."""
+"""Where a result came from: package versions, git commit, host, CPU, command line."""
 
 from __future__ import annotations
 
@@ -42,12 +42,27 @@ def git_commit() -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows). Runs are bit for bit
+    reproducible only on the same kind of CPU (the libraries pick their kernels by it), and speed ratios depend on
+    it, the simulator and the matrix products running at different relative speeds on different CPUs."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "an unnamed CPU"
+
+
 def record() -> dict:
     """Everything above in one JSON-friendly dict (passwords in the command line redacted)."""
     return {
         "versions": versions(),
         "git_commit": git_commit(),
         "host": socket.gethostname(),
+        "cpu": cpu_model(),
         "pid": os.getpid(),
         "command": redact_command(sys.argv),
     }

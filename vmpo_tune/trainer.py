@@ -149,6 +149,7 @@ class VMPOTrainer:
         obs_clip: float = D.obs_clip,
         lr_schedule: str = D.lr_schedule,
         lr_final_fraction: float = D.lr_final_fraction,
+        matmul_precision: str = D.matmul_precision,
     ) -> None:
         values = locals()
         device = torch.device(device)
