@@ -60,8 +60,8 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
-from vmpo_tune.provenance import cpu_model  # noqa: E402
 from vmpo_tune.envs import action_scaler, env_dims, make_vector_env  # noqa: E402
+from vmpo_tune.provenance import cpu_model  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 

@@ -25,9 +25,8 @@ def test_profile_update_gives_the_products_share_and_both_precisions_rates():
     proc = _throughput("--profile-update", "1")
     share = re.search(r"matrix products \(aten::mm, aten::addmm\): (\d+)% of the update's CPU time", proc.stdout)
     assert share and 0 < int(share.group(1)) <= 100, proc.stdout
-    rates = dict(
-        re.findall(r"product in torch\.(float32|float32 at matmul_precision medium|bfloat16): ([\d.]+) GFLOP/s", proc.stdout)
-    )
+    kinds = r"float32|float32 at matmul_precision medium|bfloat16"
+    rates = dict(re.findall(rf"product in torch\.({kinds}): ([\d.]+) GFLOP/s", proc.stdout))
     assert set(rates) == {"float32", "float32 at matmul_precision medium", "bfloat16"}, proc.stdout
     assert all(float(r) > 0 for r in rates.values()), proc.stdout
 
