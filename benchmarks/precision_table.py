@@ -1,0 +1,109 @@
+"""The RESULTS.md section of ``benchmarks/precision.py``, read from the kept storages."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+from benchmarks._campaign import results_per_candidate
+from benchmarks.precision import ARMS, SEEDS, Arm
+from vmpo_tune import records
+from vmpo_tune.stats import bootstrap_ci, iqm, poi_ci, probability_of_improvement
+
+RUNS_PER_ARM = 1 + SEEDS  # the tuning seed, the test seeds
+HALF = SEEDS // 2  # the first ten test seeds (1000-1009) are those every `hopper` table used
+COMMAND = "python benchmarks/precision.py run"
+
+
+def _by_seed(ranked: list) -> dict[int, float]:
+    """Final return per seed of the default (the only candidate of a ``--top 1`` confirmation of one trial)."""
+    return dict(zip(ranked[0].seeds, ranked[0].final_returns)) if ranked else {}
+
+
+def _progress(data: dict | None) -> int:
+    if not data:
+        return 0
+    search = sum(t.state.is_finished() and t.value is not None for t in data["trials"])
+    return search + sum(results_per_candidate(data).values())
+
+
+def _spent(data: dict) -> list[float]:
+    """CPU seconds of each of the arm's runs' own work (as recorded)."""
+    units = [*data["trials"], *data["units"]]
+    return [s for s in (u.user_attrs.get(records.COMPUTE_CPU) for u in units) if s]
+
+
+def _cpu(data: dict) -> str:
+    """The CPU the arm's runs recorded in their provenance."""
+    names = {(u.user_attrs.get(records.PROVENANCE) or {}).get("cpu") for u in data["units"]}
+    return ", ".join(sorted(n for n in names if n)) or "not recorded"
+
+
+def _ran_on(data: dict[str, dict[str, Any] | None]) -> str:
+    """The days the arms' runs finished on."""
+    days = sorted({u.datetime_complete.date() for d in data.values() for u in d["units"] if u.datetime_complete})
+    return f"{days[0]}" if days[0] == days[-1] else f"{days[0]} to {days[-1]}"
+
+
+def _ci(values: list[float], statistic: str) -> str:
+    lo, hi = bootstrap_ci(values, statistic)
+    return f"[{lo:,.0f}, {hi:,.0f}]"
+
+
+def _row(arm: Arm, data: dict) -> tuple[str, list[float]]:
+    by_seed = _by_seed(data["confirmation"])
+    every = [by_seed[s] for s in sorted(by_seed)]
+    first, second = every[:HALF], every[HALF:]
+    score = data["trials"][0].value
+    cells = [
+        f"`{arm.precision}` ({arm.name})",
+        f"{iqm(first):,.0f} {_ci(first, 'iqm')}",
+        f"{iqm(second):,.0f} {_ci(second, 'iqm')}",
+        f"**{iqm(every):,.0f}** {_ci(every, 'iqm')}",
+        f"{statistics.fmean(every):,.0f} {_ci(every, 'mean')}",
+        f"{min(every):,.0f} to {max(every):,.0f}",
+        " ".join(f"{r:,.0f}" for r in first) + "; " + " ".join(f"{r:,.0f}" for r in second),
+        f"{score:,.0f}",
+        f"{statistics.median(_spent(data)):,.0f}",
+    ]
+    return "| " + " | ".join(cells) + " |", every
+
+
+def render(data: dict[str, dict[str, Any] | None], machine: str) -> str:
+    done = {arm.name: _progress(data[arm.name]) for arm in ARMS}
+    lines = [
+        "Hopper-v5, 300,000 env steps per run, final deterministic evaluation (10 episodes). Both arms are the "
+        "`hopper` default (trial 17 of the `from-shipped` search: m_steps 16, 2 x 256 layers) with only "
+        "`matmul_precision` set: `highest` computes the update's matrix products in float32 (what every other "
+        "hopper table ran), `medium` lets PyTorch round their inputs to bfloat16 where oneDNN multiplies that "
+        "faster. Seeds: tuning seed 0, test seeds 1000-1019 (`confirm --top 1 --seeds 20`; 1000-1009 are the "
+        f"test seeds of every other `hopper` table). Machine: {machine}.",
+        "",
+    ]
+    if any(n < RUNS_PER_ARM for n in done.values()):
+        progress = ", ".join(f"{name} {n} of {RUNS_PER_ARM}" for name, n in done.items())
+        return "\n".join([*lines, f"Runs so far: {progress}. Continue with `{COMMAND}` (resumable)."])
+    lines += [
+        "| update's products | seeds 1000-1009: IQM [95% CI] | seeds 1010-1019: IQM [95% CI] | "
+        "all 20 seeds: IQM [95% CI] | mean [95% CI] | min to max | per seed (1000-1009; 1010-1019) | tuning seed 0 | "
+        "CPU-s per run (median) |",
+        "|---|---:|---:|---:|---:|---|---|---:|---:|",
+    ]
+    rows = {arm.name: _row(arm, data[arm.name]) for arm in ARMS}
+    lines += [row for row, _ in rows.values()]
+    exact, cheap = ARMS
+    x, y = rows[cheap.name][1], rows[exact.name][1]
+    lo, hi = poi_ci(x, y)
+    lines += [
+        "",
+        f"P(`{cheap.precision}` beats `{exact.precision}` on a fresh seed), over all 20 seeds: "
+        f"**{probability_of_improvement(x, y):.2f}** [{lo:.2f}, {hi:.2f}] (0.5: no difference).",
+        "",
+        f"Runs: {_ran_on(data)}. CPU: {_cpu(data[exact.name])} ({exact.name}); {_cpu(data[cheap.name])} "
+        f"({cheap.name}). Simulator: "
+        + "; ".join(f"{data[a.name]['simulator'] or 'not recorded'} ({a.name})" for a in ARMS)
+        + f". Reproduce: `{COMMAND}` ({sum(sum(_spent(data[a.name])) for a in ARMS) / 3600:.1f} CPU hours here; "
+        "both arms on one machine), then "
+        f"`python benchmarks/precision.py table`. Storage kept in `results/precision-hopper/`.",
+    ]
+    return "\n".join(lines)

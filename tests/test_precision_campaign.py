@@ -1,0 +1,92 @@
+"""benchmarks/precision.py: its arms' study files and its RESULTS.md table (issue 16's bfloat16 question)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from types import SimpleNamespace
+
+import pytest
+from optuna.trial import TrialState
+
+from benchmarks import precision
+from benchmarks.precision_table import RUNS_PER_ARM, render
+from vmpo_tune import records
+from vmpo_tune.config import TrainConfig, VMPOConfig
+from vmpo_tune.search.spec import default_params, load_spec, params_to_config
+from vmpo_tune.stats import CandidateStats
+
+from .search_helpers import ROOT
+
+
+def test_each_arm_is_the_shipped_hopper_study_with_only_its_matmul_precision_set(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "LIVE", tmp_path)
+    shipped = load_spec(str(ROOT / "studies" / "hopper.yaml"))
+    for arm in precision.ARMS:
+        precision.write_study_file(arm)
+        spec = load_spec(str(arm.study_file))
+        assert spec.name == "hopper"  # stored as a user's `hopper` study would be
+        assert params_to_config(spec, default_params(spec)).agent.matmul_precision == arm.precision
+        mine, theirs = spec.fingerprint(), shipped.fingerprint()
+        assert mine.pop("agent") == {**theirs.pop("agent"), "matmul_precision": arm.precision}
+        assert mine == theirs
+    assert [arm.precision for arm in precision.ARMS] == ["highest", "medium"]
+
+
+def _unit(value: float, label: str = "trial 0 (default)", cpu_s: float = 90.0, day: int = 3):
+    attrs = {records.CANDIDATE: label, records.COMPUTE_CPU: cpu_s, records.PROVENANCE: {"cpu": "Test CPU"}}
+    done = datetime(2026, 12, day, 17, 0)
+    return SimpleNamespace(state=TrialState.COMPLETE, value=value, user_attrs=attrs, datetime_complete=done)
+
+
+def _arm_data(shift: float, cpu_s: float) -> dict:
+    returns = [100.0 * i + shift for i in range(1, 21)]  # 100 .. 2,000 (+ shift) on seeds 1000-1019
+    seeds = list(range(1000, 1020))
+    stats = CandidateStats("trial 0 (default)", 0, 500.0, seeds, returns, final_returns=returns, is_baseline=True)
+    return {
+        "trials": [_unit(500.0 + shift, cpu_s=cpu_s)],
+        "units": [_unit(r, cpu_s=cpu_s, day=3 + i // 15) for i, r in enumerate(returns)],
+        "confirmation": [stats],
+        "simulator": "mujoco 3.17.0",
+    }
+
+
+def test_the_table_gives_each_arms_iqm_over_its_test_seeds_and_the_probability_of_improvement():
+    text = render({"float32": _arm_data(0.0, 96.0), "bfloat16": _arm_data(50.0, 72.0)}, "a test machine")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| `")}
+    float32, bfloat16 = rows["| `highest` (float32)"], rows["| `medium` (bfloat16)"]
+    # IQM of 10 values drops 2 at each end: 300..800 -> 550 (1000-1009), 1,300..1,800 -> 1,550 (1010-1019); of 20
+    # it drops 5: 600..1,500 -> 1,050
+    assert float32[1].startswith("550 [") and float32[2].startswith("1,550 [") and float32[3].startswith("**1,050** [")
+    assert bfloat16[3].startswith("**1,100** [") and bfloat16[4].startswith("1,100 [")  # mean 1,050 + 50
+    assert float32[5] == "100 to 2,000" and float32[6].startswith("100 200 300") and "; 1,100 1,200" in float32[6]
+    assert (float32[7], float32[8]) == ("500", "96 |") and bfloat16[8] == "72 |"
+    # medium = highest + 50 on values 100 apart: it wins exactly the pairs with i >= j, 210 of 400
+    assert "P(`medium` beats `highest` on a fresh seed), over all 20 seeds: **0.53** [" in text
+    assert "Runs: 2026-12-03 to 2026-12-04. CPU: Test CPU (float32); Test CPU (bfloat16)" in text
+    assert "Simulator: mujoco 3.17.0 (float32); mujoco 3.17.0 (bfloat16)." in text
+    assert "`python benchmarks/precision.py run` (1.0 CPU hours here;" in text  # 21 x (96 + 72) = 3,528 CPU-s
+
+
+@pytest.mark.parametrize("cut", [0, 5, RUNS_PER_ARM - 1])
+def test_an_unfinished_campaign_says_how_far_each_arm_got_and_how_to_continue(cut):
+    partial = _arm_data(0.0, 90.0)
+    runs = [*partial["trials"], *partial["units"]]
+    for unit in runs[cut:]:
+        unit.state = TrialState.RUNNING
+    text = render({"float32": partial, "bfloat16": None}, "a test machine")
+    assert f"Runs so far: float32 {cut} of {RUNS_PER_ARM}, bfloat16 0 of {RUNS_PER_ARM}." in text
+    assert "Continue with `python benchmarks/precision.py run` (resumable)." in text and "| update's" not in text
+
+
+def test_the_shipped_hopper_default_is_the_kept_bfloat16_arms_configuration_and_float32_is_its_only_change():
+    import optuna
+
+    spec = load_spec("hopper")
+    shipped = params_to_config(spec, default_params(spec))
+    for arm in precision.ARMS:
+        study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
+        ran = study.trials[0].user_attrs["config"]
+        assert VMPOConfig.from_dict(ran["agent"]) == replace(shipped.agent, matmul_precision=arm.precision)
+        assert TrainConfig.from_dict(ran["train"]) == shipped.train and ran["total_steps"] == shipped.total_steps
+    assert shipped.agent.matmul_precision == "medium"  # what RESULTS.md's precision section measured and shipped
