@@ -50,6 +50,20 @@ def test_the_identity_of_a_configuration_ignores_seed_device_eval_seed_and_budge
     assert len({TOY.identity(), other_lr.identity(), other_envs.identity()}) == 3
 
 
+def test_a_configuration_stored_before_matmul_precision_keeps_its_identity():
+    stored = json.loads(json.dumps(TOY.to_dict()))
+    del stored["agent"]["matmul_precision"]  # what a trial stored before the option holds
+    before = RunConfig.from_dict(stored)
+    # the identity (which confirmations match units by) of the key the JSON of that time gave
+    then = {
+        "agent": stored["agent"],
+        "train": {k: v for k, v in stored["train"].items() if k not in ("seed", "eval_seed", "device")},
+    }
+    assert before.identity() == TOY.identity() == json.dumps(then, sort_keys=True)
+    medium = dataclasses.replace(TOY, agent=dataclasses.replace(TOY.agent, matmul_precision="medium"))
+    assert medium.identity() != TOY.identity() and '"matmul_precision": "medium"' in medium.identity()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

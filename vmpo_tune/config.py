@@ -184,6 +184,10 @@ class TrainConfig(_DictRoundTrip):
 RUN_IDENTITY_EXCLUDES = ("seed", "device", "eval_seed")
 """TrainConfig fields that differ between runs of one configuration (:meth:`RunConfig.identity` leaves them out)."""
 
+IDENTITY_SINCE = ("matmul_precision",)
+"""VMPOConfig fields added after configurations were first stored: at their default :meth:`RunConfig.identity` leaves
+them out, so a configuration stored before them keeps its key (confirmations match units and candidates by it)."""
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -219,8 +223,13 @@ class RunConfig:
     def identity(self) -> str:
         """The configuration without what differs between its runs (:data:`RUN_IDENTITY_EXCLUDES`) or its budget:
         two runs of one configuration on two seeds have the same identity."""
+        agent = {
+            k: v
+            for k, v in self.agent.to_dict().items()
+            if not (k in IDENTITY_SINCE and v == getattr(VMPO_DEFAULTS, k))
+        }
         train = {k: v for k, v in self.train.to_dict().items() if k not in RUN_IDENTITY_EXCLUDES}
-        return json.dumps({"agent": self.agent.to_dict(), "train": train}, sort_keys=True)
+        return json.dumps({"agent": agent, "train": train}, sort_keys=True)
 
 
 def field_names(cls: type) -> tuple[str, ...]:
