@@ -28,7 +28,6 @@ sys.path.insert(0, str(ROOT))
 from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.agent import VMPOAgent  # noqa: E402
 from vmpo_tune.evaluation import Evaluator  # noqa: E402
-from vmpo_tune.memory import keep_freed_memory  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 
@@ -43,7 +42,6 @@ def main() -> None:
     p.add_argument("--no-write", action="store_true")
     args = p.parse_args()
     torch.set_num_threads(1)
-    keep_freed_memory()  # as a search worker does
     spec = load_spec(args.study)
     cfg = params_to_config(spec, default_params(spec))
     agent_config, train_config = cfg.agent, cfg.train

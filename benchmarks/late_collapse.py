@@ -30,12 +30,10 @@ def run(job: tuple[str, str, int, int, int]) -> dict:
     study, variant, seed, steps, interval = job
     import torch
 
-    from vmpo_tune.memory import keep_freed_memory
     from vmpo_tune.search.spec import default_params, load_spec, params_to_config
     from vmpo_tune.trainer import VMPOTrainer
 
     torch.set_num_threads(1)
-    keep_freed_memory()  # as a search worker does
     spec = load_spec(study)
     cfg = params_to_config(spec, default_params(spec), seed=seed)
     agent, train = cfg.agent, cfg.train

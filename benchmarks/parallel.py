@@ -24,7 +24,6 @@ from pathlib import Path
 import optuna
 import torch
 
-from vmpo_tune.memory import keep_freed_memory
 from vmpo_tune.search.objective import Objective
 from vmpo_tune.search.runner import TrialRunner
 from vmpo_tune.search.spec import load_spec
@@ -69,7 +68,6 @@ def run_threads(study: str, trials: int, jobs: int, steps: int, folder: Path) ->
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     torch.set_num_threads(1)
-    keep_freed_memory()  # as a search worker does
     spec = dataclasses.replace(load_spec(study), total_steps=steps)
     objective = Objective(spec, TrialRunner(folder))
     optuna.logging.set_verbosity(optuna.logging.WARNING)

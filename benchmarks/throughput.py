@@ -61,7 +61,6 @@ from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
 from vmpo_tune.envs import action_scaler, env_dims, make_vector_env  # noqa: E402
-from vmpo_tune.memory import keep_freed_memory  # noqa: E402
 from vmpo_tune.provenance import cpu_model  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
@@ -72,11 +71,6 @@ PHASES = ("env", "act", "update", "evaluate", "rest")
 _BASELINE_SNIPPET = """
 import dataclasses, json, sys, time, torch
 torch.set_num_threads(1)
-try:  # what that checkout's search workers do, where it has it
-    from vmpo_tune.memory import keep_freed_memory
-    keep_freed_memory()
-except ImportError:
-    pass
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.trainer import VMPOTrainer
 agent, train, steps = json.loads(sys.argv[1])
@@ -317,7 +311,6 @@ def main() -> None:
     parser.add_argument("--profile-act", type=positive_int, metavar="N", help="only time N policy calls (see above)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    keep_freed_memory()  # as a search worker does
     if args.profile_update is not None:
         _, agent, train = configurations(args.study)[0]
         return profile_update(agent, train, train.env_id, args.profile_update)

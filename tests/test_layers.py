@@ -35,7 +35,6 @@ LAYERS: dict[str, float] = {
     "vmpo_tune.simulator": GROUND,
     "vmpo_tune.optuna_private": GROUND,
     "vmpo_tune.study_names": GROUND,
-    "vmpo_tune.memory": GROUND,
     # the DeepMind Control adapter, under the env factory that uses it
     "vmpo_tune.dmc": 0.9,
     # what the agent and the trainer are made of; the storage layer

@@ -33,7 +33,6 @@ from .cli_flags import STUDY_HELP, StudyFlag, add_stored_study_flags
 from .errors import UserError
 from .evaluation import EvalResult
 from .export import BY, build_document
-from .memory import keep_freed_memory
 from .paths import BEST_CHECKPOINT
 from .playback import load_agent, play_episodes
 from .runfile import RunFile, load_run, parse_run
@@ -158,7 +157,6 @@ def attach(target: Target, path: Path) -> str:
 
 def play(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # the arithmetic of a search worker: the recorded returns come back exactly
-    keep_freed_memory()
     size = parse_size(args.size)
     if args.video:
         video.check_available()

@@ -21,7 +21,6 @@ import yaml
 from . import simulator, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
-from .memory import keep_freed_memory
 from .runfile import load_run
 from .stats import iqm
 from .trainer import VMPOTrainer
@@ -69,7 +68,6 @@ def return_stats(returns: list[float]) -> dict[str, float]:
 
 def train(args: argparse.Namespace) -> int:
     torch.set_num_threads(1)  # one thread: the same arithmetic as a search worker, so results reproduce
-    keep_freed_memory()  # and its memory handling (the same arithmetic either way)
     simulator.check_clean()
     run = load_run(args.config, args.rank)
     total = args.total_steps or run.config.total_steps

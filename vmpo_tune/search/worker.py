@@ -34,7 +34,6 @@ from .. import optuna_private, records
 from ..budget_lock import BudgetLock
 from ..cli_common import ExitCode
 from ..errors import TrialFailed, UserError
-from ..memory import keep_freed_memory
 from ..redaction import RedactingFormatter
 from ..storage import open_storage
 from ..storage_faults import StorageUnavailable
@@ -118,7 +117,6 @@ def run_worker(
     Returns the name of the signal that stopped it, or None.
     """
     torch.set_num_threads(1)
-    keep_freed_memory()  # large tensors reuse freed memory: the same arithmetic, less page-faulting
     slot = slot or ProgressSlot()
     stopper = SignalStopper(parent_signal)
     if install_signals:
