@@ -21,7 +21,7 @@ def _throughput(*args: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_profile_update_gives_the_products_share_and_both_precisions_rates():
+def test_profile_update_gives_the_products_share_and_each_precisions_rate():
     proc = _throughput("--profile-update", "1")
     share = re.search(r"matrix products \(aten::mm, aten::addmm\): (\d+)% of the update's CPU time", proc.stdout)
     assert share and 0 < int(share.group(1)) <= 100, proc.stdout
