@@ -10,7 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import optuna
 from optuna.trial import TrialState
@@ -45,6 +45,14 @@ def backup(source: Path, target: Path) -> None:
         dst.close()
         src.close()
     os.replace(tmp, target)
+
+
+def keep_copies(pairs: Iterable[tuple[Path, Path]]) -> None:
+    """A campaign's ``snapshot``: a consistent copy of each (live, kept) storage whose live file exists."""
+    for live, kept in pairs:
+        if live.exists():
+            backup(live, kept)
+            print(f"kept {kept.relative_to(ROOT)}")
 
 
 def continue_from_kept(live: Path, kept: Path) -> None:

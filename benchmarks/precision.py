@@ -34,7 +34,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._campaign import backup, cli, continue_from_kept, load_campaign_study  # noqa: E402
+from benchmarks._campaign import backup, cli, continue_from_kept, keep_copies, load_campaign_study  # noqa: E402
 from benchmarks._report import write_section  # noqa: E402
 
 STUDY = "hopper"
@@ -89,13 +89,6 @@ def run_arm(arm: Arm, workers: int) -> None:
     backup(arm.live_db, arm.kept_db)
 
 
-def snapshot() -> None:
-    for arm in ARMS:
-        if arm.live_db.exists():
-            backup(arm.live_db, arm.kept_db)
-            print(f"kept {arm.kept_db.relative_to(ROOT)}")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=("run", "table", "snapshot"))
@@ -105,7 +98,7 @@ def main() -> None:
     p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} development machine")
     args = p.parse_args()
     if args.command == "snapshot":
-        snapshot()
+        keep_copies((arm.live_db, arm.kept_db) for arm in ARMS)
     elif args.command == "run":
         for arm in ARMS:
             if not args.arms or arm.name in args.arms:

@@ -55,6 +55,7 @@ from benchmarks._campaign import (  # noqa: E402
     cli,
     confirmation_done,
     continue_from_kept,
+    keep_copies,
     load_campaign_study,
     results_per_candidate,
 )
@@ -348,10 +349,7 @@ def main() -> None:
             for study in stage_order(stage, studies):
                 run_study(study, args.workers, stage)
     elif args.command == "snapshot":
-        for study in studies:
-            if live_db(study).exists():
-                backup(live_db(study), kept_db(study))
-                print(f"kept {kept_db(study).relative_to(ROOT)}")
+        keep_copies((live_db(study), kept_db(study)) for study in studies)
     elif args.command == "status":
         status(studies)
     else:

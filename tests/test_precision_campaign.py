@@ -90,3 +90,21 @@ def test_the_shipped_hopper_default_is_the_kept_bfloat16_arms_configuration_and_
         assert VMPOConfig.from_dict(ran["agent"]) == replace(shipped.agent, matmul_precision=arm.precision)
         assert TrainConfig.from_dict(ran["train"]) == shipped.train and ran["total_steps"] == shipped.total_steps
     assert shipped.agent.matmul_precision == "medium"  # what RESULTS.md's precision section measured and shipped
+
+
+def test_snapshot_keeps_a_consistent_copy_of_each_live_storage_and_skips_the_missing(tmp_path, monkeypatch, capsys):
+    import sqlite3
+
+    from benchmarks import _campaign
+
+    monkeypatch.setattr(_campaign, "ROOT", tmp_path)
+    live, kept = tmp_path / "runs" / "a.db", tmp_path / "results" / "a.db"
+    live.parent.mkdir()
+    with sqlite3.connect(live) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("INSERT INTO t VALUES (42)")
+    _campaign.keep_copies([(live, kept), (tmp_path / "runs" / "never.db", tmp_path / "results" / "never.db")])
+    with sqlite3.connect(kept) as db:
+        assert db.execute("SELECT x FROM t").fetchall() == [(42,)]
+    assert not (tmp_path / "results" / "never.db").exists()
+    assert capsys.readouterr().out == "kept results/a.db\n"
