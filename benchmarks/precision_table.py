@@ -6,12 +6,14 @@ import statistics
 from typing import Any
 
 from benchmarks._campaign import results_per_candidate
-from benchmarks.precision import ARMS, SEEDS, Arm
+from benchmarks.precision import ARMS, SEEDS, TEST_SEED_START, Arm
 from vmpo_tune import records
 from vmpo_tune.stats import bootstrap_ci, iqm, poi_ci, probability_of_improvement
 
 RUNS_PER_ARM = 1 + SEEDS  # the tuning seed, the test seeds
-HALF = SEEDS // 2  # the first ten test seeds (1000-1009) are those every `hopper` table used
+HALF = SEEDS // 2  # the first half of the test seeds (1000-1009) are those every `hopper` table used
+FIRST = f"{TEST_SEED_START}-{TEST_SEED_START + HALF - 1}"
+SECOND = f"{TEST_SEED_START + HALF}-{TEST_SEED_START + SEEDS - 1}"
 COMMAND = "python benchmarks/precision.py run"
 
 
@@ -76,17 +78,17 @@ def render(data: dict[str, dict[str, Any] | None], machine: str) -> str:
         "`hopper` default (trial 17 of the `from-shipped` search: m_steps 16, 2 x 256 layers) with only "
         "`matmul_precision` set: `highest` computes the update's matrix products in float32 (what every other "
         "hopper table ran), `medium` lets PyTorch round their inputs to bfloat16 where oneDNN multiplies that "
-        "faster. Seeds: tuning seed 0, test seeds 1000-1019 (`confirm --top 1 --seeds 20`; 1000-1009 are the "
-        f"test seeds of every other `hopper` table). Machine: {machine}.",
+        f"faster. Seeds: tuning seed 0, test seeds {TEST_SEED_START}-{TEST_SEED_START + SEEDS - 1} (`confirm --top 1 "
+        f"--seeds {SEEDS}`; {FIRST} are the test seeds of every other `hopper` table). Machine: {machine}.",
         "",
     ]
     if any(n < RUNS_PER_ARM for n in done.values()):
         progress = ", ".join(f"{name} {n} of {RUNS_PER_ARM}" for name, n in done.items())
         return "\n".join([*lines, f"Runs so far: {progress}. Continue with `{COMMAND}` (resumable)."])
     lines += [
-        "| update's products | seeds 1000-1009: IQM [95% CI] | seeds 1010-1019: IQM [95% CI] | "
-        "all 20 seeds: IQM [95% CI] | mean [95% CI] | min to max | per seed (1000-1009; 1010-1019) | tuning seed 0 | "
-        "CPU-s per run (median) |",
+        f"| update's products | seeds {FIRST}: IQM [95% CI] | seeds {SECOND}: IQM [95% CI] | "
+        f"all {SEEDS} seeds: IQM [95% CI] | mean [95% CI] | min to max | per seed ({FIRST}; {SECOND}) | "
+        "tuning seed 0 | CPU-s per run (median) |",
         "|---|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     rows = {arm.name: _row(arm, data[arm.name]) for arm in ARMS}
@@ -96,7 +98,7 @@ def render(data: dict[str, dict[str, Any] | None], machine: str) -> str:
     lo, hi = poi_ci(x, y)
     lines += [
         "",
-        f"P(`{cheap.precision}` beats `{exact.precision}` on a fresh seed), over all 20 seeds: "
+        f"P(`{cheap.precision}` beats `{exact.precision}` on a fresh seed), over all {SEEDS} seeds: "
         f"**{probability_of_improvement(x, y):.2f}** [{lo:.2f}, {hi:.2f}] (0.5: no difference).",
         "",
         f"Runs: {_ran_on(data)}. CPU: {_cpu(data[exact.name])} ({exact.name}); {_cpu(data[cheap.name])} "
