@@ -1,12 +1,13 @@
-"""The RESULTS.md section of ``benchmarks/precision.py``, read from the kept storages."""
+"""The RESULTS.md section of a two-arm returns campaign (:mod:`benchmarks._arms`), read from the kept storages."""
 
 from __future__ import annotations
 
 import statistics
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
+from benchmarks._arms import SEEDS, TEST_SEED_START, Arm
 from benchmarks._campaign import results_per_candidate
-from benchmarks.precision import ARMS, SEEDS, TEST_SEED_START, Arm
 from vmpo_tune import records
 from vmpo_tune.stats import bootstrap_ci, iqm, poi_ci, probability_of_improvement
 
@@ -14,7 +15,20 @@ RUNS_PER_ARM = 1 + SEEDS  # the tuning seed, the test seeds
 HALF = SEEDS // 2  # the first half of the test seeds (1000-1009) are those every `hopper` table used
 FIRST = f"{TEST_SEED_START}-{TEST_SEED_START + HALF - 1}"
 SECOND = f"{TEST_SEED_START + HALF}-{TEST_SEED_START + SEEDS - 1}"
-COMMAND = "python benchmarks/precision.py run"
+
+
+@dataclass(frozen=True)
+class Labels:
+    """How a campaign's section names things: ``intro`` (what the arms are), ``column`` (the header of the arms'
+    column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line), ``script`` (the
+    campaign's script, for the commands) and ``kept`` (where its storages are kept)."""
+
+    intro: str
+    column: str
+    rows: Mapping[str, str]
+    names: Mapping[str, str]
+    script: str
+    kept: str
 
 
 def _by_seed(ranked: list) -> dict[int, float]:
@@ -52,13 +66,13 @@ def _ci(values: list[float], statistic: str) -> str:
     return f"[{lo:,.0f}, {hi:,.0f}]"
 
 
-def _row(arm: Arm, data: dict) -> tuple[str, list[float]]:
+def _row(label: str, data: dict) -> tuple[str, list[float]]:
     by_seed = _by_seed(data["confirmation"])
     every = [by_seed[s] for s in sorted(by_seed)]
     first, second = every[:HALF], every[HALF:]
     score = data["trials"][0].value
     cells = [
-        f"`{arm.precision}` ({arm.name})",
+        label,
         f"{iqm(first):,.0f} {_ci(first, 'iqm')}",
         f"{iqm(second):,.0f} {_ci(second, 'iqm')}",
         f"**{iqm(every):,.0f}** {_ci(every, 'iqm')}",
@@ -71,41 +85,41 @@ def _row(arm: Arm, data: dict) -> tuple[str, list[float]]:
     return "| " + " | ".join(cells) + " |", every
 
 
-def render(data: dict[str, dict[str, Any] | None], machine: str) -> str:
-    done = {arm.name: _progress(data[arm.name]) for arm in ARMS}
+def render_two_arms(arms: Sequence[Arm], data: dict[str, dict[str, Any] | None], machine: str, labels: Labels) -> str:
+    """The section: each arm's IQM over the test seeds (both halves and all), P(the second arm beats the first on a
+    fresh seed), where and when the runs ran; while runs are missing, how far each arm got and how to continue."""
+    run = f"python {labels.script} run"
+    done = {arm.name: _progress(data[arm.name]) for arm in arms}
     lines = [
-        "Hopper-v5, 300,000 env steps per run, final deterministic evaluation (10 episodes). Both arms are the "
-        "`hopper` default (trial 17 of the `from-shipped` search: m_steps 16, 2 x 256 layers) with only "
-        "`matmul_precision` set: `highest` computes the update's matrix products in float32 (what every other "
-        "hopper table ran), `medium` lets PyTorch round their inputs to bfloat16 where oneDNN multiplies that "
-        f"faster. Seeds: tuning seed 0, test seeds {TEST_SEED_START}-{TEST_SEED_START + SEEDS - 1} (`confirm --top 1 "
+        "Hopper-v5, 300,000 env steps per run, final deterministic evaluation (10 episodes). "
+        + labels.intro
+        + f" Seeds: tuning seed 0, test seeds {TEST_SEED_START}-{TEST_SEED_START + SEEDS - 1} (`confirm --top 1 "
         f"--seeds {SEEDS}`; {FIRST} are the test seeds of every other `hopper` table). Machine: {machine}.",
         "",
     ]
     if any(n < RUNS_PER_ARM for n in done.values()):
         progress = ", ".join(f"{name} {n} of {RUNS_PER_ARM}" for name, n in done.items())
-        return "\n".join([*lines, f"Runs so far: {progress}. Continue with `{COMMAND}` (resumable)."])
+        return "\n".join([*lines, f"Runs so far: {progress}. Continue with `{run}` (resumable)."])
     lines += [
-        f"| update's products | seeds {FIRST}: IQM [95% CI] | seeds {SECOND}: IQM [95% CI] | "
+        f"| {labels.column} | seeds {FIRST}: IQM [95% CI] | seeds {SECOND}: IQM [95% CI] | "
         f"all {SEEDS} seeds: IQM [95% CI] | mean [95% CI] | min to max | per seed ({FIRST}; {SECOND}) | "
         "tuning seed 0 | CPU-s per run (median) |",
         "|---|---:|---:|---:|---:|---|---|---:|---:|",
     ]
-    rows = {arm.name: _row(arm, data[arm.name]) for arm in ARMS}
+    rows = {arm.name: _row(labels.rows[arm.name], data[arm.name]) for arm in arms}
     lines += [row for row, _ in rows.values()]
-    exact, cheap = ARMS
-    x, y = rows[cheap.name][1], rows[exact.name][1]
+    base, other = arms
+    x, y = rows[other.name][1], rows[base.name][1]
     lo, hi = poi_ci(x, y)
     lines += [
         "",
-        f"P(`{cheap.precision}` beats `{exact.precision}` on a fresh seed), over all {SEEDS} seeds: "
+        f"P({labels.names[other.name]} beats {labels.names[base.name]} on a fresh seed), over all {SEEDS} seeds: "
         f"**{probability_of_improvement(x, y):.2f}** [{lo:.2f}, {hi:.2f}] (0.5: no difference).",
         "",
-        f"Runs: {_ran_on(data)}. CPU: {_cpu(data[exact.name])} ({exact.name}); {_cpu(data[cheap.name])} "
-        f"({cheap.name}). Simulator: "
-        + "; ".join(f"{data[a.name]['simulator'] or 'not recorded'} ({a.name})" for a in ARMS)
-        + f". Reproduce: `{COMMAND}` ({sum(sum(_spent(data[a.name])) for a in ARMS) / 3600:.1f} CPU hours here; "
-        "both arms on one machine), then "
-        f"`python benchmarks/precision.py table`. Storage kept in `results/precision-hopper/`.",
+        f"Runs: {_ran_on(data)}. CPU: {_cpu(data[base.name])} ({base.name}); {_cpu(data[other.name])} "
+        f"({other.name}). Simulator: "
+        + "; ".join(f"{data[a.name]['simulator'] or 'not recorded'} ({a.name})" for a in arms)
+        + f". Reproduce: `{run}` ({sum(sum(_spent(data[a.name])) for a in arms) / 3600:.1f} CPU hours here; "
+        f"both arms on one machine), then `python {labels.script} table`. Storage kept in `{labels.kept}`.",
     ]
     return "\n".join(lines)

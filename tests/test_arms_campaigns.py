@@ -1,4 +1,5 @@
-"""benchmarks/precision.py: its arms' study files and its RESULTS.md table (issue 16's bfloat16 question)."""
+"""Issue 16's returns campaigns (benchmarks/_arms.py: precision.py, policy_width.py): the arms' study files and the
+RESULTS.md tables."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 from optuna.trial import TrialState
 
-from benchmarks import precision
-from benchmarks.precision_table import RUNS_PER_ARM, render
+from benchmarks import _arms, policy_width, precision, value_width
+from benchmarks.arms_table import RUNS_PER_ARM
 from vmpo_tune import records
 from vmpo_tune.config import TrainConfig, VMPOConfig
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config
@@ -19,18 +20,29 @@ from vmpo_tune.stats import CandidateStats
 from .search_helpers import ROOT
 
 
-def test_each_arm_is_the_shipped_hopper_study_with_only_its_matmul_precision_set(tmp_path, monkeypatch):
-    monkeypatch.setattr(precision, "LIVE", tmp_path)
+@pytest.mark.parametrize(
+    "campaign, options",
+    [
+        (precision, [{"matmul_precision": "highest"}, {"matmul_precision": "medium"}]),
+        (policy_width, [{}, {"policy_layer_sizes": [128, 128]}]),
+        (value_width, [{}, {"value_layer_sizes": [128, 128]}]),
+    ],
+)
+def test_each_arm_is_the_shipped_hopper_study_with_only_its_agent_options_set(tmp_path, monkeypatch, campaign, options):
+    monkeypatch.setattr(_arms, "RUNS", tmp_path)
     shipped = load_spec(str(ROOT / "studies" / "hopper.yaml"))
-    for arm in precision.ARMS:
-        precision.write_study_file(arm)
+    assert [dict(arm.options) for arm in campaign.ARMS] == options
+    for arm in campaign.ARMS:
+        _arms.write_study_file(arm)
+        assert arm.study_file.parent.parent == tmp_path / arm.campaign
         spec = load_spec(str(arm.study_file))
         assert spec.name == "hopper"  # stored as a user's `hopper` study would be
-        assert params_to_config(spec, default_params(spec)).agent.matmul_precision == arm.precision
+        agent = params_to_config(spec, default_params(spec)).agent
+        for key, value in arm.options:
+            assert getattr(agent, key) == (tuple(value) if isinstance(value, list) else value)
         mine, theirs = spec.fingerprint(), shipped.fingerprint()
-        assert mine.pop("agent") == {**theirs.pop("agent"), "matmul_precision": arm.precision}
+        assert mine.pop("agent") == {**theirs.pop("agent"), **dict(arm.options)}
         assert mine == theirs
-    assert [arm.precision for arm in precision.ARMS] == ["highest", "medium"]
 
 
 def _unit(value: float, label: str = "trial 0 (default)", cpu_s: float = 90.0, day: int = 3):
@@ -52,7 +64,7 @@ def _arm_data(shift: float, cpu_s: float) -> dict:
 
 
 def test_the_table_gives_each_arms_iqm_over_its_test_seeds_and_the_probability_of_improvement():
-    text = render({"float32": _arm_data(0.0, 96.0), "bfloat16": _arm_data(50.0, 72.0)}, "a test machine")
+    text = precision.render({"float32": _arm_data(0.0, 96.0), "bfloat16": _arm_data(50.0, 72.0)}, "a test machine")
     rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| `")}
     float32, bfloat16 = rows["| `highest` (float32)"], rows["| `medium` (bfloat16)"]
     # IQM of 10 values drops 2 at each end: 300..800 -> 550 (1000-1009), 1,300..1,800 -> 1,550 (1010-1019); of 20
@@ -68,13 +80,35 @@ def test_the_table_gives_each_arms_iqm_over_its_test_seeds_and_the_probability_o
     assert "`python benchmarks/precision.py run` (1.0 CPU hours here;" in text  # 21 x (96 + 72) = 3,528 CPU-s
 
 
+def test_the_value_width_campaign_shares_the_policy_width_campaigns_default_runs():
+    assert value_width.ARMS[0] is policy_width.ARMS[0]
+    assert value_width.ARMS[0].kept_db == _arms.KEPT / "policy-width-hopper" / "default.db"
+    assert value_width.ARMS[1].kept_db == _arms.KEPT / "value-width-hopper" / "value-128.db"
+
+
+def test_the_policy_width_table_names_its_own_arms_and_compares_the_narrow_policy_with_the_default():
+    # the narrow arm 100 below the default on values 100 apart: it wins the pairs with i > j + 1, 171 of 400, and
+    # ties the 19 with i = j + 1 (half each): (171 + 9.5) / 400 = 0.45
+    data = {"default": _arm_data(0.0, 180.0), "policy-128": _arm_data(-100.0, 120.0)}
+    text = policy_width.render(data, "a test machine")
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in text.splitlines() if line.startswith("| 2 x")}
+    assert rows["| 2 x 256 (default)"][3].startswith("**1,050** [") and rows["| 2 x 128 (policy-128)"][3].startswith(
+        "**950** ["
+    )
+    assert "| policy network | seeds 1000-1009: IQM [95% CI] |" in text
+    assert "P(`policy-128` beats `default` on a fresh seed), over all 20 seeds: **0.45** [" in text
+    assert "CPU: Test CPU (default); Test CPU (policy-128)" in text
+    assert "Reproduce: `python benchmarks/policy_width.py run` (1.8 CPU hours here;" in text  # 21 x 300 CPU-s
+    assert "`python benchmarks/policy_width.py table`. Storage kept in `results/policy-width-hopper/`." in text
+
+
 @pytest.mark.parametrize("cut", [0, 5, RUNS_PER_ARM - 1])
 def test_an_unfinished_campaign_says_how_far_each_arm_got_and_how_to_continue(cut):
     partial = _arm_data(0.0, 90.0)
     runs = [*partial["trials"], *partial["units"]]
     for unit in runs[cut:]:
         unit.state = TrialState.RUNNING
-    text = render({"float32": partial, "bfloat16": None}, "a test machine")
+    text = precision.render({"float32": partial, "bfloat16": None}, "a test machine")
     assert f"Runs so far: float32 {cut} of {RUNS_PER_ARM}, bfloat16 0 of {RUNS_PER_ARM}." in text
     assert "Continue with `python benchmarks/precision.py run` (resumable)." in text and "| update's" not in text
 
@@ -87,7 +121,7 @@ def test_the_shipped_hopper_default_is_the_kept_bfloat16_arms_configuration_and_
     for arm in precision.ARMS:
         study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
         ran = study.trials[0].user_attrs["config"]
-        assert VMPOConfig.from_dict(ran["agent"]) == replace(shipped.agent, matmul_precision=arm.precision)
+        assert VMPOConfig.from_dict(ran["agent"]) == replace(shipped.agent, **dict(arm.options))
         assert TrainConfig.from_dict(ran["train"]) == shipped.train and ran["total_steps"] == shipped.total_steps
     assert shipped.agent.matmul_precision == "medium"  # what RESULTS.md's precision section measured and shipped
 

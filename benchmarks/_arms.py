@@ -1,0 +1,99 @@
+"""What issue 16's returns campaigns share: arms that are the shipped `hopper` study file with some ``agent`` options
+set, each trained on the tuning seed and then confirmed on the same test seeds, through the ordinary commands.
+
+Each arm's study file is written to ``runs/CAMPAIGN/ARM/hopper.yaml`` (so the stored study is `hopper`, as a user's
+would be) and its storage is ``runs/CAMPAIGN/ARM.db``. An arm runs ``search --trials 1`` (its default on tuning seed
+0), then ``confirm --top 1 --seeds 20`` on test seeds 1000-1019 (the first ten are the seeds every `hopper` table
+used): 21 runs of 300k env steps, resumable (rerun to continue). After each step the runner keeps a consistent copy
+in ``results/CAMPAIGN/ARM.db``; on a new machine ``run`` starts from those copies. Runs are bit for bit reproducible
+only on the same machine and library build, so the arms of one campaign must run on the same machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._campaign import backup, cli, continue_from_kept, keep_copies, load_campaign_study  # noqa: E402
+from benchmarks._report import write_section  # noqa: E402
+
+STUDY = "hopper"
+RUNS, KEPT = ROOT / "runs", ROOT / "results"  # the live storages and study files; the copies kept in the repository
+TEST_SEED_START, SEEDS = 1000, 20
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm: the shipped study file with ``agent`` options set (``options``: (key, value) pairs)."""
+
+    campaign: str
+    name: str
+    options: tuple[tuple[str, Any], ...]
+
+    @property
+    def run_dir(self) -> Path:
+        return RUNS / self.campaign / self.name
+
+    @property
+    def study_file(self) -> Path:
+        return self.run_dir / f"{STUDY}.yaml"
+
+    @property
+    def live_db(self) -> Path:
+        return RUNS / self.campaign / f"{self.name}.db"
+
+    @property
+    def kept_db(self) -> Path:
+        return KEPT / self.campaign / f"{self.name}.db"
+
+
+def write_study_file(arm: Arm) -> None:
+    """The shipped study file with only the arm's ``agent`` options set."""
+    data = yaml.safe_load((ROOT / "studies" / f"{STUDY}.yaml").read_text())
+    data["agent"] = {**(data.get("agent") or {}), **dict(arm.options)}
+    arm.run_dir.mkdir(parents=True, exist_ok=True)
+    arm.study_file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def run_arm(arm: Arm, workers: int) -> None:
+    continue_from_kept(arm.live_db, arm.kept_db)
+    write_study_file(arm)
+    where = ["--storage", f"sqlite:///{arm.live_db}", "--workers", str(workers)]
+    study = ["--study", str(arm.study_file)]
+    cli("vmpo_tune.search", *study, "--trials", "1", "--out", str(arm.run_dir), *where)
+    backup(arm.live_db, arm.kept_db)
+    confirm = [*study, "--run-dir", str(arm.run_dir), "--top", "1", "--seeds", str(SEEDS)]
+    cli("vmpo_tune.confirm", *confirm, "--test-seed-start", str(TEST_SEED_START), *where)
+    backup(arm.live_db, arm.kept_db)
+
+
+def main(
+    doc: str, arms: Sequence[Arm], section: str, title: str, render: Callable[[dict, str], str], argv=None
+) -> None:
+    """A campaign's command line: ``run`` (its arms, resumable), ``table`` (its RESULTS.md section from the kept
+    storages), ``snapshot`` (consistent copies of the live storages)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("run", "table", "snapshot"))
+    p.add_argument("--workers", type=int, default=2, help="worker processes per step (default 2)")
+    p.add_argument("--arms", nargs="+", choices=[a.name for a in arms], help="only these arms")
+    p.add_argument("--out", default=str(ROOT / "RESULTS.md"))
+    p.add_argument("--machine", default=f"the {os.cpu_count()}-core {os.uname().machine} development machine")
+    args = p.parse_args(argv)
+    if args.command == "snapshot":
+        keep_copies((arm.live_db, arm.kept_db) for arm in arms)
+    elif args.command == "run":
+        for arm in arms:
+            if not args.arms or arm.name in args.arms:
+                run_arm(arm, args.workers)
+    else:
+        data = {arm.name: load_campaign_study(STUDY, arm.kept_db) for arm in arms}
+        write_section(Path(args.out), section, title, render(data, args.machine))

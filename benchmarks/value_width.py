@@ -1,0 +1,55 @@
+"""Issue 16: the `hopper` default with a value network of 2 x 128 hidden units, against the default (2 x 256).
+
+    python benchmarks/value_width.py run          # both arms, resumable: rerun to continue
+    python benchmarks/value_width.py table        # RESULTS.md from what is stored so far
+    python benchmarks/value_width.py snapshot     # consistent copies of the live storages in results/
+
+The value network's half of ``policy_width.py``'s question (read its docstring for why narrower networks): 2 x 128
+hidden units in the value network cut its 256 x 256 products to a quarter (about 3/8 of the update), the policy
+keeps 2 x 256. Its ``default`` arm is ``policy_width.py``'s (the same runs, kept in ``results/policy-width-hopper/``),
+so the two candidates are compared with one set of default runs on one machine. The rule, set before this arm
+ran: the `hopper` default takes 2 x 128 in the value network unless the 95% interval of P(``value-128`` beats
+``default`` on a fresh seed) lies below 0.5.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import _arms  # noqa: E402
+from benchmarks.policy_width import ARMS as POLICY_ARMS  # noqa: E402
+
+CAMPAIGN = "value-width-hopper"
+ARMS = (POLICY_ARMS[0], _arms.Arm(CAMPAIGN, "value-128", (("value_layer_sizes", [128, 128]),)))
+SECTION = CAMPAIGN
+TITLE = "hopper: a value network of 2 x 128 hidden units (issue 16)"
+
+
+def render(data: dict, machine: str) -> str:
+    from benchmarks.arms_table import Labels, render_two_arms
+
+    labels = Labels(
+        intro=(
+            "Both arms are the `hopper` default (trial 17 of the `from-shipped` search: m_steps 16, policy network "
+            "2 x 256) with the value network at 2 x 256 hidden units (`default`, the shipped study file as it is; "
+            "the runs of the policy-width section) or 2 x 128 (`value-128`)."
+        ),
+        column="value network",
+        rows={"default": "2 x 256 (default)", "value-128": "2 x 128 (value-128)"},
+        names={"default": "`default`", "value-128": "`value-128`"},
+        script="benchmarks/value_width.py",
+        kept=f"results/{POLICY_ARMS[0].campaign}/ and results/{CAMPAIGN}/",
+    )
+    return render_two_arms(ARMS, data, machine, labels)
+
+
+def main(argv=None) -> None:
+    _arms.main(__doc__, ARMS, SECTION, TITLE, render, argv)
+
+
+if __name__ == "__main__":
+    main()
