@@ -16,7 +16,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Mapping
 
 import yaml
 
@@ -76,11 +76,42 @@ def run_arm(arm: Arm, workers: int) -> None:
     backup(arm.live_db, arm.kept_db)
 
 
-def main(
-    doc: str, arms: Sequence[Arm], section: str, title: str, render: Callable[[dict, str], str], argv=None
-) -> None:
-    """A campaign's command line: ``run`` (its arms, resumable), ``table`` (its RESULTS.md section from the kept
-    storages), ``snapshot`` (consistent copies of the live storages)."""
+@dataclass(frozen=True)
+class Labels:
+    """How a campaign's section names things: ``intro`` (what the arms are), ``column`` (the header of the arms'
+    column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line), ``script`` (the
+    campaign's script, for the commands) and ``kept`` (where its storages are kept)."""
+
+    intro: str
+    column: str
+    rows: Mapping[str, str]
+    names: Mapping[str, str]
+    script: str
+    kept: str
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """Two arms (the first is the one the second is compared with) and the RESULTS.md section they fill."""
+
+    arms: tuple[Arm, Arm]
+    section: str
+    title: str
+    labels: Labels
+
+    def render(self, data: dict[str, dict[str, Any] | None], machine: str) -> str:
+        from benchmarks.arms_table import render_two_arms
+
+        return render_two_arms(self.arms, data, machine, self.labels)
+
+    def main(self, doc: str, argv=None) -> None:
+        """The command line: ``run`` (the arms, resumable), ``table`` (the RESULTS.md section from the kept
+        storages), ``snapshot`` (consistent copies of the live storages)."""
+        _main(self, doc, argv)
+
+
+def _main(campaign: Campaign, doc: str, argv) -> None:
+    arms = campaign.arms
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=("run", "table", "snapshot"))
     p.add_argument("--workers", type=int, default=2, help="worker processes per step (default 2)")
@@ -96,4 +127,4 @@ def main(
                 run_arm(arm, args.workers)
     else:
         data = {arm.name: load_campaign_study(STUDY, arm.kept_db) for arm in arms}
-        write_section(Path(args.out), section, title, render(data, args.machine))
+        write_section(Path(args.out), campaign.section, campaign.title, campaign.render(data, args.machine))

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-from benchmarks._arms import SEEDS, TEST_SEED_START, Arm
+from benchmarks._arms import SEEDS, TEST_SEED_START, Arm, Labels
 from benchmarks._campaign import results_per_candidate
 from vmpo_tune import records
 from vmpo_tune.stats import bootstrap_ci, iqm, poi_ci, probability_of_improvement
@@ -15,20 +14,6 @@ RUNS_PER_ARM = 1 + SEEDS  # the tuning seed, the test seeds
 HALF = SEEDS // 2  # the first half of the test seeds (1000-1009) are those every `hopper` table used
 FIRST = f"{TEST_SEED_START}-{TEST_SEED_START + HALF - 1}"
 SECOND = f"{TEST_SEED_START + HALF}-{TEST_SEED_START + SEEDS - 1}"
-
-
-@dataclass(frozen=True)
-class Labels:
-    """How a campaign's section names things: ``intro`` (what the arms are), ``column`` (the header of the arms'
-    column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line), ``script`` (the
-    campaign's script, for the commands) and ``kept`` (where its storages are kept)."""
-
-    intro: str
-    column: str
-    rows: Mapping[str, str]
-    names: Mapping[str, str]
-    script: str
-    kept: str
 
 
 def _by_seed(ranked: list) -> dict[int, float]:

@@ -29,19 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import _arms  # noqa: E402
 
-CAMPAIGN = "policy-width-hopper"
-ARMS = (
-    _arms.Arm(CAMPAIGN, "default", ()),
-    _arms.Arm(CAMPAIGN, "policy-128", (("policy_layer_sizes", [128, 128]),)),
-)
-SECTION = CAMPAIGN
-TITLE = "hopper: a policy of 2 x 128 hidden units (issue 16)"
-
-
-def render(data: dict, machine: str) -> str:
-    from benchmarks.arms_table import Labels, render_two_arms
-
-    labels = Labels(
+NAME = "policy-width-hopper"
+CAMPAIGN = _arms.Campaign(
+    arms=(
+        _arms.Arm(NAME, "default", ()),
+        _arms.Arm(NAME, "policy-128", (("policy_layer_sizes", [128, 128]),)),
+    ),
+    section=NAME,
+    title="hopper: a policy of 2 x 128 hidden units (issue 16)",
+    labels=_arms.Labels(
         intro=(
             "Both arms are the `hopper` default (trial 17 of the `from-shipped` search: m_steps 16, value network "
             "2 x 256) with the policy network at 2 x 256 hidden units (`default`, the shipped study file as it is) "
@@ -51,14 +47,10 @@ def render(data: dict, machine: str) -> str:
         rows={"default": "2 x 256 (default)", "policy-128": "2 x 128 (policy-128)"},
         names={"default": "`default`", "policy-128": "`policy-128`"},
         script="benchmarks/policy_width.py",
-        kept=f"results/{CAMPAIGN}/",
-    )
-    return render_two_arms(ARMS, data, machine, labels)
-
-
-def main(argv=None) -> None:
-    _arms.main(__doc__, ARMS, SECTION, TITLE, render, argv)
-
+        kept=f"results/{NAME}/",
+    ),
+)
+ARMS, render = CAMPAIGN.arms, CAMPAIGN.render
 
 if __name__ == "__main__":
-    main()
+    CAMPAIGN.main(__doc__)

@@ -23,19 +23,15 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import _arms  # noqa: E402
 
-CAMPAIGN = "precision-hopper"
-ARMS = (
-    _arms.Arm(CAMPAIGN, "float32", (("matmul_precision", "highest"),)),
-    _arms.Arm(CAMPAIGN, "bfloat16", (("matmul_precision", "medium"),)),
-)
-SECTION = CAMPAIGN
-TITLE = "hopper: the update's products in bfloat16 (issue 16)"
-
-
-def render(data: dict, machine: str) -> str:
-    from benchmarks.arms_table import Labels, render_two_arms
-
-    labels = Labels(
+NAME = "precision-hopper"
+CAMPAIGN = _arms.Campaign(
+    arms=(
+        _arms.Arm(NAME, "float32", (("matmul_precision", "highest"),)),
+        _arms.Arm(NAME, "bfloat16", (("matmul_precision", "medium"),)),
+    ),
+    section=NAME,
+    title="hopper: the update's products in bfloat16 (issue 16)",
+    labels=_arms.Labels(
         intro=(
             "Both arms are the `hopper` default (trial 17 of the `from-shipped` search: m_steps 16, 2 x 256 layers) "
             "with only `matmul_precision` set: `highest` computes the update's matrix products in float32 (what "
@@ -46,14 +42,10 @@ def render(data: dict, machine: str) -> str:
         rows={"float32": "`highest` (float32)", "bfloat16": "`medium` (bfloat16)"},
         names={"float32": "`highest`", "bfloat16": "`medium`"},
         script="benchmarks/precision.py",
-        kept=f"results/{CAMPAIGN}/",
-    )
-    return render_two_arms(ARMS, data, machine, labels)
-
-
-def main(argv=None) -> None:
-    _arms.main(__doc__, ARMS, SECTION, TITLE, render, argv)
-
+        kept=f"results/{NAME}/",
+    ),
+)
+ARMS, render = CAMPAIGN.arms, CAMPAIGN.render
 
 if __name__ == "__main__":
-    main()
+    CAMPAIGN.main(__doc__)

@@ -23,16 +23,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import _arms  # noqa: E402
 from benchmarks.policy_width import ARMS as POLICY_ARMS  # noqa: E402
 
-CAMPAIGN = "value-width-hopper"
-ARMS = (POLICY_ARMS[0], _arms.Arm(CAMPAIGN, "value-128", (("value_layer_sizes", [128, 128]),)))
-SECTION = CAMPAIGN
-TITLE = "hopper: a value network of 2 x 128 hidden units (issue 16)"
-
-
-def render(data: dict, machine: str) -> str:
-    from benchmarks.arms_table import Labels, render_two_arms
-
-    labels = Labels(
+NAME = "value-width-hopper"
+DEFAULT = POLICY_ARMS[0]
+CAMPAIGN = _arms.Campaign(
+    arms=(DEFAULT, _arms.Arm(NAME, "value-128", (("value_layer_sizes", [128, 128]),))),
+    section=NAME,
+    title="hopper: a value network of 2 x 128 hidden units (issue 16)",
+    labels=_arms.Labels(
         intro=(
             "Both arms are the `hopper` default (trial 17 of the `from-shipped` search: m_steps 16, policy network "
             "2 x 256) with the value network at 2 x 256 hidden units (`default`, the shipped study file as it is; "
@@ -42,14 +39,10 @@ def render(data: dict, machine: str) -> str:
         rows={"default": "2 x 256 (default)", "value-128": "2 x 128 (value-128)"},
         names={"default": "`default`", "value-128": "`value-128`"},
         script="benchmarks/value_width.py",
-        kept=f"results/{POLICY_ARMS[0].campaign}/ and results/{CAMPAIGN}/",
-    )
-    return render_two_arms(ARMS, data, machine, labels)
-
-
-def main(argv=None) -> None:
-    _arms.main(__doc__, ARMS, SECTION, TITLE, render, argv)
-
+        kept=f"results/{DEFAULT.campaign}/ and results/{NAME}/",
+    ),
+)
+ARMS, render = CAMPAIGN.arms, CAMPAIGN.render
 
 if __name__ == "__main__":
-    main()
+    CAMPAIGN.main(__doc__)
