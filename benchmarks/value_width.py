@@ -9,7 +9,8 @@ hidden units in the value network cut its 256 x 256 products to a quarter (about
 keeps 2 x 256. Its ``default`` arm is ``policy_width.py``'s (the same runs, kept in ``results/policy-width-hopper/``),
 so the two candidates are compared with one set of default runs on one machine. The rule, set before this arm
 ran: the `hopper` default takes 2 x 128 in the value network unless the 95% interval of P(``value-128`` beats
-``default`` on a fresh seed) lies below 0.5.
+``default`` on a fresh seed) lies below 0.5. If both this and ``policy_width.py``'s candidate pass, the default takes
+the one with the higher P, never both (both networks at 2 x 128 lost returns: ``small-from-shipped``).
 """
 
 from __future__ import annotations
