@@ -80,7 +80,7 @@ def run_arm(arm: Arm, workers: int) -> None:
 class Labels:
     """How a campaign's section names things: ``intro`` (what the arms are), ``column`` (the header of the arms'
     column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line), ``script`` (the
-    campaign's script, for the commands) and ``kept`` (where its storages are kept)."""
+    campaign's script, for the commands) and ``kept`` (where its storages are kept, as Markdown)."""
 
     intro: str
     column: str

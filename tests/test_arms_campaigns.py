@@ -113,17 +113,28 @@ def test_an_unfinished_campaign_says_how_far_each_arm_got_and_how_to_continue(cu
     assert "Continue with `python benchmarks/precision.py run` (resumable)." in text and "| update's" not in text
 
 
-def test_the_shipped_hopper_default_is_the_kept_bfloat16_arms_configuration_and_float32_is_its_only_change():
+def test_the_shipped_hopper_default_is_the_kept_policy_128_arms_configuration_and_each_arm_ran_its_own_options():
     import optuna
 
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
-    for arm in precision.ARMS:
-        study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
+    assert shipped.agent.policy_layer_sizes == (128, 128) and shipped.agent.matmul_precision == "medium"
+    # what RESULTS.md's policy-width section measured and shipped: the default with a 2 x 256 policy before it
+    before = replace(shipped.agent, policy_layer_sizes=(256, 256))
+    expected = {
+        ("precision-hopper", "float32"): replace(before, matmul_precision="highest"),
+        ("precision-hopper", "bfloat16"): before,
+        ("policy-width-hopper", "default"): before,
+        ("policy-width-hopper", "policy-128"): shipped.agent,
+        ("value-width-hopper", "value-128"): replace(before, value_layer_sizes=(128, 128)),
+    }
+    arms = {(arm.campaign, arm.name): arm for c in (precision, policy_width, value_width) for arm in c.ARMS}
+    assert set(arms) == set(expected)
+    for key, agent in expected.items():
+        study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arms[key].kept_db}")
         ran = study.trials[0].user_attrs["config"]
-        assert VMPOConfig.from_dict(ran["agent"]) == replace(shipped.agent, **dict(arm.options))
+        assert VMPOConfig.from_dict(ran["agent"]) == agent, key
         assert TrainConfig.from_dict(ran["train"]) == shipped.train and ran["total_steps"] == shipped.total_steps
-    assert shipped.agent.matmul_precision == "medium"  # what RESULTS.md's precision section measured and shipped
 
 
 def test_snapshot_keeps_a_consistent_copy_of_each_live_storage_and_skips_the_missing(tmp_path, monkeypatch, capsys):

@@ -133,14 +133,17 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
         iqm, low, high = re.search(r"\*\*([\d,]+)\*\* \[([\d,]+), ([\d,]+)\]", line).groups()
         assert phrase.format(iqm, low, high) in readme, phrase.format(iqm, low, high)
     # the study file's default is exactly the configuration the table confirmed, but for the precision of its
-    # update's matrix products (bfloat16 since 2026-12-03: RESULTS.md's precision section measured that change)
+    # update's matrix products and its policy's width (bfloat16 and 2 x 128 since 2026-12-03: RESULTS.md's precision
+    # and policy-width sections measured those changes)
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
     study = optuna.load_study(study_name="hopper/confirm", storage=f"sqlite:///{db}")
     unit = next(t for t in study.trials if t.user_attrs.get("candidate") == "trial 17")
     stored = unit.user_attrs["config"]
     assert "matmul_precision" not in stored["agent"]  # stored before the option: float32, its default
-    assert replace(shipped.agent, matmul_precision="highest") == VMPOConfig.from_dict(stored["agent"])
+    assert replace(shipped.agent, matmul_precision="highest", policy_layer_sizes=(256, 256)) == VMPOConfig.from_dict(
+        stored["agent"]
+    )
     assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
 
 
@@ -175,8 +178,8 @@ def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_w
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
     assert VMPOConfig.from_dict(study.trials[0].user_attrs["config"]["agent"]) == replace(
-        shipped.agent, matmul_precision="highest"
-    )  # today's default, its products in float32 then (the precision section measured the change)
+        shipped.agent, matmul_precision="highest", policy_layer_sizes=(256, 256)
+    )  # the default of 2026-12-01: products in float32, a 2 x 256 policy (the precision and policy-width sections)
     queued = yaml.safe_load((ROOT / "results" / "heldout" / "hopper-previous-default.yaml").read_text())
     ran = {**study.trials[1].user_attrs["config"]["agent"], **study.trials[1].user_attrs["config"]["train"]}
     assert {k: ran[k] for k in queued} == queued  # every value of the previous default, exactly as the file has it
