@@ -6,7 +6,9 @@ would be) and its storage is ``runs/CAMPAIGN/ARM.db``. An arm runs ``search --tr
 0), then ``confirm --top 1 --seeds 20`` on test seeds 1000-1019 (the first ten are the seeds every `hopper` table
 used): 21 runs of 300k env steps, resumable (rerun to continue). After each step the runner keeps a consistent copy
 in ``results/CAMPAIGN/ARM.db``; on a new machine ``run`` starts from those copies. Runs are bit for bit reproducible
-only on the same machine and library build, so the arms of one campaign must run on the same machine.
+only on the same machine and library build, so the arms of one campaign must run on the same machine. An arm sets
+every option the shipped file has changed since the arm ran (``tests/test_arms_campaigns.py`` checks that each arm's
+study file gives the configuration its kept storage ran).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ from benchmarks._report import write_section  # noqa: E402
 STUDY = "hopper"
 RUNS, KEPT = ROOT / "runs", ROOT / "results"  # the live storages and study files; the copies kept in the repository
 TEST_SEED_START, SEEDS = 1000, 20
+POLICY_256 = (("policy_layer_sizes", [256, 256]),)
+"""The option every arm that ran before the `hopper` default's policy became 2 x 128 (2026-12-03) sets, so that
+running it again trains what its kept storage holds, whatever the shipped file says now."""
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ configurations were measured before and lost returns: m_steps 8 (the `fast-from-
 networks (`small-from-shipped`; BENCHMARKS.md, search efficiency). This one narrows only the policy, which studies
 of on-policy methods found the less sensitive of the two to width.
 
-Two arms on the same machine (:mod:`benchmarks._arms`): ``default``, the shipped `hopper` study file as it is, and
-``policy-128``, the same with ``agent.policy_layer_sizes: [128, 128]``. The rule, set before either arm ran: the
+Two arms on the same machine (:mod:`benchmarks._arms`): ``default``, the `hopper` study file as it shipped when the
+campaign ran (a 2 x 256 policy: the arm sets it, as the file has 2 x 128 since), and ``policy-128``, the same with
+``agent.policy_layer_sizes: [128, 128]``. The rule, set before either arm ran: the
 `hopper` default takes 2 x 128 in the policy unless the 95% interval of P(``policy-128`` beats ``default`` on a
 fresh seed) lies below 0.5 (a measured loss); the same rule as the bfloat16 change (``precision.py``).
 """
@@ -32,7 +33,7 @@ from benchmarks import _arms  # noqa: E402
 NAME = "policy-width-hopper"
 CAMPAIGN = _arms.Campaign(
     arms=(
-        _arms.Arm(NAME, "default", ()),
+        _arms.Arm(NAME, "default", _arms.POLICY_256),
         _arms.Arm(NAME, "policy-128", (("policy_layer_sizes", [128, 128]),)),
     ),
     section=NAME,
@@ -40,8 +41,8 @@ CAMPAIGN = _arms.Campaign(
     labels=_arms.Labels(
         intro=(
             "Both arms are the `hopper` default (trial 17 of the `from-shipped` search: m_steps 16, value network "
-            "2 x 256) with the policy network at 2 x 256 hidden units (`default`, the shipped study file as it is) "
-            "or 2 x 128 (`policy-128`)."
+            "2 x 256) with the policy network at 2 x 256 hidden units (`default`, the study file as it shipped "
+            "before this comparison) or 2 x 128 (`policy-128`)."
         ),
         column="policy network",
         rows={"default": "2 x 256 (default)", "policy-128": "2 x 128 (policy-128)"},

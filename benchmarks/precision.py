@@ -9,8 +9,9 @@ bfloat16 where oneDNN has fast kernels for that (CPUs with AMX or AVX-512 BF16),
 on an AMX CPU; everything else stays float32. That changes the arithmetic, so the question is the one issue 16
 asks of any default changed for speed: what does it cost in returns?
 
-Two arms on the same machine (:mod:`benchmarks._arms`), each the shipped `hopper` study file with only
-``agent.matmul_precision`` set: ``highest`` (float32) and ``medium``.
+Two arms on the same machine (:mod:`benchmarks._arms`), each the shipped `hopper` study file with
+``agent.matmul_precision`` set, ``highest`` (float32) or ``medium``, and its policy at 2 x 256 hidden units, as it
+was when they ran.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from benchmarks import _arms  # noqa: E402
 NAME = "precision-hopper"
 CAMPAIGN = _arms.Campaign(
     arms=(
-        _arms.Arm(NAME, "float32", (("matmul_precision", "highest"),)),
-        _arms.Arm(NAME, "bfloat16", (("matmul_precision", "medium"),)),
+        _arms.Arm(NAME, "float32", (*_arms.POLICY_256, ("matmul_precision", "highest"))),
+        _arms.Arm(NAME, "bfloat16", (*_arms.POLICY_256, ("matmul_precision", "medium"))),
     ),
     section=NAME,
     title="hopper: the update's products in bfloat16 (issue 16)",
