@@ -84,15 +84,14 @@ def run_arm(arm: Arm, workers: int) -> None:
 @dataclass(frozen=True)
 class Labels:
     """How a campaign's section names things: ``intro`` (what the arms are), ``column`` (the header of the arms'
-    column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line), ``script`` (the
-    campaign's script, for the commands) and ``kept`` (where its storages are kept, as Markdown)."""
+    column), ``rows`` (each arm's row label), ``names`` (each arm's name in the probability line) and ``script`` (the
+    campaign's script, for the commands)."""
 
     intro: str
     column: str
     rows: Mapping[str, str]
     names: Mapping[str, str]
     script: str
-    kept: str
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Sequence
 
-from benchmarks._arms import SEEDS, TEST_SEED_START, Arm, Labels
+from benchmarks._arms import KEPT, SEEDS, TEST_SEED_START, Arm, Labels
 from benchmarks._campaign import results_per_candidate
 from vmpo_tune import records
 from vmpo_tune.stats import bootstrap_ci, iqm, poi_ci, probability_of_improvement
@@ -74,6 +74,7 @@ def render_two_arms(arms: Sequence[Arm], data: dict[str, dict[str, Any] | None],
     """The section: each arm's IQM over the test seeds (both halves and all), P(the second arm beats the first on a
     fresh seed), where and when the runs ran; while runs are missing, how far each arm got and how to continue."""
     run = f"python {labels.script} run"
+    kept = " and ".join(f"`{d.relative_to(KEPT.parent)}/`" for d in dict.fromkeys(arm.kept_db.parent for arm in arms))
     done = {arm.name: _progress(data[arm.name]) for arm in arms}
     lines = [
         "Hopper-v5, 300,000 env steps per run, final deterministic evaluation (10 episodes). "
@@ -105,6 +106,6 @@ def render_two_arms(arms: Sequence[Arm], data: dict[str, dict[str, Any] | None],
         f"({other.name}). Simulator: "
         + "; ".join(f"{data[a.name]['simulator'] or 'not recorded'} ({a.name})" for a in arms)
         + f". Reproduce: `{run}` ({sum(sum(_spent(data[a.name])) for a in arms) / 3600:.1f} CPU hours here; "
-        f"both arms on one machine), then `python {labels.script} table`. Storage kept in {labels.kept}.",
+        f"both arms on one machine), then `python {labels.script} table`. Storage kept in {kept}.",
     ]
     return "\n".join(lines)

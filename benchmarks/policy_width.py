@@ -48,7 +48,6 @@ CAMPAIGN = _arms.Campaign(
         rows={"default": "2 x 256 (default)", "policy-128": "2 x 128 (policy-128)"},
         names={"default": "`default`", "policy-128": "`policy-128`"},
         script="benchmarks/policy_width.py",
-        kept=f"`results/{NAME}/`",
     ),
 )
 ARMS, render = CAMPAIGN.arms, CAMPAIGN.render

@@ -43,7 +43,6 @@ CAMPAIGN = _arms.Campaign(
         rows={"float32": "`highest` (float32)", "bfloat16": "`medium` (bfloat16)"},
         names={"float32": "`highest`", "bfloat16": "`medium`"},
         script="benchmarks/precision.py",
-        kept=f"`results/{NAME}/`",
     ),
 )
 ARMS, render = CAMPAIGN.arms, CAMPAIGN.render

@@ -41,7 +41,6 @@ CAMPAIGN = _arms.Campaign(
         rows={"default": "2 x 256 (default)", "value-128": "2 x 128 (value-128)"},
         names={"default": "`default`", "value-128": "`value-128`"},
         script="benchmarks/value_width.py",
-        kept=f"`results/{DEFAULT.campaign}/` and `results/{NAME}/`",
     ),
 )
 ARMS, render = CAMPAIGN.arms, CAMPAIGN.render
