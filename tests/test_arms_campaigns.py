@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 from optuna.trial import TrialState
 
-from benchmarks import _arms, policy_width, precision, value_width
+from benchmarks import _arms, policy_width, policy_width_bf16, precision, value_width
 from benchmarks.arms_table import RUNS_PER_ARM
 from vmpo_tune import records
 from vmpo_tune.config import TrainConfig, VMPOConfig
@@ -27,6 +27,10 @@ P256 = {"policy_layer_sizes": [256, 256]}  # what the shipped file had before th
         (precision, [{**P256, "matmul_precision": "highest"}, {**P256, "matmul_precision": "medium"}]),
         (policy_width, [P256, {"policy_layer_sizes": [128, 128]}]),
         (value_width, [P256, {**P256, "value_layer_sizes": [128, 128]}]),
+        (
+            policy_width_bf16,
+            [{**P256, "matmul_precision": "medium"}, {"policy_layer_sizes": [128, 128], "matmul_precision": "medium"}],
+        ),
     ],
 )
 def test_each_arm_is_the_shipped_hopper_study_with_only_its_agent_options_set(tmp_path, monkeypatch, campaign, options):
@@ -85,6 +89,12 @@ def test_the_value_width_campaign_shares_the_policy_width_campaigns_default_runs
     assert value_width.ARMS[0] is policy_width.ARMS[0]
     assert value_width.ARMS[0].kept_db == _arms.KEPT / "policy-width-hopper" / "default.db"
     assert value_width.ARMS[1].kept_db == _arms.KEPT / "value-width-hopper" / "value-128.db"
+
+
+def test_the_bf16_policy_width_campaign_shares_the_precision_campaigns_bfloat16_runs():
+    assert policy_width_bf16.ARMS[0] is precision.ARMS[1]
+    assert policy_width_bf16.ARMS[0].kept_db == _arms.KEPT / "precision-hopper" / "bfloat16.db"
+    assert policy_width_bf16.ARMS[1].kept_db == _arms.KEPT / "policy-width-hopper-bf16" / "policy-128.db"
 
 
 def test_the_policy_width_table_names_its_own_arms_and_compares_the_narrow_policy_with_the_default():
