@@ -6,7 +6,8 @@ would be) and its storage is ``runs/CAMPAIGN/ARM.db``. An arm runs ``search --tr
 0), then ``confirm --top 1 --seeds 20`` on test seeds 1000-1019 (the first ten are the seeds every `hopper` table
 used): 21 runs of 300k env steps, resumable (rerun to continue). After each step the runner keeps a consistent copy
 in ``results/CAMPAIGN/ARM.db``; on a new machine ``run`` starts from those copies. Runs are bit for bit reproducible
-only on the same machine and library build, so the arms of one campaign must run on the same machine. An arm sets
+only on the same CPU kind and library build, so the arms of one campaign must run on one machine kind (a campaign
+that reuses another's arm checks that first: ``policy_width_bf16.py``). An arm sets
 every option the shipped file has changed since the arm ran (``tests/test_arms_campaigns.py`` checks that each arm's
 study file gives the configuration its kept storage ran).
 """

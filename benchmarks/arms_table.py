@@ -106,6 +106,6 @@ def render_two_arms(arms: Sequence[Arm], data: dict[str, dict[str, Any] | None],
         f"({other.name}). Simulator: "
         + "; ".join(f"{data[a.name]['simulator'] or 'not recorded'} ({a.name})" for a in arms)
         + f". Reproduce: `{run}` ({sum(sum(_spent(data[a.name])) for a in arms) / 3600:.1f} CPU hours here; "
-        f"both arms on one machine), then `python {labels.script} table`. Storage kept in {kept}.",
+        f"both arms on one machine kind), then `python {labels.script} table`. Storage kept in {kept}.",
     ]
     return "\n".join(lines)

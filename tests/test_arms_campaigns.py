@@ -1,5 +1,5 @@
-"""Issue 16's returns campaigns (benchmarks/_arms.py: precision.py, policy_width.py): the arms' study files and the
-RESULTS.md tables."""
+"""Issue 16's returns campaigns (benchmarks/_arms.py: precision.py, policy_width.py, value_width.py,
+policy_width_bf16.py): the arms' study files and the RESULTS.md tables."""
 
 from __future__ import annotations
 
@@ -132,8 +132,9 @@ def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped
     monkeypatch.setattr(_arms, "RUNS", tmp_path)
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
-    arms = {(arm.campaign, arm.name): arm for c in (precision, policy_width, value_width) for arm in c.ARMS}
-    assert len(arms) == 5
+    campaigns = (precision, policy_width, value_width, policy_width_bf16)
+    arms = {(arm.campaign, arm.name): arm for c in campaigns for arm in c.ARMS}
+    assert len(arms) == 6
     for key, arm in arms.items():
         _arms.write_study_file(arm)  # what `run` would train on a machine without the kept storage
         arm_spec = load_spec(str(arm.study_file))
@@ -143,9 +144,10 @@ def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped
         assert VMPOConfig.from_dict(ran["agent"]) == again.agent, key
         assert TrainConfig.from_dict(ran["train"]) == again.train == shipped.train
         assert ran["total_steps"] == again.total_steps == shipped.total_steps
-    # what RESULTS.md's policy-width section measured and shipped
-    policy_128 = optuna.load_study(study_name="hopper", storage=f"sqlite:///{policy_width.ARMS[1].kept_db}")
-    assert VMPOConfig.from_dict(policy_128.trials[0].user_attrs["config"]["agent"]) == shipped.agent
+    # what RESULTS.md's policy-width sections measured and shipped
+    for arm in (policy_width.ARMS[1], policy_width_bf16.ARMS[1]):
+        policy_128 = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
+        assert VMPOConfig.from_dict(policy_128.trials[0].user_attrs["config"]["agent"]) == shipped.agent
     assert shipped.agent.policy_layer_sizes == (128, 128) and shipped.agent.matmul_precision == "medium"
 
 
