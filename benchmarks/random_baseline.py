@@ -17,6 +17,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -37,7 +38,10 @@ class RandomActions:
     def __init__(self, seed: int, act_dim: int) -> None:
         self.rng, self.act_dim = np.random.default_rng(seed), act_dim
 
-    def sample(self, obs: np.ndarray, deterministic: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def sampler(self, deterministic: bool = True) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+        return self._sample
+
+    def _sample(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         actions = self.rng.uniform(-1.0, 1.0, size=(len(obs), self.act_dim)).astype(np.float32)
         return actions, actions
 

@@ -29,7 +29,7 @@ update's CPU time, matrix products first, then the rate of one hidden-layer prod
 float32, in float32 at ``matmul_precision: medium`` (inputs rounded to bfloat16 inside the product where oneDNN has
 fast bfloat16 kernels for this CPU, float32 elsewhere) and in bfloat16; it writes nothing.
 
-``--profile-act N`` times N rollout policy calls (``VMPOAgent.sample`` on one observation per env, the trainer's
+``--profile-act N`` times N rollout policy calls (a ``VMPOAgent.sampler`` on one observation per env, the trainer's
 call on every step) of ``VMPOConfig``'s default agent (the ``m_steps: 1`` row's) at the study's number of envs,
 back to back and then as a rollout makes them, each between two steps of the study's vector env (whose simulator
 code and data leave the policy's colder in the caches), then profiles them: the wall time per call both ways, how
@@ -122,8 +122,8 @@ def bare_physics_rate(env_id: str, steps: int, seed: int) -> float:
         env.close()
 
 
-def _timed(owner, name: str, totals: dict, key: str) -> None:
-    inner = getattr(owner, name)
+def _timing(inner, totals: dict, key: str):
+    """``inner``, adding the time of each call to ``totals[key]``."""
 
     def wrapper(*args, **kwargs):
         start = time.perf_counter()
@@ -132,14 +132,24 @@ def _timed(owner, name: str, totals: dict, key: str) -> None:
         finally:
             totals[key] += time.perf_counter() - start
 
-    setattr(owner, name, wrapper)
+    return wrapper
+
+
+def _timed(owner, name: str, totals: dict, key: str) -> None:
+    setattr(owner, name, _timing(getattr(owner, name), totals, key))
+
+
+def _timed_sampler(agent, totals: dict, key: str) -> None:
+    """Time the agent's samplers (each rollout's and each evaluation's): building one and every call of it."""
+    sampler = _timing(agent.sampler, totals, key)
+    agent.sampler = lambda *args, **kwargs: _timing(sampler(*args, **kwargs), totals, key)
 
 
 def trainer_run(agent: VMPOConfig, train: TrainConfig, steps: int) -> tuple[float, dict[str, float]]:
     """Env steps per second of a full ``train()``, and the share of its time in each phase."""
     trainer = VMPOTrainer.from_configs(agent, train)
     totals = dict.fromkeys(("collect", "act", "update", "evaluate"), 0.0)
-    _timed(trainer.agent, "sample", totals, "act")  # the rollouts' policy calls (and the evaluation's)
+    _timed_sampler(trainer.agent, totals, "act")  # the rollouts' policy calls (and the evaluation's)
     _timed(trainer, "_collect", totals, "collect")
     _timed(trainer.agent, "update", totals, "update")
     acting_before_evaluation = []
@@ -245,13 +255,13 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
 
     obs_dim, act_dim = _dims(env_id)
     obs = np.random.default_rng(0).normal(size=(train.num_envs, obs_dim))
-    vmpo = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0)
+    sample = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0).sampler()  # as a rollout takes it
     warm_up = min(calls, 200)  # calls before each timing: allocations, MKL's first calls
     for _ in range(warm_up):
-        vmpo.sample(obs)
+        sample(obs)
     start = time.perf_counter()
     for _ in range(calls):
-        vmpo.sample(obs)
+        sample(obs)
     wall = (time.perf_counter() - start) / calls
     envs = make_vector_env(env_id, train.num_envs, seed=0)
     try:
@@ -260,7 +270,7 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
         between = 0.0
         for i in range(warm_up + calls):
             start = time.perf_counter()
-            actions, _ = vmpo.sample(env_obs)
+            actions, _ = sample(env_obs)
             if i >= warm_up:
                 between += time.perf_counter() - start
             env_obs = envs.step(scale(actions))[0]
@@ -268,7 +278,7 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
         envs.close()
     with profile() as prof:
         for _ in range(calls):
-            vmpo.sample(obs)
+            sample(obs)
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events)
     products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))

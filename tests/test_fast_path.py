@@ -66,6 +66,43 @@ def test_inference_path_gives_the_same_bits_as_the_training_path():
     assert torch.equal(fast, mean.detach())
 
 
+def _sample_as_before(agent, obs):
+    """The rollout's call as it was written before ``VMPOAgent.sampler`` (commit d011180): everything from the
+    parameters on every call, Python numbers wrapped into tensors, ``F.linear`` for the head."""
+    p = agent.policy
+    with torch.inference_mode():
+        x = p.obs_norm(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+        for linear in list(p.policy_trunk)[::2]:
+            x = torch.addmm(linear.bias, x, linear.weight.t(), beta=2.0, alpha=2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        mean = torch.nn.functional.linear(x, p.mean_head.weight, p.mean_head.bias)
+        std = p.log_std.clamp(networks.LOG_STD_MIN, networks.LOG_STD_MAX).exp()
+        action = mean + torch.randn(mean.shape, generator=agent.generator) * std
+        return action.numpy(), mean.numpy()
+
+
+def test_the_rollout_sampler_gives_the_bits_of_the_per_call_code_it_replaced_rollout_after_rollout():
+    kwargs = dict(policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), m_steps=2, init_log_std=-0.5, seed=5)
+    agent, before = VMPOAgent(5, 2, "cpu", **kwargs), VMPOAgent(5, 2, "cpu", **kwargs)
+    rng = np.random.default_rng(6)
+    for rollout in range(3):
+        sample = agent.sampler()  # once per rollout, as the trainer takes it
+        for _ in range(20):
+            obs = rng.normal(size=(8, 5)) * 3
+            got, want = sample(obs), _sample_as_before(before, obs)
+            assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1]), rollout
+        deterministic = agent.sampler(deterministic=True)(obs)
+        assert np.array_equal(deterministic[0], deterministic[1]) and np.array_equal(deterministic[1], want[1])
+        batch = make_batch(n=64, seed=rollout, agent=agent)
+        kept = agent.policy.mean_action_fn()
+        agent.update(batch)  # moves every policy parameter, the log-std and the observation statistics
+        before.update(batch)
+        with torch.inference_mode():  # its weights are views of the parameters: it follows the update
+            x = torch.as_tensor(obs, dtype=torch.float32)
+            assert torch.equal(kept(x), agent.policy.mean_action(x))
+            assert not np.array_equal(kept(x).numpy(), want[1])
+    assert not torch.equal(agent.policy.log_std, torch.full((2,), -0.5))
+
+
 @pytest.mark.parametrize("m_steps", [1, 4])
 def test_one_update_equals_the_straightforward_path(monkeypatch, m_steps):
     agent = VMPOAgent(5, 2, "cpu", policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), m_steps=m_steps, seed=3)

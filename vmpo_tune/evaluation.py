@@ -47,8 +47,9 @@ def run_episodes(
 ) -> EvalResult:
     """One deterministic episode per env, stepped together; finished envs are not stepped again.
 
-    The agent's ``sample(obs, deterministic=True)`` gives the policy mean for the active
-    envs in one batched call. The same agent and seeds give the same returns.
+    The agent's ``sampler(deterministic=True)``, taken once (the parameters do not change during an
+    evaluation), gives the policy mean for the active envs in one batched call per round. The same agent and
+    seeds give the same returns.
     ``on_step(indices)`` is called after the reset (every env) and after each round of steps
     (the envs stepped in it, the last step of an episode included), e.g. to render them.
     """
@@ -59,9 +60,10 @@ def run_episodes(
     active = np.ones(len(envs), dtype=bool)
     if on_step is not None:
         on_step(np.arange(len(envs)))
+    sample = agent.sampler(deterministic=True)
     while active.any():
         idx = np.flatnonzero(active)
-        actions, _ = agent.sample(obs[idx], deterministic=True)
+        actions, _ = sample(obs[idx])
         actions = scale(actions)
         for j, i in enumerate(idx):
             o, r, terminated, truncated, _ = envs[i].step(actions[j])

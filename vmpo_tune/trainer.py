@@ -336,10 +336,10 @@ class VMPOTrainer:
     def _collect(self, envs, obs, buffer: RolloutBuffer, scale, window) -> np.ndarray:
         """Fill the buffer with one rollout; returns the observation after it."""
         buffer.reset()
-        agent, n = self.agent, self.config.num_envs
+        sample, n = self.agent.sampler(), self.config.num_envs  # the parameters change only after the rollout
         no_final: list = [None] * n
         while not buffer.full:
-            actions, means = agent.sample(obs)
+            actions, means = sample(obs)
             next_obs, rewards, terminated, truncated, infos = envs.step(scale(actions))
             ended = np.logical_or(terminated, truncated)
             final_obs = _extract_final_observations(infos, n) if ended.any() else no_final
