@@ -13,10 +13,11 @@ kind where the combination is what runs.
 Its ``bfloat16`` arm is ``precision.py``'s (the same runs, kept in ``results/precision-hopper/``: a 2 x 256 policy
 and ``matmul_precision: medium``, on an Intel Xeon with AMX); reusing them holds only where this machine
 reproduces them, so before ``policy-128`` ran here the tuning-seed run of that arm was trained again with
-``train --config`` and gave its stored score bit for bit (BENCHMARKS.md's notes say when). ``policy-128`` is the
-shipped default: ``policy_layer_sizes: [128, 128]``, ``matmul_precision: medium``, set explicitly. The rule, set
-before it ran: the `hopper` default keeps its 2 x 128 policy unless the 95% interval of P(``policy-128`` beats
-``bfloat16`` on a fresh seed) lies below 0.5 (a measured loss); then it goes back to a 2 x 256 policy.
+``train --config`` and gave its stored score bit for bit (RESULTS.md's notes on this section say how).
+``policy-128`` is the shipped default: ``policy_layer_sizes: [128, 128]``, ``matmul_precision: medium``, set
+explicitly. The rule, set before it ran: the `hopper` default keeps its 2 x 128 policy unless the 95% interval of
+P(``policy-128`` beats ``bfloat16`` on a fresh seed) lies below 0.5 (a measured loss); then it goes back to a 2 x 256
+policy.
 """
 
 from __future__ import annotations

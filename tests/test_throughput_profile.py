@@ -45,3 +45,17 @@ def test_profile_act_times_one_rollout_policy_call_at_the_studys_envs():
     )
     # three linear layers (two hidden, the mean head) at least, and products are part of the time, not all of it
     assert ops and int(ops.group(1)) >= 3 and 0 < int(ops.group(2)) < 100, proc.stdout
+
+
+def test_a_timed_training_run_puts_the_rollouts_policy_calls_in_act_and_its_shares_add_up():
+    from dataclasses import replace
+
+    from benchmarks import throughput
+
+    _, agent, train = throughput.configurations("demo")[0]
+    steps = 4 * train.batch_size
+    rate, shares = throughput.trainer_run(agent, replace(train, eval_interval=2 * train.batch_size), steps)
+    assert rate > 0 and set(shares) == set(throughput.PHASES)
+    # each phase ran (acting through the sampler the trainer takes once per rollout), and they partition the wall time
+    assert all(0 < shares[phase] < 1 for phase in ("env", "act", "update", "evaluate")), shares
+    assert abs(sum(shares.values()) - 1) < 1e-9
