@@ -67,7 +67,7 @@ def test_inference_path_gives_the_same_bits_as_the_training_path():
 
 
 def _sample_as_before(agent, obs):
-    """The rollout's call as it was written before ``VMPOAgent.sampler`` (commit d011180): everything from the
+    """The rollout's call as it was written before ``VMPOAgent.sampler`` (commit bd0d91f): everything from the
     parameters on every call, Python numbers wrapped into tensors, ``F.linear`` for the head."""
     p = agent.policy
     with torch.inference_mode():

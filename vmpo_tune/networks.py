@@ -15,7 +15,7 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
 _TWO, _ONE = torch.tensor(2.0), torch.tensor(1.0)
 """The constants of ``2 sigmoid(2z) - 1`` as tensors: a Python number is wrapped into a new tensor on every call (four
-more operator calls per layer, a few microseconds of the rollout's policy call); the same float32 arithmetic."""
+more operator calls for each, a few microseconds of the rollout's policy call); the same float32 arithmetic."""
 
 
 def _linear_tanh_values(x: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
