@@ -147,13 +147,26 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
     assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
 
 
-def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_what_ran(tmp_path):
-    """RESULTS.md's held-out check of the hopper default (seeds 2000-2009) re-renders from
-    results/heldout/hopper.db: trial 0 is the study file's default as it ships, trial 1 the previous default queued
+# the two held-out checks: their kept storage, their RESULTS.md heading, and what the shipped default's agent differs
+# in from what ran (the first ran before the default's products became bfloat16 and its policy 2 x 128)
+HELD_OUT_CHECKS = [
+    (
+        "hopper.db",
+        "### hopper: today's default and the previous one on held-out seeds 2000-2009",
+        {"matmul_precision": "highest", "policy_layer_sizes": (256, 256)},
+    ),
+    ("hopper-2026-12-07.db", "### hopper: the same check with the default as it ships (2026-12-07)", {}),
+]
+
+
+@pytest.mark.parametrize("kept, heading, then", HELD_OUT_CHECKS)
+def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_what_ran(tmp_path, kept, heading, then):
+    """RESULTS.md's held-out checks of the hopper default (seeds 2000-2009) re-render from their storages kept in
+    results/heldout/: trial 0 is the study file's default (as it shipped then), trial 1 the previous default queued
     from the kept file; the README quotes the same numbers."""
     from vmpo_tune.search.spec import default_params, load_spec, params_to_config
 
-    db = ROOT / "results" / "heldout" / "hopper.db"
+    db = ROOT / "results" / "heldout" / kept
     out = tmp_path / "R.md"
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "results_table.py"), "--study", "hopper"]
@@ -167,7 +180,7 @@ def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_w
     rendered = {
         line.split(" | ")[0]: line.split(" | ")[1:6] for line in out.read_text().splitlines() if "| trial" in line
     }
-    held_out = RESULTS.split("### hopper: today's default and the previous one on held-out seeds 2000-2009")[1]
+    held_out = RESULTS.split(heading)[1]
     rows = [line.split(" | ")[1:6] for line in held_out.split("\n\n", 3)[2].splitlines()[2:]]
     assert rows == [rendered["| trial 0 (default) (confirmed winner, study default)"], rendered["| trial 1"]]
     readme = " ".join((ROOT / "README.md").read_text().split())
@@ -177,12 +190,14 @@ def test_the_hopper_held_out_rows_are_the_kept_storages_and_today_s_default_is_w
     study = optuna.load_study(study_name="hopper", storage=f"sqlite:///{db}")
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
-    assert VMPOConfig.from_dict(study.trials[0].user_attrs["config"]["agent"]) == replace(
-        shipped.agent, matmul_precision="highest", policy_layer_sizes=(256, 256)
-    )  # the default of 2026-12-01: products in float32, a 2 x 256 policy (the precision and policy-width sections)
+    assert VMPOConfig.from_dict(study.trials[0].user_attrs["config"]["agent"]) == replace(shipped.agent, **then)
     queued = yaml.safe_load((ROOT / "results" / "heldout" / "hopper-previous-default.yaml").read_text())
     ran = {**study.trials[1].user_attrs["config"]["agent"], **study.trials[1].user_attrs["config"]["train"]}
     assert {k: ran[k] for k in queued} == queued  # every value of the previous default, exactly as the file has it
+    previous = VMPOConfig.from_dict(study.trials[1].user_attrs["config"]["agent"])
+    fixed = {"policy_layer_sizes": shipped.agent.policy_layer_sizes, "matmul_precision": shipped.agent.matmul_precision}
+    for key, value in {**fixed, **then}.items():
+        assert getattr(previous, key) == value  # the study file's fixed options of the day, for both rows
 
 
 def test_the_readme_names_exactly_the_studies_without_a_confirmation():
