@@ -35,9 +35,11 @@ def _spent(data: dict) -> list[float]:
 
 
 def _cpu(data: dict) -> str:
-    """The CPU the arm's runs recorded in their provenance."""
-    names = {(u.user_attrs.get(records.PROVENANCE) or {}).get("cpu") for u in data["units"]}
-    return ", ".join(sorted(n for n in names if n)) or "not recorded"
+    """The CPU the arm's runs recorded in their provenance: its kind where they recorded that (as "AMD EPYC with
+    AVX512 avx512_bf16"), else its name."""
+    recorded = [u.user_attrs.get(records.PROVENANCE) or {} for u in data["units"]]
+    names = {(p.get("cpu_kind") or "").replace("; ", " with ", 1).replace("; ", ", ") or p.get("cpu") for p in recorded}
+    return " and ".join(sorted(n for n in names if n)) or "not recorded"
 
 
 def _ran_on(data: dict[str, dict[str, Any] | None]) -> str:

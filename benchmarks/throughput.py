@@ -61,7 +61,7 @@ from benchmarks._report import write_section  # noqa: E402
 from vmpo_tune.cli_common import positive_int  # noqa: E402
 from vmpo_tune.config import TrainConfig, VMPOConfig  # noqa: E402
 from vmpo_tune.envs import action_scaler, env_dims, make_vector_env  # noqa: E402
-from vmpo_tune.provenance import cpu_model  # noqa: E402
+from vmpo_tune.provenance import cpu_kind  # noqa: E402
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config  # noqa: E402
 from vmpo_tune.trainer import VMPOTrainer  # noqa: E402
 
@@ -358,7 +358,7 @@ def _render(args, rows) -> str:
     if args.baseline_tree:
         command += " --baseline-tree DIR"
     lines = [
-        f"`{command}` on {platform.machine()} ({cpu_model()}, {os.cpu_count()} cores, 1 torch thread, one process), "
+        f"`{command}` on {platform.machine()} ({cpu_kind()}, {os.cpu_count()} cores, 1 torch thread, one process), "
         f"{time.strftime('%Y-%m-%d')}. Each training run has the study's evaluation schedule; raw = random actions "
         "in Gymnasium's own `SyncVectorEnv` (same-step autoreset, the yardstick every table here used; the "
         "trainer steps `envs.TrainingVectorEnv`, that env minus its per-step info merge), no policy; bare physics = "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -83,6 +84,18 @@ def spawn(module: str, *args: str, cwd: Path, env: dict | None = None) -> subpro
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
     )
+
+
+def interrupt_search(url: str, args, cwd: Path, min_values: int = 2, timeout: float = 180) -> None:
+    """Run ``search args`` and press Ctrl-C once one of its trials has reported ``min_values`` evaluations; it exits
+    130, leaving that trial to be retried (and resumed) by the next run."""
+    proc = spawn("vmpo_tune.search", *args, cwd=cwd)
+    try:
+        wait_for(running_with_values(url, 1, min_values=min_values), timeout=timeout)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 130
+    finally:
+        proc.kill()
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.2):

@@ -85,6 +85,18 @@ def test_the_table_gives_each_arms_iqm_over_its_test_seeds_and_the_probability_o
     assert "`python benchmarks/precision.py run` (1.0 CPU hours here;" in text  # 21 x (96 + 72) = 3,528 CPU-s
 
 
+def test_the_cpu_line_names_the_kind_where_the_runs_recorded_it():
+    """Runs since 2026-12-07 record the CPU's kind (one name covers CPUs that compute other bits)."""
+    data = {"float32": _arm_data(0.0, 96.0), "bfloat16": _arm_data(50.0, 72.0)}
+    kind = "Test CPU; AVX512 amx_bf16; ONEDNN_MAX_CPU_ISA=AVX2"
+    for unit in data["bfloat16"]["units"]:
+        unit.user_attrs[records.PROVENANCE] = {"cpu": "Test CPU", "cpu_kind": kind}
+    data["bfloat16"]["units"][0].user_attrs[records.PROVENANCE] = {"cpu": "Test CPU", "cpu_kind": "Test CPU; AVX2"}
+    text = precision.render(data, "a test machine")
+    both = "Test CPU with AVX2 and Test CPU with AVX512 amx_bf16, ONEDNN_MAX_CPU_ISA=AVX2"
+    assert f"CPU: Test CPU (float32); {both} (bfloat16)." in text
+
+
 def test_the_value_width_campaign_shares_the_policy_width_campaigns_default_runs():
     assert value_width.ARMS[0] is policy_width.ARMS[0]
     assert value_width.ARMS[0].kept_db == _arms.KEPT / "policy-width-hopper" / "default.db"

@@ -16,7 +16,17 @@ from optuna.trial import TrialState
 from vmpo_tune import records
 from vmpo_tune.search import racing
 
-from .search_helpers import LONG_TOY, TOY_STUDY, cli, load, running_with_values, spawn, wait_for, write_study
+from .search_helpers import (
+    LONG_TOY,
+    TOY_STUDY,
+    cli,
+    interrupt_search,
+    load,
+    running_with_values,
+    spawn,
+    wait_for,
+    write_study,
+)
 
 BASE = 0
 DIST = {"x": CategoricalDistribution(list(range(10)))}
@@ -231,13 +241,7 @@ def test_an_interrupted_race_resumes_exactly(tmp_path):
     write_study(tmp_path, SLOW_RACE)
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     args = ("--study", "toy.yaml", "--out", "run", "--trials", "4", "--workers", "1")
-    proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
-    try:
-        wait_for(running_with_values(url, 1, min_values=2), timeout=180)
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=120) == 130
-    finally:
-        proc.kill()
+    interrupt_search(url, args, tmp_path)
     rerun = cli("vmpo_tune.search", *args, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     trials = load(url).get_trials()

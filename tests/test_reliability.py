@@ -23,7 +23,18 @@ from optuna.trial import TrialState
 
 from vmpo_tune import records
 
-from .search_helpers import LONG_TOY, ROOT, TOY_STUDY, cli, load, running_with_values, spawn, wait_for, write_study
+from .search_helpers import (
+    LONG_TOY,
+    ROOT,
+    TOY_STUDY,
+    cli,
+    interrupt_search,
+    load,
+    running_with_values,
+    spawn,
+    wait_for,
+    write_study,
+)
 
 FAST_HEARTBEAT = ("--heartbeat-interval", "1", "--grace-period", "3")
 
@@ -62,13 +73,7 @@ def test_sigint_then_rerun_gives_exactly_the_uninterrupted_result(tmp_path, unin
     url = f"sqlite:///{tmp_path / 'run' / 'study.db'}"
     args = ("--study", "toy.yaml", "--out", "run", "--trials", "1")
     for min_values in (2, 7):  # interrupt twice, at different points of the same trial
-        proc = spawn("vmpo_tune.search", *args, cwd=tmp_path)
-        try:
-            wait_for(running_with_values(url, 1, min_values=min_values), timeout=120)
-            proc.send_signal(signal.SIGINT)
-            assert proc.wait(timeout=60) == 130
-        finally:
-            proc.kill()
+        interrupt_search(url, args, tmp_path, min_values=min_values)
     done = cli("vmpo_tune.search", *args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     trials = load(url).get_trials()

@@ -110,8 +110,8 @@ class VMPOConfig(_DictRoundTrip):
     matmul_precision: str = "highest"
     """The update's float32 matrix products, as ``torch.set_float32_matmul_precision`` names them: ``highest``
     computes them in float32; ``medium`` lets PyTorch round their inputs to bfloat16 where the hardware multiplies
-    that faster (oneDNN on CPUs with AMX or AVX-512 BF16, GPUs), ``high`` to TF32 (GPUs). Acting and evaluation
-    always compute in float32."""
+    that faster (oneDNN on CPUs with AMX, GPUs; an AMD EPYC with AVX-512 BF16 keeps float32), ``high`` to TF32
+    (GPUs). Acting and evaluation always compute in float32."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy_layer_sizes", _sizes("policy_layer_sizes", self.policy_layer_sizes))

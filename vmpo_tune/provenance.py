@@ -42,18 +42,64 @@ def git_commit() -> str | None:
         return None
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_model() -> str:
-    """The processor's name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows). Runs are bit for bit
-    reproducible only on the same kind of CPU (the libraries pick their kernels by it), and speed ratios depend on
-    it, the simulator and the matrix products running at different relative speeds on different CPUs."""
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line of Linux's /proc/cpuinfo; None elsewhere."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "an unnamed CPU"
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The processor's name (Linux's /proc/cpuinfo; elsewhere what ``platform`` knows). Speed ratios depend on it,
+    the simulator and the matrix products running at different relative speeds on different CPUs."""
+    return _cpuinfo("model name") or platform.processor() or "an unnamed CPU"
+
+
+MATRIX_FLAGS = ("avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16")
+"""The CPU flags (Linux's names) by which PyTorch picks other matrix-product kernels than its vector instruction
+set alone says: with ``matmul_precision: medium`` a CPU with one of them runs its float32 products through oneDNN
+rather than MKL, in bfloat16 where it has AMX, in float32 with oneDNN's own bits on an AMD EPYC with AVX-512 BF16
+(``ONEDNN_VERBOSE=1`` names the kernels, 2026-12-07)."""
+
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
+"""Environment variables that hold oneDNN and MKL to a smaller instruction set (or one code path) than the CPU has
+(README, "Exact reproduction on another CPU"); PyTorch's own ``ATEN_CPU_CAPABILITY`` shows in its capability."""
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_kind() -> str:
+    """What decides which kernels the libraries run, so which bits a run computes: the processor's name, PyTorch's
+    vector instruction set on it (ATen's CPU capability: ``AVX2``, ``AVX512``, ...), the :data:`MATRIX_FLAGS` it
+    has and the :data:`ISA_LIMITS` set, as ``"AMD EPYC; AVX512 avx512_bf16"`` or ``"AMD EPYC; AVX2 avx512_bf16;
+    ONEDNN_MAX_CPU_ISA=AVX2"``. Runs reproduce bit for bit on one kind (and one library build). The name alone does
+    not tell the kind: an AMD EPYC with AVX2 only and one with AVX-512 both call themselves ``AMD EPYC`` and train
+    one configuration to different returns (README, "Exact reproduction on another CPU")."""
+    import torch  # here, not at the top: reading a study's provenance needs no PyTorch
+
+    flags = set((_cpuinfo("flags") or "").split())
+    isa = " ".join([torch.backends.cpu.get_cpu_capability(), *(f for f in MATRIX_FLAGS if f in flags)])
+    limits = " ".join(f"{name}={os.environ[name]}" for name in ISA_LIMITS if os.environ.get(name))
+    return "; ".join(part for part in (cpu_model(), isa, limits) if part)
+
+
+def other_cpu(name: str | None, kind: str | None) -> str | None:
+    """Why a run recorded with the CPU ``name`` and ``kind`` (:func:`cpu_kind`; None for runs stored before it was
+    recorded) may compute other bits here, in words; None when it ran on this kind of CPU or recorded none."""
+    if kind is not None:
+        return None if kind == cpu_kind() else f"ran on a CPU of another kind ({kind}; this one: {cpu_kind()})"
+    if name is None:
+        return None
+    if name != cpu_model():
+        return f"ran on another CPU ({name}; this one: {cpu_kind()})"
+    return (
+        f"recorded its CPU's name ({name}) but not its instruction set, in which CPUs of one name differ (this "
+        f"one: {cpu_kind()})"
+    )
 
 
 def record() -> dict:
@@ -63,6 +109,7 @@ def record() -> dict:
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
+        "cpu_kind": cpu_kind(),
         "pid": os.getpid(),
         "command": redact_command(sys.argv),
     }

@@ -119,6 +119,10 @@ class RunFile:
     """The stored best checkpoint of the run's first seed, when the export found one."""
     mujoco: str | None = None
     """The MuJoCo release the trial ran on (its provenance), when the file records it."""
+    cpu: str | None = None
+    """The name of the CPU the trial ran on (its provenance), when the file records it."""
+    cpu_kind: str | None = None
+    """The kind of that CPU (:func:`vmpo_tune.provenance.cpu_kind`), when the file records it."""
 
     @property
     def name(self) -> str:
@@ -184,6 +188,7 @@ def parse_run(doc: Any, where: str, rank: int = 1) -> RunFile:
         others = [*(doc.get("tuning_seeds") or []), *(doc.get("test_seeds") or []), *held_out]
         used = {*seeds, *(int(s) for s in others)}
         checkpoint = run.get("checkpoint") or {}
+        provenance = run.get("trial_provenance") or {}
         return RunFile(
             study=str(doc.get("study", "run")),
             trial=None if run["trial"] is None else int(run["trial"]),
@@ -195,7 +200,9 @@ def parse_run(doc: Any, where: str, rank: int = 1) -> RunFile:
             used_seeds=tuple(sorted(used)),
             resume_exact=_resume_exact(run.get("resume_exact")),
             checkpoint=Path(checkpoint["path"]) if checkpoint.get("path") else None,
-            mujoco=((run.get("trial_provenance") or {}).get("versions") or {}).get("mujoco"),
+            mujoco=(provenance.get("versions") or {}).get("mujoco"),
+            cpu=provenance.get("cpu"),
+            cpu_kind=provenance.get("cpu_kind"),
         )
     except KeyError as exc:
         raise UserError(f"{where}: runs[{rank - 1}].{exc.args[0]}: missing") from None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import yaml
 
-from . import simulator, tblog
+from . import provenance, simulator, tblog
 from .cli_common import Parser, add_common_flags, configure_logging, positive_int, run_cli
 from .errors import UserError
 from .runfile import load_run
@@ -90,6 +90,12 @@ def train(args: argparse.Namespace) -> int:
         print(
             f"note: {run.name} ran on MuJoCo {run.mujoco} and this environment has {simulator.mujoco_version()}; "
             "the same model computed with other rounding: its score will not be reproduced exactly"
+        )
+    other_cpu = provenance.other_cpu(run.cpu, run.cpu_kind)
+    if other_cpu and train_cfg.device == "cpu" and set(seeds) & set(run.seeds):
+        print(
+            f"note: {run.name} {other_cpu}; runs reproduce bit for bit only on one kind of CPU: its score may not be "
+            "reproduced exactly"
         )
     finals, bests = [], []
     if args.tensorboard:

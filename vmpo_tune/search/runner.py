@@ -97,7 +97,7 @@ class TrialRunner:
         self._compute_cpu = 0.0
         trainers = self._restore(trial, dirs, plan)
         resumed = trainers[0].env_steps
-        exact = all(t.can_resume_exactly for t in trainers) if resumed else None
+        exact = all(t.can_resume_exactly for t in trainers) and self._same_cpu_kind(trial) if resumed else None
         records.write_run(trial, records.RunStart(plan.config, plan.seeds, provenance.record(), resumed, exact))
         start, trained = time.perf_counter(), False
         try:
@@ -227,6 +227,22 @@ class TrialRunner:
                 return plan.trainers()
         log.info("trial %d resumes from its checkpoint at %d env steps", trial.number, trainers[0].env_steps)
         return trainers
+
+    @staticmethod
+    def _same_cpu_kind(trial: optuna.Trial) -> bool:
+        """Whether the attempt a resumed trial continues ran on this kind of CPU (:func:`provenance.cpu_kind`);
+        if not, it goes on, but its result is neither machine's bits: it records ``resume_exact: false``."""
+        earlier = (trial.user_attrs.get(records.PROVENANCE) or {}).get("cpu_kind")  # the attempt it inherited
+        if earlier is None or earlier == provenance.cpu_kind():
+            return True
+        log.warning(
+            "trial %d continues on a CPU of another kind (%s) than the attempt it resumes (%s): its result will not "
+            "be reproduced exactly (it records resume_exact: false)",
+            trial.number,
+            provenance.cpu_kind(),
+            earlier,
+        )
+        return False
 
     def _finish(self, trial: optuna.Trial, trainers: list[VMPOTrainer], dirs: list[Path]) -> None:
         """Upload the best checkpoint and curve of each seed; drop the resume blobs."""
