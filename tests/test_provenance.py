@@ -80,7 +80,8 @@ def test_trials_record_the_kind_and_train_notes_a_trial_of_another_kind(tmp_path
     assert proc.returncode == 0, proc.stderr
     note = next(line for line in proc.stdout.splitlines() if line.startswith("note:"))
     assert note.startswith("note: trial 0 ran on a CPU of another kind (Some CPU; AVX2; this one: ")
-    assert note.endswith("its score may not be reproduced exactly")
+    assert f'its score may not be reproduced exactly (README, "{provenance.REPRODUCTION_HELP}"' in note
+    assert f"\n### {provenance.REPRODUCTION_HELP}\n" in (ROOT / "README.md").read_text()  # the section it points to
     proc = cli("vmpo_tune.train", "--config", "other.yaml", "--fresh", "--out", "fresh", cwd=tmp_path)
     assert proc.returncode == 0 and "note:" not in proc.stdout  # other seeds: nothing to reproduce
 

@@ -95,7 +95,8 @@ def train(args: argparse.Namespace) -> int:
     if other_cpu and train_cfg.device == "cpu" and set(seeds) & set(run.seeds):
         print(
             f"note: {run.name} {other_cpu}; runs reproduce bit for bit only on one kind of CPU: its score may not be "
-            "reproduced exactly"
+            f'reproduced exactly (README, "{provenance.REPRODUCTION_HELP}", says how a newer CPU can compute an '
+            "older one's bits)"
         )
     finals, bests = [], []
     if args.tensorboard:
