@@ -6,10 +6,11 @@ would be) and its storage is ``runs/CAMPAIGN/ARM.db``. An arm runs ``search --tr
 0), then ``confirm --top 1 --seeds 20`` on test seeds 1000-1019 (the first ten are the seeds every `hopper` table
 used): 21 runs of 300k env steps, resumable (rerun to continue). After each step the runner keeps a consistent copy
 in ``results/CAMPAIGN/ARM.db``; on a new machine ``run`` starts from those copies. Runs are bit for bit reproducible
-only on the same CPU kind and library build, so the arms of one campaign must run on one machine kind (a campaign
-that reuses another's arm checks that first: ``policy_width_bf16.py``). An arm sets
-every option the shipped file has changed since the arm ran (``tests/test_arms_campaigns.py`` checks that each arm's
-study file gives the configuration its kept storage ran).
+only on the same CPU kind and library build, so the arms of one campaign must run on one machine kind: ``run``
+refuses a machine of another kind than the kept runs recorded, and when they recorded only the CPU's name (runs
+before 2026-12-07) it says how to check (a campaign that reuses another's arm checked that first:
+``policy_width_bf16.py``). An arm sets every option the shipped file has changed since the arm ran
+(``tests/test_arms_campaigns.py`` checks that each arm's study file gives the configuration its kept storage ran).
 """
 
 from __future__ import annotations
@@ -26,8 +27,17 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks._campaign import backup, cli, continue_from_kept, keep_copies, load_campaign_study  # noqa: E402
+from benchmarks._campaign import (  # noqa: E402
+    backup,
+    check_cpu_kind,
+    cli,
+    continue_from_kept,
+    keep_copies,
+    load_campaign_study,
+    recorded_cpus,
+)
 from benchmarks._report import write_section  # noqa: E402
+from vmpo_tune.errors import UserError  # noqa: E402
 
 STUDY = "hopper"
 RUNS, KEPT = ROOT / "runs", ROOT / "results"  # the live storages and study files; the copies kept in the repository
@@ -127,6 +137,14 @@ def _main(campaign: Campaign, doc: str, argv) -> None:
     if args.command == "snapshot":
         keep_copies((arm.live_db, arm.kept_db) for arm in arms)
     elif args.command == "run":
+        recorded = {cpu for arm in arms for cpu in recorded_cpus(load_campaign_study(STUDY, arm.kept_db))}
+        try:
+            note = check_cpu_kind(campaign.section, recorded)
+        except UserError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if note:
+            print(note, flush=True)
         for arm in arms:
             if not args.arms or arm.name in args.arms:
                 run_arm(arm, args.workers)

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from vmpo_tune import records  # noqa: E402
+from vmpo_tune import provenance, records  # noqa: E402
 from vmpo_tune.errors import UserError  # noqa: E402
 from vmpo_tune.records import DIVERGED  # noqa: E402
 from vmpo_tune.search.confirmation import config_id, select_candidates  # noqa: E402
@@ -60,6 +60,38 @@ def continue_from_kept(live: Path, kept: Path) -> None:
     live.parent.mkdir(parents=True, exist_ok=True)
     if not live.exists() and kept.exists():
         shutil.copyfile(kept, live)
+
+
+def recorded_cpus(data: dict[str, Any] | None) -> set[tuple[str | None, str | None]]:
+    """The (name, kind) of the CPU each run of a campaign storage (:func:`load_campaign_study`) recorded in its
+    provenance; kind None for runs stored before runs recorded it."""
+    if not data:
+        return set()
+    runs = [*data["trials"], *data["units"], *data["held_out_units"]]
+    recorded = [run.user_attrs.get(records.PROVENANCE) for run in runs]
+    return {(p.get("cpu"), p.get("cpu_kind")) for p in recorded if p}
+
+
+def check_cpu_kind(campaign: str, recorded: set[tuple[str | None, str | None]]) -> str | None:
+    """Raise :class:`UserError` when runs of a campaign that must run on one kind of CPU recorded another kind than
+    this machine's (``recorded``: :func:`recorded_cpus`); a note when some recorded only this CPU's name, which
+    cannot tell; None when all is this kind."""
+    other = sorted({kind or name for name, kind in recorded if provenance.same_kind(name, kind) is False})
+    if other:
+        raise UserError(
+            f"campaign {campaign}: its kept runs ran on {' and '.join(other)}, this machine is "
+            f"{provenance.cpu_kind()}: a campaign's arms run on one kind of CPU, so run it on a machine of that kind "
+            f'(README, "{provenance.REPRODUCTION_HELP}", says how a newer CPU can compute an older one\'s bits)'
+        )
+    unsure = sorted({name for name, kind in recorded if name and provenance.same_kind(name, kind) is None})
+    if not unsure:
+        return None
+    return (
+        f"note: campaign {campaign}'s kept runs recorded only their CPU's name ({' and '.join(unsure)}), and CPUs of "
+        f"one name differ in their instruction sets (this one: {provenance.cpu_kind()}); check that this is their "
+        "kind before adding runs: export an arm's tuning-seed run (export --by search), train it (train --config) "
+        "and compare the scores"
+    )
 
 
 def load_campaign_study(study_name: str, db: Path, top: int | None = None) -> dict[str, Any] | None:

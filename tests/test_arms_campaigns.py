@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from types import SimpleNamespace
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmarks import _arms, policy_width, policy_width_bf16, precision, value_width
+from benchmarks import _arms, _campaign, policy_width, policy_width_bf16, precision, value_width
 from benchmarks.arms_table import RUNS_PER_ARM
-from vmpo_tune import records
+from vmpo_tune import provenance, records
 from vmpo_tune.config import TrainConfig, VMPOConfig
+from vmpo_tune.errors import UserError
 from vmpo_tune.search.spec import default_params, load_spec, params_to_config
 from vmpo_tune.stats import CandidateStats
 
@@ -179,3 +181,49 @@ def test_snapshot_keeps_a_consistent_copy_of_each_live_storage_and_skips_the_mis
         assert db.execute("SELECT x FROM t").fetchall() == [(42,)]
     assert not (tmp_path / "results" / "never.db").exists()
     assert capsys.readouterr().out == "kept results/a.db\n"
+
+
+# ---------------------------------------------------------------------------- one kind of CPU per campaign
+
+
+def test_the_kept_storages_give_the_cpu_their_runs_recorded():
+    """Runs of 2026-12-03 recorded only the CPU's name; the precision campaign's bfloat16 arm ran on the Intel Xeon."""
+    data = _campaign.load_campaign_study("hopper", _arms.KEPT / "precision-hopper" / "bfloat16.db")
+    assert _campaign.recorded_cpus(data) == {("Intel(R) Xeon(R) Processor", None)}
+    assert _campaign.recorded_cpus(None) == set()
+
+
+def test_a_campaign_of_this_kind_goes_on_and_one_of_another_kind_is_refused():
+    here = (provenance.cpu_model(), provenance.cpu_kind())
+    assert _campaign.check_cpu_kind("c", {here}) is None
+    with pytest.raises(UserError) as refused:
+        _campaign.check_cpu_kind("c", {here, ("Other CPU", "Other CPU; AVX2")})
+    assert str(refused.value).startswith(f"campaign c: its kept runs ran on Other CPU; AVX2, this machine is {here[1]}")
+    assert "run it on a machine of that kind" in str(refused.value)
+    with pytest.raises(UserError, match=r"its kept runs ran on Other CPU, this machine"):
+        _campaign.check_cpu_kind("c", {("Other CPU", None)})  # another name: another kind, recorded before kinds
+
+
+def test_runs_that_recorded_only_this_cpus_name_give_a_note_on_how_to_check():
+    note = _campaign.check_cpu_kind(
+        "c", {(provenance.cpu_model(), None), (provenance.cpu_model(), provenance.cpu_kind())}
+    )
+    assert note.startswith(f"note: campaign c's kept runs recorded only their CPU's name ({provenance.cpu_model()})")
+    assert "export --by search" in note and "train --config" in note
+
+
+def test_run_refuses_a_campaign_kept_from_another_kind_of_cpu_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(_arms, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(_arms, "KEPT", tmp_path / "results")
+    arm = precision.ARMS[1]
+    arm.kept_db.parent.mkdir(parents=True)
+    study = optuna.create_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
+    other = {"cpu": "Other CPU", "cpu_kind": "Other CPU; AVX2"}
+    study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={records.PROVENANCE: other}))
+    before = arm.kept_db.read_bytes()
+    with pytest.raises(SystemExit) as stopped:
+        precision.CAMPAIGN.main(precision.__doc__, ["run"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.count("\n") == 1
+    assert err.startswith("error: campaign precision-hopper: its kept runs ran on Other CPU; AVX2, this machine is ")
+    assert arm.kept_db.read_bytes() == before and not (tmp_path / "runs").exists()  # no run started, nothing copied

@@ -103,3 +103,11 @@ def test_a_trial_resumed_on_another_kind_of_cpu_goes_on_and_records_that_it_is_n
     assert kind.split("; ")[1].split(" ")[0] == "DEFAULT" and kind != provenance.cpu_kind()
     assert retry.user_attrs[records.RESUMED_FROM] >= 4_000 and retry.user_attrs[records.RESUME_EXACT] is False
     assert f"trial {retry.number} continues on a CPU of another kind ({kind})" in done.stderr
+
+
+def test_same_kind_is_true_false_or_cannot_tell():
+    name, kind = provenance.cpu_model(), provenance.cpu_kind()
+    assert provenance.same_kind(name, kind) is True and provenance.same_kind("Other CPU", kind) is True
+    assert provenance.same_kind(name, "Other CPU; AVX2") is False
+    assert provenance.same_kind("Other CPU", None) is False  # another name is another kind
+    assert provenance.same_kind(name, None) is None and provenance.same_kind(None, None) is None

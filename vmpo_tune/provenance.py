@@ -90,14 +90,23 @@ def cpu_kind() -> str:
     return "; ".join(part for part in (cpu_model(), isa, limits) if part)
 
 
-def other_cpu(name: str | None, kind: str | None) -> str | None:
-    """Why a run recorded with the CPU ``name`` and ``kind`` (:func:`cpu_kind`; None for runs stored before it was
-    recorded) may compute other bits here, in words; None when it ran on this kind of CPU or recorded none."""
+def same_kind(name: str | None, kind: str | None) -> bool | None:
+    """Whether a run recorded with the CPU ``name`` and ``kind`` (:func:`cpu_kind`; None for runs stored before it
+    was recorded) ran on this kind of CPU; None when the record cannot tell (nothing, or only this CPU's name)."""
     if kind is not None:
-        return None if kind == cpu_kind() else f"ran on a CPU of another kind ({kind}; this one: {cpu_kind()})"
-    if name is None:
+        return kind == cpu_kind()
+    return None if name is None or name == cpu_model() else False
+
+
+def other_cpu(name: str | None, kind: str | None) -> str | None:
+    """Why a run recorded with the CPU ``name`` and ``kind`` may compute other bits here, in words; None when it ran
+    on this kind of CPU or recorded none (:func:`same_kind`)."""
+    same = same_kind(name, kind)
+    if same or name is None and kind is None:
         return None
-    if name != cpu_model():
+    if kind is not None:
+        return f"ran on a CPU of another kind ({kind}; this one: {cpu_kind()})"
+    if same is False:
         return f"ran on another CPU ({name}; this one: {cpu_kind()})"
     return (
         f"recorded its CPU's name ({name}) but not its instruction set, in which CPUs of one name differ (this "
