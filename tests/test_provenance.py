@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import yaml
@@ -111,3 +112,20 @@ def test_same_kind_is_true_false_or_cannot_tell():
     assert provenance.same_kind(name, "Other CPU; AVX2") is False
     assert provenance.same_kind("Other CPU", None) is False  # another name is another kind
     assert provenance.same_kind(name, None) is None and provenance.same_kind(None, None) is None
+
+
+def test_a_resumed_attempt_counts_as_exact_unless_its_record_names_another_kind(caplog):
+    from vmpo_tune.search.runner import TrialRunner
+
+    def attempt(**recorded):
+        return SimpleNamespace(number=3, user_attrs={records.PROVENANCE: recorded} if recorded else {})
+
+    here = {"cpu": provenance.cpu_model(), "cpu_kind": provenance.cpu_kind()}
+    assert TrialRunner._same_cpu_kind(attempt(**here)) is True
+    assert TrialRunner._same_cpu_kind(attempt(cpu=provenance.cpu_model())) is True  # only this name: cannot tell
+    assert TrialRunner._same_cpu_kind(attempt()) is True  # nothing recorded
+    assert caplog.records == []
+    assert TrialRunner._same_cpu_kind(attempt(cpu="Other CPU")) is False  # recorded before kinds, another name
+    assert TrialRunner._same_cpu_kind(attempt(cpu="Other CPU", cpu_kind="Other CPU; AVX2")) is False
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["trial 3 continues on a CPU of another kind"] * 2
+    assert "than the attempt it resumes (Other CPU)" in caplog.records[0].getMessage()

@@ -102,7 +102,7 @@ def other_cpu(name: str | None, kind: str | None) -> str | None:
     """Why a run recorded with the CPU ``name`` and ``kind`` may compute other bits here, in words; None when it ran
     on this kind of CPU or recorded none (:func:`same_kind`)."""
     same = same_kind(name, kind)
-    if same or name is None and kind is None:
+    if same or (name is None and kind is None):
         return None
     if kind is not None:
         return f"ran on a CPU of another kind ({kind}; this one: {cpu_kind()})"

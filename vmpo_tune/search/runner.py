@@ -232,15 +232,15 @@ class TrialRunner:
     def _same_cpu_kind(trial: optuna.Trial) -> bool:
         """Whether the attempt a resumed trial continues ran on this kind of CPU (:func:`provenance.cpu_kind`);
         if not, it goes on, but its result is neither machine's bits: it records ``resume_exact: false``."""
-        earlier = (trial.user_attrs.get(records.PROVENANCE) or {}).get("cpu_kind")  # the attempt it inherited
-        if earlier is None or earlier == provenance.cpu_kind():
-            return True
+        earlier = trial.user_attrs.get(records.PROVENANCE) or {}  # the attempt's, inherited with its resume record
+        if provenance.same_kind(earlier.get("cpu"), earlier.get("cpu_kind")) is not False:
+            return True  # the same kind, or a record that cannot tell (an attempt before kinds were recorded)
         log.warning(
             "trial %d continues on a CPU of another kind (%s) than the attempt it resumes (%s): its result will not "
             "be reproduced exactly (it records resume_exact: false)",
             trial.number,
             provenance.cpu_kind(),
-            earlier,
+            earlier.get("cpu_kind") or earlier.get("cpu"),
         )
         return False
 
