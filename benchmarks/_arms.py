@@ -37,7 +37,7 @@ from benchmarks._campaign import (  # noqa: E402
     recorded_cpus,
 )
 from benchmarks._report import write_section  # noqa: E402
-from vmpo_tune.errors import UserError  # noqa: E402
+from vmpo_tune.cli_common import run_cli  # noqa: E402
 
 STUDY = "hopper"
 RUNS, KEPT = ROOT / "runs", ROOT / "results"  # the live storages and study files; the copies kept in the repository
@@ -125,6 +125,16 @@ class Campaign:
         _main(self, doc, argv)
 
 
+def _check_machine(campaign: Campaign) -> int:
+    """Refuse (:class:`UserError`) a machine of another CPU kind than the campaign's kept runs; print the note when
+    they cannot tell."""
+    recorded = {cpu for arm in campaign.arms for cpu in recorded_cpus(load_campaign_study(STUDY, arm.kept_db))}
+    note = check_cpu_kind(campaign.section, recorded)
+    if note:
+        print(note, flush=True)
+    return 0
+
+
 def _main(campaign: Campaign, doc: str, argv) -> None:
     arms = campaign.arms
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,14 +147,8 @@ def _main(campaign: Campaign, doc: str, argv) -> None:
     if args.command == "snapshot":
         keep_copies((arm.live_db, arm.kept_db) for arm in arms)
     elif args.command == "run":
-        recorded = {cpu for arm in arms for cpu in recorded_cpus(load_campaign_study(STUDY, arm.kept_db))}
-        try:
-            note = check_cpu_kind(campaign.section, recorded)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        if note:
-            print(note, flush=True)
+        if code := run_cli(lambda: _check_machine(campaign), debug=False):  # another CPU kind: one line, exit 2
+            raise SystemExit(code)
         for arm in arms:
             if not args.arms or arm.name in args.arms:
                 run_arm(arm, args.workers)
