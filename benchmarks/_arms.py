@@ -45,6 +45,8 @@ TEST_SEED_START, SEEDS = 1000, 20
 POLICY_256 = (("policy_layer_sizes", [256, 256]),)
 """The option every arm that ran before the `hopper` default's policy became 2 x 128 (2026-12-03) sets, so that
 running it again trains what its kept storage holds, whatever the shipped file says now."""
+TORCH_ACTING = (("acting", "torch"),)
+"""The option every arm that ran before ``acting: numpy`` became the default (2026-12-07) sets, for the same reason."""
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from benchmarks import _arms  # noqa: E402
 NAME = "policy-width-hopper"
 CAMPAIGN = _arms.Campaign(
     arms=(
-        _arms.Arm(NAME, "default", _arms.POLICY_256),
-        _arms.Arm(NAME, "policy-128", (("policy_layer_sizes", [128, 128]),)),
+        _arms.Arm(NAME, "default", (*_arms.POLICY_256, *_arms.TORCH_ACTING)),
+        _arms.Arm(NAME, "policy-128", (("policy_layer_sizes", [128, 128]), *_arms.TORCH_ACTING)),
     ),
     section=NAME,
     title="hopper: a policy of 2 x 128 hidden units (issue 16)",

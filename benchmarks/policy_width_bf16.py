@@ -14,10 +14,10 @@ Its ``bfloat16`` arm is ``precision.py``'s (the same runs, kept in ``results/pre
 and ``matmul_precision: medium``, on an Intel Xeon with AMX); reusing them holds only where this machine
 reproduces them, so before ``policy-128`` ran here the tuning-seed run of that arm was trained again with
 ``train --config`` and gave its stored score bit for bit (RESULTS.md's notes on this section say how).
-``policy-128`` is the shipped default: ``policy_layer_sizes: [128, 128]``, ``matmul_precision: medium``, set
-explicitly. The rule, set before it ran: the `hopper` default keeps its 2 x 128 policy unless the 95% interval of
-P(``policy-128`` beats ``bfloat16`` on a fresh seed) lies below 0.5 (a measured loss); then it goes back to a 2 x 256
-policy.
+``policy-128`` is the shipped default as it ran: ``policy_layer_sizes: [128, 128]``, ``matmul_precision: medium``
+(and ``acting: torch``, the default then), set explicitly. The rule, set before it ran: the `hopper` default keeps its
+2 x 128 policy unless the 95% interval of P(``policy-128`` beats ``bfloat16`` on a fresh seed) lies below 0.5 (a
+measured loss); then it goes back to a 2 x 256 policy.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from benchmarks.precision import ARMS as PRECISION_ARMS  # noqa: E402
 
 NAME = "policy-width-hopper-bf16"
 BFLOAT16 = PRECISION_ARMS[1]
-SHIPPED = (("policy_layer_sizes", [128, 128]), ("matmul_precision", "medium"))
+SHIPPED = (("policy_layer_sizes", [128, 128]), ("matmul_precision", "medium"), *_arms.TORCH_ACTING)
 CAMPAIGN = _arms.Campaign(
     arms=(BFLOAT16, _arms.Arm(NAME, "policy-128", SHIPPED)),
     section=NAME,

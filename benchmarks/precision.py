@@ -27,8 +27,8 @@ from benchmarks import _arms  # noqa: E402
 NAME = "precision-hopper"
 CAMPAIGN = _arms.Campaign(
     arms=(
-        _arms.Arm(NAME, "float32", (*_arms.POLICY_256, ("matmul_precision", "highest"))),
-        _arms.Arm(NAME, "bfloat16", (*_arms.POLICY_256, ("matmul_precision", "medium"))),
+        _arms.Arm(NAME, "float32", (*_arms.POLICY_256, *_arms.TORCH_ACTING, ("matmul_precision", "highest"))),
+        _arms.Arm(NAME, "bfloat16", (*_arms.POLICY_256, *_arms.TORCH_ACTING, ("matmul_precision", "medium"))),
     ),
     section=NAME,
     title="hopper: the update's products in bfloat16 (issue 16)",

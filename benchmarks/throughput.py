@@ -31,10 +31,11 @@ fast bfloat16 kernels for this CPU, float32 elsewhere) and in bfloat16; it write
 
 ``--profile-act N`` times N rollout policy calls (a ``VMPOAgent.sampler`` on one observation per env, the trainer's
 call on every step) of ``VMPOConfig``'s default agent (the ``m_steps: 1`` row's) at the study's number of envs,
-back to back and then as a rollout makes them, each between two steps of the study's vector env (whose simulator
-code and data leave the policy's colder in the caches), then profiles them: the wall time per call both ways, how
-many operator calls one policy call makes, their CPU time per call under the profiler and the matrix products'
-share of it; it writes nothing.
+with each ``acting`` (``numpy``, the default, and ``torch``), back to back and then as a rollout makes them, each
+between two steps of the study's vector env (whose simulator code and data leave the policy's colder in the
+caches), then profiles them: the wall time per call both ways, how many PyTorch operator calls one policy call makes
+(with ``numpy``, a share of the rollout's one noise draw), their CPU time per call under the profiler and the matrix
+products' share of it; it writes nothing.
 """
 
 from __future__ import annotations
@@ -252,45 +253,50 @@ def profile_act(agent: VMPOConfig, train: TrainConfig, env_id: str, calls: int) 
     from torch.profiler import profile
 
     from vmpo_tune.agent import VMPOAgent
+    from vmpo_tune.config import ACTINGS
 
     obs_dim, act_dim = _dims(env_id)
     obs = np.random.default_rng(0).normal(size=(train.num_envs, obs_dim))
-    sample = VMPOAgent.from_config(obs_dim, act_dim, agent, seed=0).sampler()  # as a rollout takes it
-    warm_up = min(calls, 200)  # calls before each timing: allocations, MKL's first calls
-    for _ in range(warm_up):
-        sample(obs)
-    start = time.perf_counter()
-    for _ in range(calls):
-        sample(obs)
-    wall = (time.perf_counter() - start) / calls
-    envs = make_vector_env(env_id, train.num_envs, seed=0)
-    try:
-        scale = action_scaler(envs.single_action_space)
-        env_obs, _ = envs.reset(seed=0)
-        between = 0.0
-        for i in range(warm_up + calls):
-            start = time.perf_counter()
-            actions, _ = sample(env_obs)
-            if i >= warm_up:
-                between += time.perf_counter() - start
-            env_obs = envs.step(scale(actions))[0]
-    finally:
-        envs.close()
-    with profile() as prof:
+    for acting in ACTINGS:
+        config = replace(agent, acting=acting)
+        sample = VMPOAgent.from_config(obs_dim, act_dim, config, seed=0).sampler(calls=train.rollout_steps)
+        warm_up = min(calls, 200)  # calls before each timing: allocations, MKL's first calls
+        for _ in range(warm_up):
+            sample(obs)
+        start = time.perf_counter()
         for _ in range(calls):
             sample(obs)
-    events = prof.key_averages()
-    total = sum(e.self_cpu_time_total for e in events)
-    products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
-    print(
-        f"one rollout policy call (envs {train.num_envs}, observation size {obs_dim}, action size {act_dim}): "
-        f"{wall * 1e6:.0f} us back to back, {between / calls * 1e6:.0f} us between env steps (as in a rollout)"
-    )
-    print(
-        f"under torch.profiler (which adds its own cost to each operator): {sum(e.count for e in events) // calls} "
-        f"ATen operator calls per policy call (nested ones included), {total / calls:.0f} us of their CPU time per "
-        f"call, matrix products (aten::mm, aten::addmm) {products / total:.0%} of it"
-    )
+        wall = (time.perf_counter() - start) / calls
+        envs = make_vector_env(env_id, train.num_envs, seed=0)
+        try:
+            scale = action_scaler(envs.single_action_space)
+            env_obs, _ = envs.reset(seed=0)
+            between = 0.0
+            for i in range(warm_up + calls):
+                start = time.perf_counter()
+                actions, _ = sample(env_obs)
+                if i >= warm_up:
+                    between += time.perf_counter() - start
+                env_obs = envs.step(scale(actions))[0]
+        finally:
+            envs.close()
+        print(
+            f"acting {acting}: one rollout policy call (envs {train.num_envs}, observation size {obs_dim}, action "
+            f"size {act_dim}): {wall * 1e6:.0f} us back to back, {between / calls * 1e6:.0f} us between env steps "
+            "(as in a rollout)"
+        )
+        with profile() as prof:
+            for _ in range(calls):
+                sample(obs)
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        products = sum(e.self_cpu_time_total for e in events if e.key in ("aten::mm", "aten::addmm"))
+        print(
+            f"  under torch.profiler (which adds its own cost to each operator): "
+            f"{sum(e.count for e in events) / calls:.2f} ATen operator calls per policy call (nested ones included), "
+            f"{total / calls:.0f} us of their CPU time per call, matrix products (aten::mm, aten::addmm) "
+            f"{products / total if total else 0:.0%} of it"
+        )
 
 
 def _precision(agent: VMPOConfig) -> str:

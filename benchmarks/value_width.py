@@ -28,7 +28,10 @@ from benchmarks.policy_width import ARMS as POLICY_ARMS  # noqa: E402
 NAME = "value-width-hopper"
 DEFAULT = POLICY_ARMS[0]
 CAMPAIGN = _arms.Campaign(
-    arms=(DEFAULT, _arms.Arm(NAME, "value-128", (*_arms.POLICY_256, ("value_layer_sizes", [128, 128])))),
+    arms=(
+        DEFAULT,
+        _arms.Arm(NAME, "value-128", (*_arms.POLICY_256, *_arms.TORCH_ACTING, ("value_layer_sizes", [128, 128]))),
+    ),
     section=NAME,
     title="hopper: a value network of 2 x 128 hidden units (issue 16)",
     labels=_arms.Labels(

@@ -3,6 +3,7 @@ policy_width_bf16.py): the arms' study files and the RESULTS.md tables."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -10,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmarks import _arms, _campaign, policy_width, policy_width_bf16, precision, value_width
+from benchmarks import _arms, _campaign, acting, policy_width, policy_width_bf16, precision, value_width
 from benchmarks.arms_table import RUNS_PER_ARM
 from vmpo_tune import provenance, records
 from vmpo_tune.config import TrainConfig, VMPOConfig
@@ -21,18 +22,26 @@ from vmpo_tune.stats import CandidateStats
 from .search_helpers import ROOT
 
 P256 = {"policy_layer_sizes": [256, 256]}  # what the shipped file had before the policy-width campaign
+TORCH = {"acting": "torch"}  # the default before 2026-12-07, when every kept arm ran
 
 
 @pytest.mark.parametrize(
     "campaign, options",
     [
-        (precision, [{**P256, "matmul_precision": "highest"}, {**P256, "matmul_precision": "medium"}]),
-        (policy_width, [P256, {"policy_layer_sizes": [128, 128]}]),
-        (value_width, [P256, {**P256, "value_layer_sizes": [128, 128]}]),
+        (
+            precision,
+            [{**P256, **TORCH, "matmul_precision": "highest"}, {**P256, **TORCH, "matmul_precision": "medium"}],
+        ),
+        (policy_width, [{**P256, **TORCH}, {"policy_layer_sizes": [128, 128], **TORCH}]),
+        (value_width, [{**P256, **TORCH}, {**P256, **TORCH, "value_layer_sizes": [128, 128]}]),
         (
             policy_width_bf16,
-            [{**P256, "matmul_precision": "medium"}, {"policy_layer_sizes": [128, 128], "matmul_precision": "medium"}],
+            [
+                {**P256, **TORCH, "matmul_precision": "medium"},
+                {"policy_layer_sizes": [128, 128], "matmul_precision": "medium", **TORCH},
+            ],
         ),
+        (acting, [TORCH, {"acting": "numpy"}]),
     ],
 )
 def test_each_arm_is_the_shipped_hopper_study_with_only_its_agent_options_set(tmp_path, monkeypatch, campaign, options):
@@ -161,8 +170,10 @@ def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped
     # what RESULTS.md's policy-width sections measured and shipped
     for arm in (policy_width.ARMS[1], policy_width_bf16.ARMS[1]):
         policy_128 = optuna.load_study(study_name="hopper", storage=f"sqlite:///{arm.kept_db}")
-        assert VMPOConfig.from_dict(policy_128.trials[0].user_attrs["config"]["agent"]) == shipped.agent
+        ran = VMPOConfig.from_dict(policy_128.trials[0].user_attrs["config"]["agent"])
+        assert ran == dataclasses.replace(shipped.agent, acting="torch")  # the default then
     assert shipped.agent.policy_layer_sizes == (128, 128) and shipped.agent.matmul_precision == "medium"
+    assert shipped.agent.acting == "numpy"
 
 
 def test_snapshot_keeps_a_consistent_copy_of_each_live_storage_and_skips_the_missing(tmp_path, monkeypatch, capsys):

@@ -82,6 +82,7 @@ def _sample_as_before(agent, obs):
 
 def test_the_rollout_sampler_gives_the_bits_of_the_per_call_code_it_replaced_rollout_after_rollout():
     kwargs = dict(policy_layer_sizes=(32, 32), value_layer_sizes=(32, 32), m_steps=2, init_log_std=-0.5, seed=5)
+    kwargs["acting"] = "torch"  # the path of every run stored before acting: numpy (tests/test_acting.py)
     agent, before = VMPOAgent(5, 2, "cpu", **kwargs), VMPOAgent(5, 2, "cpu", **kwargs)
     rng = np.random.default_rng(6)
     for rollout in range(3):

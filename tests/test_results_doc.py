@@ -134,28 +134,32 @@ def test_the_hopper_table_is_rendered_from_the_kept_confirmation_with_its_new_an
         assert phrase.format(iqm, low, high) in readme, phrase.format(iqm, low, high)
     # the study file's default is exactly the configuration the table confirmed, but for the precision of its
     # update's matrix products and its policy's width (bfloat16 and 2 x 128 since 2026-12-03: RESULTS.md's precision
-    # and policy-width sections measured those changes)
+    # and policy-width sections measured those changes) and its acting (numpy since 2026-12-07: the acting section)
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
     study = optuna.load_study(study_name="hopper/confirm", storage=f"sqlite:///{db}")
     unit = next(t for t in study.trials if t.user_attrs.get("candidate") == "trial 17")
     stored = unit.user_attrs["config"]
     assert "matmul_precision" not in stored["agent"]  # stored before the option: float32, its default
-    assert replace(shipped.agent, matmul_precision="highest", policy_layer_sizes=(256, 256)) == VMPOConfig.from_dict(
-        stored["agent"]
-    )
+    then = replace(shipped.agent, matmul_precision="highest", policy_layer_sizes=(256, 256), acting="torch")
+    assert then == VMPOConfig.from_dict(stored["agent"])
     assert shipped.train.num_envs == stored["train"]["num_envs"] and shipped.total_steps == stored["total_steps"]
 
 
 # the two held-out checks: their kept storage, their RESULTS.md heading, and what the shipped default's agent differs
-# in from what ran (the first ran before the default's products became bfloat16 and its policy 2 x 128)
+# in from what ran (the first ran before the default's products became bfloat16 and its policy 2 x 128; both before
+# acting: numpy)
 HELD_OUT_CHECKS = [
     (
         "hopper.db",
         "### hopper: today's default and the previous one on held-out seeds 2000-2009",
-        {"matmul_precision": "highest", "policy_layer_sizes": (256, 256)},
+        {"matmul_precision": "highest", "policy_layer_sizes": (256, 256), "acting": "torch"},
     ),
-    ("hopper-2026-12-07.db", "### hopper: the same check with the default as it ships (2026-12-07)", {}),
+    (
+        "hopper-2026-12-07.db",
+        "### hopper: the same check with the default as it ships (2026-12-07)",
+        {"acting": "torch"},
+    ),
 ]
 
 

@@ -258,19 +258,19 @@ def _hopper(**kw):
     )
 
 
-@pytest.mark.parametrize("stop_at", [256, 512, 768])
-def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at):
+@pytest.mark.parametrize("stop_at, acting", [(256, "numpy"), (512, "numpy"), (768, "numpy"), (512, "torch")])
+def test_a_resumed_run_is_bit_identical_to_an_uninterrupted_one(tmp_path, stop_at, acting):
     """Stop at an evaluation, rebuild the trainer from its state file, continue: same curve, same weights.
 
     The environments are mid-episode at the stop (Hopper episodes outlast 128 steps per env), so this
     holds only because their simulator state, random generators and counters travel in the state.
     """
-    straight = _hopper(lr_schedule="linear")
+    straight = _hopper(lr_schedule="linear", acting=acting)
     straight.train(1024, None, log_evaluations=False)
-    first = _hopper(lr_schedule="linear")
+    first = _hopper(lr_schedule="linear", acting=acting)
     first.train(1024, tmp_path, callback=lambda steps, _: steps >= stop_at, log_evaluations=False)
     assert first.env_steps == stop_at
-    resumed = _hopper(lr_schedule="linear")
+    resumed = _hopper(lr_schedule="linear", acting=acting)
     resumed.train(1024, tmp_path, resume=True, log_evaluations=False)
     assert resumed.resumed_exactly is True and resumed.env_steps == 1024
 

@@ -79,6 +79,37 @@ class _Duals(nn.Module):
             p.clamp_(_LOG_DUAL_MIN, _LOG_DUAL_MAX)
 
 
+def _numpy_sampler(
+    mean_action: Callable[[np.ndarray], np.ndarray],
+    std: np.ndarray,
+    generator: torch.Generator,
+    deterministic: bool,
+    calls: int,
+) -> Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+    """:meth:`VMPOAgent.sampler` with ``acting: numpy``: the noise of ``calls`` calls drawn at once."""
+    if deterministic:
+
+        def mean_only(obs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+            mean = mean_action(obs)
+            return mean, mean
+
+        return mean_only
+    block: list = [np.zeros((0,), dtype=np.float32), 0]  # the drawn noise, the next call's row
+
+    def sample(obs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        mean = mean_action(obs)
+        noise, row = block
+        if row >= len(noise) or noise.shape[1:] != mean.shape:
+            noise = torch.randn((calls, *mean.shape), generator=generator, device=generator.device).cpu().numpy()
+            row = 0
+        block[0], block[1] = noise, row + 1
+        action = noise[row] * std  # mean + noise * std, as the torch path computes it
+        action += mean
+        return action, mean
+
+    return sample
+
+
 class VMPOAgent:
     """V-MPO for continuous actions with a diagonal Gaussian policy.
 
@@ -122,6 +153,7 @@ class VMPOAgent:
         lr_schedule: str = D.lr_schedule,
         lr_final_fraction: float = D.lr_final_fraction,
         matmul_precision: str = D.matmul_precision,
+        acting: str = D.acting,
         seed: int | None = None,
     ) -> None:
         config = VMPOConfig(**pick_fields(VMPOConfig, locals()))
@@ -217,16 +249,26 @@ class VMPOAgent:
         """
         return self.sampler(deterministic)(obs)
 
-    def sampler(self, deterministic: bool = False) -> Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]:
+    def sampler(
+        self, deterministic: bool = False, calls: int = 1
+    ) -> Callable[[np.ndarray], Tuple[np.ndarray, np.ndarray]]:
         """:meth:`sample` for a stretch of calls between which the parameters do not change (a rollout).
 
-        The same numbers bit for bit and the same draws from the generator; what depends only on the parameters
-        (the standard deviation, the layers' transposed weights) is computed once here, not on every call: about a
-        third of a rollout call's cost on one CPU core (BENCHMARKS.md, throughput notes of 2026-12-07).
+        With ``acting: torch``, the same numbers as :meth:`sample` bit for bit and the same draws from the generator;
+        what depends only on the parameters (the standard deviation, the layers' transposed weights) is computed once
+        here, not on every call: about a third of a rollout call's cost on one CPU core (BENCHMARKS.md, throughput
+        notes of 2026-12-07). With ``acting: numpy`` (the default), the policy's mean in NumPy
+        (:meth:`DiagonalGaussianPolicy.mean_action_numpy_fn`) and the noise of ``calls`` calls (a rollout's steps)
+        drawn from the generator at once, ``calls x batch x act_dim`` standard normals in one ``torch.randn``, and
+        again when they are used up or the batch size changes.
         """
-        mean_action = self.policy.mean_action_fn()
         with torch.inference_mode():
             std = self.policy.log_std.clamp(LOG_STD_MIN, LOG_STD_MAX).exp()
+        if self.config.acting == "numpy":
+            return _numpy_sampler(
+                self.policy.mean_action_numpy_fn(), std.cpu().numpy(), self.generator, deterministic, calls
+            )
+        mean_action = self.policy.mean_action_fn()
         generator, to_tensor = self.generator, self._obs_tensor
         to_numpy = torch.Tensor.numpy if self.device.type == "cpu" else lambda t: t.cpu().numpy()
 

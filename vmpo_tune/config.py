@@ -28,6 +28,7 @@ ADVANTAGE_ESTIMATORS = ("returns", "dae", "gae")
 OPTIMIZER_TYPES = ("adam", "adamw", "sgd", "rmsprop")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
+ACTINGS = ("numpy", "torch")
 
 _C = TypeVar("_C")
 
@@ -112,6 +113,14 @@ class VMPOConfig(_DictRoundTrip):
     computes them in float32; ``medium`` lets PyTorch round their inputs to bfloat16 where the hardware multiplies
     that faster (oneDNN on CPUs with AMX, GPUs; an AMD EPYC with AVX-512 BF16 keeps float32), ``high`` to TF32
     (GPUs). Acting and evaluation always compute in float32."""
+    acting: str = "numpy"
+    """How rollouts and evaluations compute the policy's actions, in float32 either way: ``numpy`` (NumPy, its BLAS
+    for the products; a rollout's action noise drawn from the agent's generator once per rollout) or ``torch``
+    (PyTorch operators, the noise drawn on every step). They compute the same policy and differ by float rounding
+    (means within 1e-5 relative), so a run reproduces exactly only on the path it ran on. A ``numpy`` policy call
+    costs about a quarter of a ``torch`` one between simulator steps on one CPU core (BENCHMARKS.md); ``torch`` is
+    how every run stored before this option (2026-12-07) acted, and a stored configuration without the key acts so
+    (:data:`STORED_BEFORE`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy_layer_sizes", _sizes("policy_layer_sizes", self.policy_layer_sizes))
@@ -120,6 +129,7 @@ class VMPOConfig(_DictRoundTrip):
         choice("optimizer_type", self.optimizer_type, OPTIMIZER_TYPES)
         choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         choice("matmul_precision", self.matmul_precision, MATMUL_PRECISIONS)
+        choice("acting", self.acting, ACTINGS)
         in_range("lr_final_fraction", self.lr_final_fraction, 0.0, 1.0)
         for name in ("normalize_advantages", "shared_encoder"):
             strict_bool(name, getattr(self, name))
@@ -133,6 +143,12 @@ class VMPOConfig(_DictRoundTrip):
             in_range(name, getattr(self, name), 0.0, math.inf, low_open=True)
         in_range("init_log_std", self.init_log_std, -5.0, 2.0)
         positive_int("m_steps", self.m_steps)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> VMPOConfig:
+        """Back from a stored dict (a trial's record, a run file, a checkpoint); a key it lacks because it was
+        stored before the field existed takes the value runs had then (:data:`STORED_BEFORE`), else the default."""
+        return super().from_dict({**STORED_BEFORE, **data})
 
 
 @dataclass(frozen=True)
@@ -184,6 +200,14 @@ class TrainConfig(_DictRoundTrip):
 RUN_IDENTITY_EXCLUDES = ("seed", "device", "eval_seed")
 """TrainConfig fields that differ between runs of one configuration (:meth:`RunConfig.identity` leaves them out)."""
 
+STORED_BEFORE: Mapping[str, Any] = {"acting": "torch"}
+"""VMPOConfig fields whose default is not what configurations stored before the field ran at: the value those ran
+at, which :meth:`VMPOConfig.from_dict` gives a stored configuration without the key (so it reproduces)."""
+
+AGENT_IDENTITY_EXCLUDES = ("acting",)
+"""VMPOConfig fields that say how a configuration is computed, not what it is (:meth:`RunConfig.identity` leaves
+them out: a run acting with ``torch`` and one acting with ``numpy`` are runs of one configuration)."""
+
 IDENTITY_SINCE = ("matmul_precision",)
 """VMPOConfig fields added after configurations were first stored: at their default :meth:`RunConfig.identity` leaves
 them out, so a configuration stored before them keeps its key (confirmations match units and candidates by it)."""
@@ -226,7 +250,7 @@ class RunConfig:
         agent = {
             k: v
             for k, v in self.agent.to_dict().items()
-            if not (k in IDENTITY_SINCE and v == getattr(VMPO_DEFAULTS, k))
+            if k not in AGENT_IDENTITY_EXCLUDES and not (k in IDENTITY_SINCE and v == getattr(VMPO_DEFAULTS, k))
         }
         train = {k: v for k, v in self.train.to_dict().items() if k not in RUN_IDENTITY_EXCLUDES}
         return json.dumps({"agent": agent, "train": train}, sort_keys=True)

@@ -214,6 +214,38 @@ class DiagonalGaussianPolicy(nn.Module):
 
         return mean_action
 
+    def mean_action_numpy_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+        """:meth:`mean_action` in NumPy float32, on copies of the parameters taken now (``acting: numpy``).
+
+        The same function as :meth:`mean_action_fn` within float rounding: the observation's normalisation is the
+        same float32 arithmetic, the products run in NumPy's BLAS and ``tanh`` is NumPy's. A NumPy call costs a
+        fraction of a PyTorch operator's on one CPU core, mostly between simulator steps, which leave PyTorch's
+        dispatch code cold in the caches (BENCHMARKS.md). For a stretch of calls between which the parameters do not
+        change: later updates do not reach the copies.
+        """
+
+        def arrays(*tensors: torch.Tensor) -> tuple[np.ndarray, ...]:
+            return tuple(np.array(t.detach().cpu().numpy(), order="C") for t in tensors)  # copies
+
+        layers = [arrays(linear.weight.t(), linear.bias) for linear in list(self.policy_trunk)[::2]]
+        head_t, head_bias = arrays(self.mean_head.weight.t(), self.mean_head.bias)
+        shift, scale = arrays(self.obs_norm._shift, self.obs_norm._scale)
+        clip = np.float32(self.obs_norm.clip)
+
+        def mean_action(obs: np.ndarray) -> np.ndarray:
+            x = np.subtract(obs, shift, dtype=np.float32)  # obs rounded to float32 first, as the tensor path does
+            x *= scale
+            np.clip(x, -clip, clip, out=x)
+            for weight_t, bias in layers:
+                x = x @ weight_t
+                x += bias
+                np.tanh(x, out=x)
+            mean = x @ head_t
+            mean += head_bias
+            return mean
+
+        return mean_action
+
     def get_value(self, obs: torch.Tensor) -> torch.Tensor:
         x = self.obs_norm(obs)
         trunk = self.policy_trunk if self.value_trunk is None else self.value_trunk

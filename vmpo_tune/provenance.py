@@ -69,9 +69,10 @@ rather than MKL, in bfloat16 where it has AMX, in float32 with oneDNN's own bits
 REPRODUCTION_HELP = "Exact reproduction on another CPU"
 """The README section on CPU kinds and how a newer CPU computes an older one's bits (messages point to it)."""
 
-ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR")
-"""Environment variables that hold oneDNN and MKL to a smaller instruction set (or one code path) than the CPU has
-(README, "Exact reproduction on another CPU"); PyTorch's own ``ATEN_CPU_CAPABILITY`` shows in its capability."""
+ISA_LIMITS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "MKL_CBWR", "OPENBLAS_CORETYPE")
+"""Environment variables that hold oneDNN, MKL and OpenBLAS (NumPy's, ``acting: numpy``) to a smaller instruction set
+(or one code path) than the CPU has (README, "Exact reproduction on another CPU"); PyTorch's own
+``ATEN_CPU_CAPABILITY`` shows in its capability."""
 
 
 @functools.lru_cache(maxsize=1)

@@ -150,6 +150,7 @@ class VMPOTrainer:
         lr_schedule: str = D.lr_schedule,
         lr_final_fraction: float = D.lr_final_fraction,
         matmul_precision: str = D.matmul_precision,
+        acting: str = D.acting,
     ) -> None:
         values = locals()
         device = torch.device(device)
@@ -336,7 +337,8 @@ class VMPOTrainer:
     def _collect(self, envs, obs, buffer: RolloutBuffer, scale, window) -> np.ndarray:
         """Fill the buffer with one rollout; returns the observation after it."""
         buffer.reset()
-        sample, n = self.agent.sampler(), self.config.num_envs  # the parameters change only after the rollout
+        sample = self.agent.sampler(calls=buffer.steps)  # the parameters change only after the rollout
+        n = self.config.num_envs
         no_final: list = [None] * n
         while not buffer.full:
             actions, means = sample(obs)
