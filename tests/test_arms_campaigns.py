@@ -147,7 +147,7 @@ def test_an_unfinished_campaign_says_how_far_each_arm_got_and_how_to_continue(cu
     assert "Continue with `python benchmarks/precision.py run` (resumable)." in text and "| update's" not in text
 
 
-def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped_default_is_the_policy_128_arm(
+def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped_default_is_the_numpy_arm(
     tmp_path, monkeypatch
 ):
     import optuna
@@ -155,9 +155,9 @@ def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped
     monkeypatch.setattr(_arms, "RUNS", tmp_path)
     spec = load_spec("hopper")
     shipped = params_to_config(spec, default_params(spec))
-    campaigns = (precision, policy_width, value_width, policy_width_bf16)
+    campaigns = (precision, policy_width, value_width, policy_width_bf16, acting)
     arms = {(arm.campaign, arm.name): arm for c in campaigns for arm in c.ARMS}
-    assert len(arms) == 6
+    assert len(arms) == 8
     for key, arm in arms.items():
         _arms.write_study_file(arm)  # what `run` would train on a machine without the kept storage
         arm_spec = load_spec(str(arm.study_file))
@@ -173,7 +173,23 @@ def test_running_an_arm_again_trains_what_its_kept_storage_holds_and_the_shipped
         ran = VMPOConfig.from_dict(policy_128.trials[0].user_attrs["config"]["agent"])
         assert ran == dataclasses.replace(shipped.agent, acting="torch")  # the default then
     assert shipped.agent.policy_layer_sizes == (128, 128) and shipped.agent.matmul_precision == "medium"
-    assert shipped.agent.acting == "numpy"
+    # what RESULTS.md's acting section measured and shipped: the default as it is now, and the same acting with torch
+    torch_arm, numpy_arm = (
+        optuna.load_study(study_name="hopper", storage=f"sqlite:///{a.kept_db}") for a in acting.ARMS
+    )
+    assert VMPOConfig.from_dict(numpy_arm.trials[0].user_attrs["config"]["agent"]) == shipped.agent
+    ran = VMPOConfig.from_dict(torch_arm.trials[0].user_attrs["config"]["agent"])
+    assert ran == dataclasses.replace(shipped.agent, acting="torch") and shipped.agent.acting == "numpy"
+
+
+def test_the_acting_section_of_results_md_is_what_the_kept_storages_give():
+    data = {arm.name: _campaign.load_campaign_study("hopper", arm.kept_db) for arm in acting.ARMS}
+    machine = "the 2-core x86_64 development machine"
+    section = (
+        (ROOT / "RESULTS.md").read_text().split("<!-- acting-hopper:start -->")[1].split("<!-- acting-hopper:end")[0]
+    )
+    assert acting.render(data, machine).strip() in section
+    assert "P(`numpy` beats `torch` on a fresh seed), over all 20 seeds: **0.56** [0.38, 0.74]" in section
 
 
 def test_snapshot_keeps_a_consistent_copy_of_each_live_storage_and_skips_the_missing(tmp_path, monkeypatch, capsys):
