@@ -83,7 +83,7 @@ def test_the_sampler_follows_the_parameters_of_its_time_not_later_updates():
     assert not np.array_equal(agent.sampler(deterministic=True)(obs)[0], before)
 
 
-def test_numpy_and_torch_acting_differ_only_by_rounding_over_a_rollout():
+def test_two_agents_of_one_configuration_acting_each_way_give_one_policy_within_float_rounding():
     numpy_agent, torch_agent = _trained_agent("numpy"), _trained_agent("torch")
     obs = np.random.default_rng(5).normal(size=(8, OBS)) * 2
     a, b = numpy_agent.sampler(deterministic=True)(obs)[0], torch_agent.sampler(deterministic=True)(obs)[0]
